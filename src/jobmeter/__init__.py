@@ -1,0 +1,25 @@
+"""jobmeter: measure what data and compute jobs cost, as OpenTelemetry metrics.
+
+The public API is this module; everything in ``jobmeter._*`` is private.
+
+Example:
+    >>> import jobmeter
+    >>> telemetry = jobmeter.configure()          # Prometheus on localhost:8000
+    >>> ops = jobmeter.MetricsCollector("etl")
+    >>> with ops.measure("load_orders", {"table": "orders"}):
+    ...     load()
+"""
+
+from jobmeter._errors import ConfigurationError
+from jobmeter._sdk import Telemetry, configure
+from jobmeter._version import __version__
+from jobmeter.collector import Measurement, MetricsCollector
+
+__all__ = [
+    "ConfigurationError",
+    "Measurement",
+    "MetricsCollector",
+    "Telemetry",
+    "__version__",
+    "configure",
+]

@@ -1,0 +1,260 @@
+"""Reading jobmeter's settings from OTEL_* / JOBMETER_* variables and keyword arguments.
+
+Every variable jobmeter reads is in the table below. Time settings follow the
+OpenTelemetry specification and are milliseconds, including
+OTEL_EXPORTER_OTLP_TIMEOUT, which the Python OTLP exporters read as seconds
+(opentelemetry-python #5531): jobmeter converts before handing it over.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from jobmeter._errors import ConfigurationError
+
+SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
+SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
+RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
+METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
+OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTLP_METRICS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
+OTLP_METRICS_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+OTLP_HEADERS: Final = "OTEL_EXPORTER_OTLP_HEADERS"
+OTLP_METRICS_HEADERS: Final = "OTEL_EXPORTER_OTLP_METRICS_HEADERS"
+OTLP_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_TIMEOUT"
+OTLP_METRICS_TIMEOUT: Final = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT"
+OTLP_TEMPORALITY: Final = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+EXPORT_INTERVAL: Final = "OTEL_METRIC_EXPORT_INTERVAL"
+EXPORT_TIMEOUT: Final = "OTEL_METRIC_EXPORT_TIMEOUT"
+PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
+PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
+
+EXPORTERS: Final = ("prometheus", "otlp", "console", "none")
+PROTOCOLS: Final = ("grpc", "http/protobuf")
+TEMPORALITIES: Final = ("cumulative", "delta", "lowmemory")
+
+DEFAULT_EXPORTERS: Final = ("prometheus",)
+DEFAULT_PROMETHEUS_HOST: Final = "localhost"
+DEFAULT_PROMETHEUS_PORT: Final = 8000
+DEFAULT_OTLP_GRPC_ENDPOINT: Final = "http://localhost:4317"
+DEFAULT_OTLP_HTTP_BASE: Final = "http://localhost:4318"
+DEFAULT_OTLP_TIMEOUT_MS: Final = 10_000.0
+DEFAULT_EXPORT_INTERVAL_MS: Final = 60_000.0
+DEFAULT_EXPORT_TIMEOUT_MS: Final = 30_000.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration; every time is in milliseconds."""
+
+    disabled: bool = False
+    service_name: str | None = None
+    service_version: str | None = None
+    resource_attributes: Mapping[str, str] = field(default_factory=dict)
+    exporters: tuple[str, ...] = DEFAULT_EXPORTERS
+    otlp_endpoint: str = DEFAULT_OTLP_GRPC_ENDPOINT
+    otlp_protocol: str = "grpc"
+    otlp_headers: Mapping[str, str] = field(default_factory=dict)
+    otlp_timeout_ms: float = DEFAULT_OTLP_TIMEOUT_MS
+    otlp_temporality: str = "cumulative"
+    export_interval_ms: float = DEFAULT_EXPORT_INTERVAL_MS
+    export_timeout_ms: float = DEFAULT_EXPORT_TIMEOUT_MS
+    prometheus_host: str = DEFAULT_PROMETHEUS_HOST
+    prometheus_port: int = DEFAULT_PROMETHEUS_PORT
+
+    @property
+    def shutdown_budget_ms(self) -> float:
+        """How long the final export at shutdown may take: the tighter of the two timeouts."""
+        if "otlp" in self.exporters:
+            return min(self.export_timeout_ms, self.otlp_timeout_ms)
+        return self.export_timeout_ms
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    # The specification treats an empty value as unset.
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def parse_bool(setting: str, raw: str) -> bool:
+    """Parse a boolean the way the OTel specification says: only "true" is true."""
+    value = raw.strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    raise ConfigurationError(setting, raw, "true, false")
+
+
+def parse_exporters(setting: str, raw: str | Sequence[str]) -> tuple[str, ...]:
+    """Parse a comma-separated exporter list such as ``prometheus,otlp``."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    names: list[str] = []
+    for item in items:
+        name = item.strip().lower()
+        if name not in EXPORTERS:
+            raise ConfigurationError(
+                setting, raw, ", ".join(EXPORTERS) + " (comma-separated)", f"unknown exporter {item!r}"
+            )
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise ConfigurationError(setting, raw, ", ".join(EXPORTERS) + " (comma-separated)")
+    if "none" in names and len(names) > 1:
+        raise ConfigurationError(
+            setting, raw, "'none' alone, or a list of the others", "'none' cannot be combined"
+        )
+    return tuple(names)
+
+
+def parse_millis(setting: str, raw: str | float, *, allow_zero: bool = False) -> float:
+    """Parse a duration in milliseconds: a finite, non-negative number."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        floor = "0 or more" if allow_zero else "more than 0"
+        raise ConfigurationError(setting, raw, f"a number of milliseconds, {floor}")
+    return value
+
+
+def parse_port(setting: str, raw: str | int) -> int:
+    """Parse a TCP port; 0 asks the operating system for a free one."""
+    try:
+        port = int(str(raw).strip())
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise ConfigurationError(setting, raw, "an integer port from 0 to 65535 (0 picks a free one)")
+    return port
+
+
+def parse_choice(setting: str, raw: str, choices: Sequence[str]) -> str:
+    """Parse one value out of a fixed, case-insensitive list."""
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigurationError(setting, raw, ", ".join(choices))
+    return value
+
+
+def parse_key_values(setting: str, raw: str | Mapping[str, Any]) -> dict[str, str]:
+    """Parse ``key1=value1,key2=value2`` with percent-encoded values (W3C Baggage style)."""
+    if not isinstance(raw, str):
+        return {str(k): str(v) for k, v in raw.items()}
+    pairs: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigurationError(
+                setting, raw, "comma-separated key=value pairs, values percent-encoded",
+                f"{item.strip()!r} is not key=value",
+            )
+        pairs[unquote(key.strip())] = unquote(value.strip())
+    return pairs
+
+
+def parse_endpoint(setting: str, raw: str) -> str:
+    """Check that an OTLP endpoint is an http(s) URL with a host."""
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(setting, raw, "a URL such as http://localhost:4317")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ConfigurationError(setting, raw, "a URL such as http://localhost:4317") from None
+    return value
+
+
+def _otlp_endpoint(environ: Mapping[str, str], protocol: str) -> str:
+    specific = _env(environ, OTLP_METRICS_ENDPOINT)
+    if specific is not None:
+        return parse_endpoint(OTLP_METRICS_ENDPOINT, specific)
+    base = _env(environ, OTLP_ENDPOINT)
+    if base is not None:
+        base = parse_endpoint(OTLP_ENDPOINT, base)
+    if protocol == "grpc":
+        return base or DEFAULT_OTLP_GRPC_ENDPOINT
+    # For HTTP the generic variable is a base URL and the signal path is appended.
+    return (base or DEFAULT_OTLP_HTTP_BASE).rstrip("/") + "/v1/metrics"
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every OTEL_* variable jobmeter honours; raise ConfigurationError on a bad value."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if (raw := _env(env, SDK_DISABLED)) is not None:
+        values["disabled"] = parse_bool(SDK_DISABLED, raw)
+    if (raw := _env(env, SERVICE_NAME)) is not None:
+        values["service_name"] = raw
+    if (raw := _env(env, RESOURCE_ATTRIBUTES)) is not None:
+        values["resource_attributes"] = parse_key_values(RESOURCE_ATTRIBUTES, raw)
+    if (raw := _env(env, METRICS_EXPORTER)) is not None:
+        values["exporters"] = parse_exporters(METRICS_EXPORTER, raw)
+    protocol = "grpc"
+    for name in (OTLP_METRICS_PROTOCOL, OTLP_PROTOCOL):
+        if (raw := _env(env, name)) is not None:
+            protocol = parse_choice(name, raw, PROTOCOLS)
+            break
+    values["otlp_protocol"] = protocol
+    values["otlp_endpoint"] = _otlp_endpoint(env, protocol)
+    for name in (OTLP_METRICS_HEADERS, OTLP_HEADERS):
+        if (raw := _env(env, name)) is not None:
+            values["otlp_headers"] = parse_key_values(name, raw)
+            break
+    for name in (OTLP_METRICS_TIMEOUT, OTLP_TIMEOUT):
+        if (raw := _env(env, name)) is not None:
+            values["otlp_timeout_ms"] = parse_millis(name, raw)
+            break
+    if (raw := _env(env, OTLP_TEMPORALITY)) is not None:
+        values["otlp_temporality"] = parse_choice(OTLP_TEMPORALITY, raw, TEMPORALITIES)
+    if (raw := _env(env, EXPORT_INTERVAL)) is not None:
+        values["export_interval_ms"] = parse_millis(EXPORT_INTERVAL, raw)
+    if (raw := _env(env, EXPORT_TIMEOUT)) is not None:
+        values["export_timeout_ms"] = parse_millis(EXPORT_TIMEOUT, raw)
+    if (raw := _env(env, PROMETHEUS_HOST)) is not None:
+        values["prometheus_host"] = raw
+    if (raw := _env(env, PROMETHEUS_PORT)) is not None:
+        values["prometheus_port"] = parse_port(PROMETHEUS_PORT, raw)
+    return Settings(**values)
+
+
+# Keyword arguments of configure(): name -> parser. Each validates like its variable.
+_OVERRIDES: Final[dict[str, Any]] = {
+    "disabled": lambda v: v if isinstance(v, bool) else parse_bool("disabled", str(v)),
+    "service_name": str,
+    "service_version": str,
+    "resource_attributes": lambda v: parse_key_values("resource_attributes", v),
+    "exporters": lambda v: parse_exporters("exporters", v),
+    "otlp_endpoint": lambda v: parse_endpoint("otlp_endpoint", v),
+    "otlp_protocol": lambda v: parse_choice("otlp_protocol", v, PROTOCOLS),
+    "otlp_headers": lambda v: parse_key_values("otlp_headers", v),
+    "otlp_timeout_ms": lambda v: parse_millis("otlp_timeout_ms", v),
+    "otlp_temporality": lambda v: parse_choice("otlp_temporality", v, TEMPORALITIES),
+    "export_interval_ms": lambda v: parse_millis("export_interval_ms", v),
+    "export_timeout_ms": lambda v: parse_millis("export_timeout_ms", v),
+    "prometheus_host": str,
+    "prometheus_port": lambda v: parse_port("prometheus_port", v),
+}
+
+
+def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment, with keyword overrides on top."""
+    unknown = sorted(set(overrides) - set(_OVERRIDES))
+    if unknown:
+        raise ConfigurationError(unknown[0], overrides[unknown[0]], ", ".join(sorted(_OVERRIDES)),
+                                 "unknown keyword argument")
+    settings = settings_from_env(environ)
+    changes = {k: _OVERRIDES[k](v) for k, v in overrides.items() if v is not None}
+    if "otlp_protocol" in changes and "otlp_endpoint" not in changes:
+        # The default endpoint depends on the protocol; recompute it.
+        env = os.environ if environ is None else environ
+        changes["otlp_endpoint"] = _otlp_endpoint(env, changes["otlp_protocol"])
+    return replace(settings, **changes)

@@ -1,0 +1,215 @@
+"""The per-meter store behind ``measure()``: one histogram, cumulative totals.
+
+Duration is the only synchronous instrument recorded per block. CPU time, disk
+I/O, memory and in-flight counts are summed here, under one lock, and published
+through asynchronous instruments when a reader collects: one SDK call per block
+instead of six. Collectors that share a meter (same name, same provider) share
+the store, so their series add up instead of fighting over one instrument.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.util.types import AttributeValue
+
+from jobmeter import _fork
+
+_log = logging.getLogger("jobmeter")
+
+Attributes = Mapping[str, AttributeValue]
+Key = frozenset[tuple[str, Any]]
+
+# Seconds, from 100 us hot-loop blocks to day-long backfills. The SDK default
+# (0 ... 10000) would put every block under 5 s into one bucket.
+DURATION_BUCKETS: Final = (
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+# The OTel specification's default cardinality limit; the SDK applies it too.
+CARDINALITY_LIMIT: Final = 2000
+OVERFLOW: Final[dict[str, AttributeValue]] = {"otel.metric.overflow": True}
+_OVERFLOW_KEY: Final[Key] = frozenset(OVERFLOW.items())
+
+
+class _Totals:
+    """Cumulative figures of one attribute set."""
+
+    __slots__ = (
+        "active", "attributes", "cpu_system", "cpu_user", "growth", "has_resources",
+        "io_read", "io_write", "modes", "rss",
+    )  # fmt: skip
+
+    def __init__(self, attributes: Attributes) -> None:
+        self.attributes = dict(attributes)
+        # Attribute dicts for the asynchronous points, built once.
+        self.modes = (
+            {**attributes, "cpu.mode": "user"},
+            {**attributes, "cpu.mode": "system"},
+            {**attributes, "disk.io.direction": "read"},
+            {**attributes, "disk.io.direction": "write"},
+        )
+        self.active = 0
+        self.has_resources = False
+        self.cpu_user = self.cpu_system = 0.0
+        self.io_read = self.io_write = self.rss = self.growth = 0
+
+
+def make_key(attributes: Attributes) -> Key:
+    """A hashable identity of an attribute set; sequences become tuples."""
+    try:
+        return frozenset(attributes.items())
+    except TypeError:
+        return frozenset(
+            (k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in attributes.items()
+        )
+
+
+class OperationStore:
+    """Instruments and cumulative totals of ``measure()`` for one meter."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[Key, _Totals] = {}
+        self._overflow_warned = False
+        self.duration = meter.create_histogram(
+            "jobmeter.operation.duration",
+            unit="s",
+            description="Wall-clock duration of measured operations.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        meter.create_observable_counter(
+            "jobmeter.operation.cpu.time",
+            callbacks=[self._observe_cpu],
+            unit="s",
+            description="CPU time of the process while measured operations ran, by cpu.mode.",
+        )
+        meter.create_observable_counter(
+            "jobmeter.operation.disk.io",
+            callbacks=[self._observe_io],
+            unit="By",
+            description="Bytes the process read from and wrote to storage during measured "
+            "operations, by disk.io.direction.",
+        )
+        meter.create_observable_gauge(
+            "jobmeter.operation.memory.usage",
+            callbacks=[self._observe_rss],
+            unit="By",
+            description="Resident memory of the process when the latest measured operation ended.",
+        )
+        meter.create_observable_gauge(
+            "jobmeter.operation.memory.growth",
+            callbacks=[self._observe_growth],
+            unit="By",
+            description="Resident memory the latest measured operation added (negative if freed).",
+        )
+        meter.create_observable_up_down_counter(
+            "jobmeter.operation.active",
+            callbacks=[self._observe_active],
+            unit="{operation}",
+            description="Measured operations in progress.",
+        )
+        _fork.on_fork_in_child_weak(self, "_after_fork_in_child")
+
+    def _totals_for(self, key: Key, attributes: Attributes) -> _Totals:
+        """Find or create totals; the caller holds the lock."""
+        totals = self._totals.get(key)
+        if totals is None:
+            if len(self._totals) >= CARDINALITY_LIMIT:
+                if not self._overflow_warned:
+                    self._overflow_warned = True
+                    _log.warning(
+                        "jobmeter: more than %d attribute sets for measured operations; the rest "
+                        "are folded into one series with otel.metric.overflow=true. Keep ids and "
+                        "other unbounded values out of attributes.",
+                        CARDINALITY_LIMIT,
+                    )
+                key, attributes = _OVERFLOW_KEY, OVERFLOW
+                totals = self._totals.get(key)
+                if totals is not None:
+                    return totals
+            totals = self._totals[key] = _Totals(attributes)
+        return totals
+
+    def started(self, key: Key, attributes: Attributes) -> None:
+        with self._lock:
+            self._totals_for(key, attributes).active += 1
+
+    def ended(self, key: Key, attributes: Attributes) -> None:
+        with self._lock:
+            self._totals_for(key, attributes).active -= 1
+
+    def add_resources(
+        self,
+        key: Key,
+        attributes: Attributes,
+        cpu_user: float,
+        cpu_system: float,
+        io_read: int,
+        io_write: int,
+        rss: int,
+        growth: int,
+    ) -> None:
+        with self._lock:
+            totals = self._totals_for(key, attributes)
+            totals.has_resources = True
+            totals.cpu_user += cpu_user
+            totals.cpu_system += cpu_system
+            totals.io_read += io_read
+            totals.io_write += io_write
+            totals.rss = rss
+            totals.growth = growth
+
+    def _snapshot(self) -> list[_Totals]:
+        with self._lock:
+            return list(self._totals.values())
+
+    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        for t in self._snapshot():
+            if t.has_resources:
+                yield Observation(t.cpu_user, t.modes[0])
+                yield Observation(t.cpu_system, t.modes[1])
+
+    def _observe_io(self, options: CallbackOptions) -> Iterable[Observation]:
+        for t in self._snapshot():
+            if t.has_resources:
+                yield Observation(t.io_read, t.modes[2])
+                yield Observation(t.io_write, t.modes[3])
+
+    def _observe_rss(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(t.rss, t.attributes) for t in self._snapshot() if t.has_resources]
+
+    def _observe_growth(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(t.growth, t.attributes) for t in self._snapshot() if t.has_resources]
+
+    def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Totals recorded with error.type never hold in-flight counts: skip their zeros.
+        return [
+            Observation(t.active, t.attributes)
+            for t in self._snapshot()
+            if "error.type" not in t.attributes
+        ]
+
+    def _after_fork_in_child(self) -> None:
+        # The child starts from zero: its parent's totals are its parent's.
+        self._lock = threading.Lock()
+        self._totals = {}
+        self._overflow_warned = False
+
+
+_stores: weakref.WeakKeyDictionary[Meter, OperationStore] = weakref.WeakKeyDictionary()
+_stores_lock = threading.Lock()
+
+
+def store_for(meter: Meter) -> OperationStore:
+    """The one store of ``meter``, created on first use."""
+    with _stores_lock:
+        store = _stores.get(meter)
+        if store is None:
+            store = _stores[meter] = OperationStore(meter)
+        return store

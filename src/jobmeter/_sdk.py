@@ -1,0 +1,286 @@
+"""configure(): a MeterProvider from OTEL_* settings, and the handle that owns it."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from opentelemetry import metrics
+from opentelemetry.metrics import MeterProvider as APIMeterProvider
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.metrics import _internal as _metrics_api
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+
+from jobmeter import _fork, _provider_fork
+from jobmeter._config import Settings, resolve
+from jobmeter._exporters import periodic_reader, push_exporter
+from jobmeter._prometheus import PrometheusEndpoint
+from jobmeter._resource import build_resource
+
+_log = logging.getLogger("jobmeter")
+
+# How far past the export timeout shutdown() and force_flush() may run.
+GRACE_S = 0.5
+
+
+class Telemetry:
+    """What ``configure()`` set up: the MeterProvider, its endpoint and exporters.
+
+    Attributes:
+        settings: the resolved configuration.
+        meter_provider: the provider collectors use (jobmeter's own, the
+            application's if it had installed one, or a no-op one when
+            ``OTEL_SDK_DISABLED=true``).
+        owns_provider: whether jobmeter created the provider (and shuts it down).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        meter_provider: APIMeterProvider,
+        *,
+        owns_provider: bool,
+        prometheus: PrometheusEndpoint | None = None,
+        push: Sequence[tuple[str, MetricReader]] = (),
+    ) -> None:
+        self.settings = settings
+        self.meter_provider = meter_provider
+        self.owns_provider = owns_provider
+        self._prometheus = prometheus
+        self._push = list(push)
+        self._lock = threading.Lock()
+        self._shutdown = False
+
+    @property
+    def prometheus_address(self) -> tuple[str, int] | None:
+        """(host, port) the Prometheus endpoint listens on, or None without one."""
+        if self._prometheus is None:
+            return None
+        return (self._prometheus.host, self._prometheus.port)
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The URL Prometheus scrapes, such as ``http://localhost:8000/metrics``."""
+        return None if self._prometheus is None else self._prometheus.url
+
+    @property
+    def is_shutdown(self) -> bool:
+        """Whether shutdown() has run."""
+        return self._shutdown
+
+    def force_flush(self, timeout_millis: float | None = None) -> bool:
+        """Export what push exporters hold now; returns False if that did not finish in time.
+
+        Never raises and never blocks longer than the timeout (default: the
+        export timeout) plus half a second.
+        """
+        if not isinstance(self.meter_provider, MeterProvider) or not self.owns_provider:
+            return True
+        provider = self.meter_provider
+        budget = self._budget(timeout_millis)
+        return _bounded("force_flush", lambda: provider.force_flush(budget), budget)
+
+    def shutdown(self, timeout_millis: float | None = None) -> bool:
+        """Export the last data, stop the endpoint; idempotent, never raises.
+
+        Returns within the export timeout plus half a second even when a
+        collector refuses or hangs; returns False if the last export was lost.
+        """
+        with self._lock:
+            if self._shutdown:
+                return True
+            self._shutdown = True
+        ok = True
+        if self.owns_provider and isinstance(self.meter_provider, MeterProvider):
+            provider = self.meter_provider
+            budget = self._budget(timeout_millis)
+            ok = _bounded("shutdown", lambda: provider.shutdown(budget), budget)
+            if not ok:
+                # Unblock exporters still retrying, so that nothing outlives us for long.
+                for _, reader in self._push:
+                    exporter = getattr(reader, "_exporter", None)
+                    if isinstance(exporter, MetricExporter):
+                        _quietly(exporter.shutdown)
+        if self._prometheus is not None:
+            _quietly(self._prometheus.close)
+        return ok
+
+    def _budget(self, timeout_millis: float | None) -> float:
+        return self.settings.shutdown_budget_ms if timeout_millis is None else timeout_millis
+
+    def _after_fork_in_child(self) -> None:
+        if not self.owns_provider or not isinstance(self.meter_provider, MeterProvider):
+            return
+        _provider_fork.reset_provider(self.meter_provider)
+        # Inherited connections belong to the parent: each exporter starts afresh.
+        for name, reader in self._push:
+            _provider_fork.replace_exporter(reader, push_exporter(name, self.settings))
+        if self._prometheus is not None:
+            # The parent keeps serving its port; the child must not hold it open.
+            self._prometheus.abandon_in_child()
+            self._prometheus = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Telemetry(exporters={self.settings.exporters!r}, "
+            f"prometheus_url={self.prometheus_url!r}, owns_provider={self.owns_provider})"
+        )
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except Exception:
+        _log.debug("jobmeter: ignored error during shutdown", exc_info=True)
+
+
+def _bounded(what: str, action: Callable[[], object], budget_ms: float) -> bool:
+    """Run ``action`` in a daemon thread; give up after the budget plus GRACE_S."""
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except Exception as error:
+            failed.append(error)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=f"jobmeter-{what}", daemon=True).start()
+    if not done.wait(budget_ms / 1000.0 + GRACE_S):
+        _log.warning(
+            "jobmeter: %s did not finish within %.0f ms (collector down or slow?); "
+            "the last export is dropped and the program goes on",
+            what,
+            budget_ms,
+        )
+        return False
+    if failed:
+        _log.warning("jobmeter: %s failed: %s", what, failed[0])
+        return False
+    return True
+
+
+_lock = threading.Lock()
+_current: Telemetry | None = None
+
+
+def current() -> Telemetry | None:
+    """The handle of the last configure(), if any."""
+    return _current
+
+
+def _installed_provider() -> APIMeterProvider | None:
+    return _metrics_api._METER_PROVIDER
+
+
+def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) -> Telemetry:
+    """Set up OpenTelemetry metrics from the OTEL_* environment, without an agent.
+
+    Reads the variables listed in docs/configuration.md; keyword arguments of
+    the same meaning override them. With OTEL_METRICS_EXPORTER unset, serves a
+    Prometheus endpoint on localhost:8000. Idempotent: a second call returns the
+    first handle. If the application installed its own global MeterProvider,
+    jobmeter uses it, starts nothing and warns once.
+
+    Args:
+        metric_readers: extra readers to attach (an InMemoryMetricReader in tests).
+        **overrides: ``service_name``, ``service_version``, ``resource_attributes``,
+            ``exporters``, ``otlp_endpoint``, ``otlp_protocol``, ``otlp_headers``,
+            ``otlp_timeout_ms``, ``otlp_temporality``, ``export_interval_ms``,
+            ``export_timeout_ms``, ``prometheus_host``, ``prometheus_port`` and
+            ``disabled``.
+
+    Returns:
+        The :class:`Telemetry` handle: ``shutdown()``, ``force_flush()`` and
+        the bound Prometheus address. Shutdown also runs at interpreter exit.
+
+    Raises:
+        ConfigurationError: a value is invalid, or the Prometheus port is busy.
+    """
+    global _current
+    with _lock:
+        if _current is not None and not _current.is_shutdown:
+            if overrides or metric_readers:
+                _log.warning("jobmeter: configure() was called already; new arguments ignored")
+            return _current
+        settings = resolve(overrides)
+        existing = _installed_provider()
+        if existing is not None:
+            _log.warning(
+                "jobmeter: the application installed its own MeterProvider; jobmeter uses it "
+                "as it is and starts no exporter of its own"
+            )
+            _current = Telemetry(settings, existing, owns_provider=False)
+            return _current
+        if settings.disabled:
+            _current = Telemetry(settings, NoOpMeterProvider(), owns_provider=False)
+            return _current
+        _current = _build(settings, metric_readers)
+        metrics.set_meter_provider(_current.meter_provider)
+        atexit.register(_current.shutdown)
+        _fork.on_fork_in_child_weak(_current, "_after_fork_in_child")
+        if _current._push:
+            _install_sigterm_flush(_current)
+        return _current
+
+
+def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemetry:
+    endpoint = None
+    readers: list[MetricReader] = []
+    push: list[tuple[str, MetricReader]] = []
+    if "prometheus" in settings.exporters:
+        endpoint = PrometheusEndpoint(settings.prometheus_host, settings.prometheus_port)
+        readers.append(endpoint.reader)
+    try:
+        for name in settings.exporters:
+            if name in ("otlp", "console"):
+                reader = periodic_reader(push_exporter(name, settings), settings)
+                push.append((name, reader))
+                readers.append(reader)
+        readers.extend(extra_readers)
+        provider = MeterProvider(
+            metric_readers=readers, resource=build_resource(settings), shutdown_on_exit=False
+        )
+    except BaseException:
+        if endpoint is not None:
+            endpoint.close()
+        raise
+    return Telemetry(settings, provider, owns_provider=True, prometheus=endpoint, push=push)
+
+
+def _install_sigterm_flush(telemetry: Telemetry) -> None:
+    """On SIGTERM, export the last data before dying, if nobody else handles SIGTERM."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        telemetry.shutdown()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def reset() -> None:
+    """Shut down and forget jobmeter's and OpenTelemetry's global metrics state (for tests)."""
+    global _current
+    with _lock:
+        telemetry, _current = _current, None
+    if telemetry is not None:
+        telemetry.shutdown()
+        atexit.unregister(telemetry.shutdown)
+    handler = signal.getsignal(signal.SIGTERM)
+    if getattr(handler, "__qualname__", "").startswith("_install_sigterm_flush"):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _metrics_api._METER_PROVIDER_SET_ONCE = _metrics_api.Once()
+    _metrics_api._METER_PROVIDER = None

@@ -1,0 +1,213 @@
+"""``MetricsCollector``: the base of every collector, and ``measure()``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from time import perf_counter
+from types import MappingProxyType, TracebackType
+from typing import Any, ParamSpec, TypeVar, cast
+
+from opentelemetry import metrics
+from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.util.types import AttributeValue
+
+from jobmeter import _fork, _probes
+from jobmeter._operations import Attributes, OperationStore, make_key, store_for
+from jobmeter._version import __version__
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_getrusage = _probes.getrusage
+_RUSAGE_SELF = _probes.RUSAGE_SELF
+_rss_bytes = _probes.rss_bytes
+_BLOCK = _probes.BLOCK_SIZE
+
+
+def error_type(exc_type: type[BaseException]) -> str:
+    """The ``error.type`` of an exception: its class name, module-qualified unless builtin."""
+    module = exc_type.__module__
+    if module == "builtins":
+        return exc_type.__qualname__
+    return f"{module}.{exc_type.__qualname__}"
+
+
+class Measurement:
+    """A measured block: a context manager, and a decorator of sync and async functions.
+
+    Returned by :meth:`MetricsCollector.measure`. As a decorator each call is
+    measured on its own, so decorated functions may run concurrently and
+    recursively. As a ``with`` block, the object may be nested in itself but
+    should not be entered from two threads at once: call ``measure()`` again.
+    """
+
+    __slots__ = ("_attributes", "_key", "_resources", "_stack", "_store")
+
+    def __init__(
+        self, store: OperationStore, attributes: dict[str, AttributeValue], resources: bool
+    ) -> None:
+        self._store = store
+        self._attributes = attributes
+        self._key = make_key(attributes)
+        self._resources = resources
+        self._stack: list[tuple[Any, ...]] = []
+
+    @property
+    def attributes(self) -> Mapping[str, AttributeValue]:
+        """The attributes every point of this block carries (without ``error.type``)."""
+        return MappingProxyType(self._attributes)
+
+    def __enter__(self) -> Measurement:
+        self._store.started(self._key, self._attributes)
+        if self._resources:
+            ru = _getrusage(_RUSAGE_SELF)
+            rss = _rss_bytes()
+            self._stack.append(
+                (_fork.generation, ru.ru_utime, ru.ru_stime, ru.ru_inblock, ru.ru_oublock, rss,
+                 perf_counter())
+            )  # fmt: skip
+        else:
+            self._stack.append((_fork.generation, perf_counter()))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        end = perf_counter()
+        start = self._stack.pop()
+        store = self._store
+        if start[0] != _fork.generation:
+            # Started in the parent, ended in a forked child: the parent owns it.
+            return
+        key = self._key
+        attributes = self._attributes
+        store.ended(key, attributes)
+        if exc_type is not None:
+            attributes = {**attributes, "error.type": error_type(exc_type)}
+            key = make_key(attributes)
+        store.duration.record(end - start[-1], attributes)
+        if len(start) > 2:
+            ru = _getrusage(_RUSAGE_SELF)
+            rss = _rss_bytes()
+            store.add_resources(
+                key,
+                attributes,
+                max(ru.ru_utime - start[1], 0.0),
+                max(ru.ru_stime - start[2], 0.0),
+                max(ru.ru_inblock - start[3], 0) * _BLOCK,
+                max(ru.ru_oublock - start[4], 0) * _BLOCK,
+                rss,
+                rss - start[5],
+            )
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``func`` so that every call is measured."""
+        store, attributes, resources = self._store, self._attributes, self._resources
+        if inspect.iscoroutinefunction(func):
+            async_func = cast(Callable[P, Awaitable[Any]], func)
+
+            @functools.wraps(func)
+            async def measured_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                with Measurement(store, attributes, resources):
+                    return await async_func(*args, **kwargs)
+
+            return cast(Callable[P, R], measured_async)
+
+        @functools.wraps(func)
+        def measured(*args: P.args, **kwargs: P.kwargs) -> R:
+            with Measurement(store, attributes, resources):
+                return func(*args, **kwargs)
+
+        return measured
+
+
+class MetricsCollector:
+    """The base of every jobmeter collector: a Meter plus ``measure()``.
+
+    A collector's name is its OpenTelemetry instrumentation scope (the Meter's
+    name). Subclasses add their own instruments with ``self.meter.create_*``.
+
+    Args:
+        name: the collector's name, used as the Meter (instrumentation scope) name.
+        attributes: attributes added to every point ``measure()`` records.
+        meter_provider: where the instruments live; defaults to the global
+            MeterProvider (the one ``jobmeter.configure()`` installs).
+
+    Example:
+        >>> ops = MetricsCollector("etl")
+        >>> with ops.measure("load", {"table": "orders"}):
+        ...     pass
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"collector name must be a non-empty string, got {name!r}")
+        self.name = name
+        self.attributes: Mapping[str, AttributeValue] = MappingProxyType(
+            _checked_attributes("attributes", attributes)
+        )
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        self.meter: Meter = provider.get_meter(name, __version__)
+        self._store = store_for(self.meter)
+
+    def measure(
+        self,
+        operation: str,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        *,
+        resources: bool = True,
+    ) -> Measurement:
+        """Measure a block of work, as a ``with`` block or a decorator.
+
+        Records ``jobmeter.operation.duration`` and, with ``resources=True``,
+        the process's CPU time, disk I/O and memory during the block. Points
+        carry ``operation.name``, the collector's and the given attributes, and
+        ``error.type`` if the block raises; the exception propagates unchanged.
+
+        Args:
+            operation: the operation's name, a low-cardinality string.
+            attributes: extra attributes for this operation; not modified.
+            resources: False records duration only, for hot loops.
+
+        Returns:
+            A :class:`Measurement`, usable as ``with`` block or decorator.
+        """
+        if not isinstance(operation, str) or not operation:
+            raise ValueError(f"operation must be a non-empty string, got {operation!r}")
+        merged: dict[str, AttributeValue] = {**self.attributes}
+        if attributes:
+            if not isinstance(attributes, Mapping):
+                _checked_attributes("attributes", attributes)
+            merged.update(attributes)
+        merged["operation.name"] = operation
+        return Measurement(self._store, merged, resources)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _checked_attributes(
+    setting: str, attributes: Mapping[str, AttributeValue] | None
+) -> dict[str, AttributeValue]:
+    if attributes is None:
+        return {}
+    if not isinstance(attributes, Mapping):
+        raise TypeError(
+            f"{setting} must be a mapping of str to str, bool, int, float or a sequence of "
+            f"those, got {type(attributes).__name__}"
+        )
+    return dict(attributes)
+
+
+__all__ = ["Attributes", "Measurement", "MetricsCollector", "error_type"]
