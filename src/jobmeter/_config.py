@@ -111,15 +111,14 @@ def parse_exporters(setting: str, raw: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-def parse_millis(setting: str, raw: str | float, *, allow_zero: bool = False) -> float:
-    """Parse a duration in milliseconds: a finite, non-negative number."""
+def parse_millis(setting: str, raw: str | float) -> float:
+    """Parse a duration in milliseconds: a finite number above zero."""
     try:
         value = float(raw)
     except (TypeError, ValueError):
         value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        floor = "0 or more" if allow_zero else "more than 0"
-        raise ConfigurationError(setting, raw, f"a number of milliseconds, {floor}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(setting, raw, "a number of milliseconds, more than 0")
     return value
 
 

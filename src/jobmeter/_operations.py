@@ -31,8 +31,11 @@ DURATION_BUCKETS: Final = (
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
 )  # fmt: skip
-# The OTel specification's default cardinality limit; the SDK applies it too.
-CARDINALITY_LIMIT: Final = 2000
+# The OTel specification's default cardinality limit is 2000 points per
+# instrument, and the SDK applies it. CPU time and disk I/O give two points per
+# attribute set, so 999 sets plus the overflow set fill exactly 2000 points.
+SDK_CARDINALITY_LIMIT: Final = 2000
+CARDINALITY_LIMIT: Final = SDK_CARDINALITY_LIMIT // 2 - 1
 OVERFLOW: Final[dict[str, AttributeValue]] = {"otel.metric.overflow": True}
 _OVERFLOW_KEY: Final[Key] = frozenset(OVERFLOW.items())
 
@@ -198,8 +201,13 @@ class OperationStore:
     def _after_fork_in_child(self) -> None:
         # The child starts from zero: its parent's totals are its parent's.
         self._lock = threading.Lock()
-        self._totals = {}
-        self._overflow_warned = False
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every total (a fresh start after a fork or a reset in tests)."""
+        with self._lock:
+            self._totals = {}
+            self._overflow_warned = False
 
 
 _stores: weakref.WeakKeyDictionary[Meter, OperationStore] = weakref.WeakKeyDictionary()
@@ -213,3 +221,11 @@ def store_for(meter: Meter) -> OperationStore:
         if store is None:
             store = _stores[meter] = OperationStore(meter)
         return store
+
+
+def clear_all() -> None:
+    """Forget the totals of every store, for ``jobmeter.testing.reset()``."""
+    with _stores_lock:
+        stores = list(_stores.values())
+    for store in stores:
+        store.clear()

@@ -17,7 +17,7 @@ from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
 
-from jobmeter import _fork, _provider_fork
+from jobmeter import _fork, _operations, _provider_fork
 from jobmeter._config import Settings, resolve
 from jobmeter._exporters import periodic_reader, push_exporter
 from jobmeter._prometheus import PrometheusEndpoint
@@ -284,3 +284,7 @@ def reset() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _metrics_api._METER_PROVIDER_SET_ONCE = _metrics_api.Once()
     _metrics_api._METER_PROVIDER = None
+    # Keep the proxy provider: collectors made before configure() hold its meters,
+    # and the next set_meter_provider() re-binds them to the new provider.
+    _metrics_api._PROXY_METER_PROVIDER._real_meter_provider = None
+    _operations.clear_all()

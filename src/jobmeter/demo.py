@@ -1,0 +1,115 @@
+"""A sample measured workload: ``python -m jobmeter.demo`` (what ``make demo`` runs).
+
+It configures jobmeter from the environment (by default a Prometheus endpoint
+on http://localhost:8000/metrics), runs a small DuckDB pipeline for
+``DEMO_SECONDS`` seconds (default 20) with every step measured, and prints what
+each step cost at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from rich.console import Console
+from rich.table import Table
+
+import jobmeter
+from jobmeter.testing import InMemoryMetrics
+
+
+def _pipeline(ops: jobmeter.MetricsCollector, db: duckdb.DuckDBPyConnection, out: Path, i: int) -> None:
+    with ops.measure("load", {"table": "orders"}):
+        db.execute(
+            "CREATE OR REPLACE TABLE orders AS SELECT range AS id, range % 97 AS customer, "
+            "random() * 100 AS amount FROM range(?)",
+            [200_000 + 10_000 * (i % 5)],
+        )
+    with ops.measure("transform", {"table": "orders"}):
+        db.execute(
+            "CREATE OR REPLACE TABLE totals AS "
+            "SELECT customer, sum(amount) AS total, count(*) AS n FROM orders GROUP BY customer"
+        )
+    with ops.measure("write", {"format": "parquet"}):
+        db.execute(f"COPY totals TO '{out / f'totals-{i % 3}.parquet'}' (FORMAT parquet)")
+    try:
+        with ops.measure("validate"):
+            if i % 4 == 3:
+                raise ValueError("negative totals found")
+    except ValueError:
+        pass  # the demo's "bad batch": recorded with error.type=ValueError
+
+
+async def _fetch_all(ops: jobmeter.MetricsCollector) -> None:
+    @ops.measure("fetch", {"source": "api"}, resources=False)
+    async def fetch(n: int) -> int:
+        await asyncio.sleep(0.01)
+        return n
+
+    await asyncio.gather(*(fetch(n) for n in range(5)))
+
+
+def _summary(recorded: InMemoryMetrics) -> Table:
+    table = Table(title="What each operation cost")
+    for column in ("operation", "calls", "errors", "wall s", "mean ms", "CPU s"):
+        table.add_column(column, justify="left" if column == "operation" else "right")
+    rows: dict[str, list[float]] = {}
+    for point in recorded.points("jobmeter.operation.duration"):
+        if not isinstance(point, HistogramDataPoint):
+            continue
+        name = str(point.attributes.get("operation.name"))
+        row = rows.setdefault(name, [0, 0, 0.0])
+        row[0] += point.count
+        row[1] += point.count if "error.type" in point.attributes else 0
+        row[2] += point.sum
+    for name, (calls, errors, wall) in sorted(rows.items()):
+        cpu = recorded.value("jobmeter.operation.cpu.time", {"operation.name": name})
+        table.add_row(
+            name, f"{calls:.0f}", f"{errors:.0f}", f"{wall:.3f}",
+            f"{1000 * wall / calls:.2f}", f"{cpu:.3f}",
+        )  # fmt: skip
+    return table
+
+
+def main() -> int:
+    """Run the demo; returns the exit status."""
+    console = Console()
+    seconds = float(os.environ.get("DEMO_SECONDS", "20"))
+    reader = InMemoryMetricReader()  # for the summary, whatever the exporters are
+    try:
+        telemetry = jobmeter.configure(metric_readers=[reader], service_name="jobmeter-demo")
+    except jobmeter.ConfigurationError as error:
+        console.print(f"[red]jobmeter: {error}[/red]")
+        console.print("Set OTEL_EXPORTER_PROMETHEUS_PORT to a free port (0 picks one).")
+        return 2
+    if telemetry.prometheus_url:
+        console.print(f"Serving metrics on [bold]{telemetry.prometheus_url}[/bold] while it runs")
+    console.print(f"Running a measured DuckDB pipeline for {seconds:.0f} s ...")
+    ops = jobmeter.MetricsCollector("jobmeter.demo", attributes={"pipeline": "orders"})
+    deadline = time.monotonic() + seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        db = duckdb.connect(str(Path(tmp) / "demo.duckdb"))
+        i = 0
+        while time.monotonic() < deadline:
+            _pipeline(ops, db, Path(tmp), i)
+            asyncio.run(_fetch_all(ops))
+            i += 1
+        db.close()
+    if telemetry.prometheus_url:
+        with urllib.request.urlopen(telemetry.prometheus_url, timeout=5) as response:
+            lines = [x for x in response.read().decode().splitlines() if x.startswith("jobmeter_")]
+        console.print(f"The endpoint served {len(lines)} jobmeter samples at the last scrape.")
+    console.print(_summary(InMemoryMetrics(reader, telemetry)))
+    telemetry.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Every OTEL_* variable jobmeter honours: good values are read, bad ones named clearly."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+import jobmeter
+from jobmeter._config import Settings, resolve, settings_from_env
+
+
+def test_defaults_without_environment() -> None:
+    """No variable set: Prometheus on localhost:8000, spec defaults for the rest."""
+    settings = settings_from_env({})
+    assert settings == Settings()
+    assert settings.exporters == ("prometheus",)
+    assert (settings.prometheus_host, settings.prometheus_port) == ("localhost", 8000)
+    assert settings.otlp_endpoint == "http://localhost:4317"
+    assert settings.otlp_timeout_ms == 10_000
+    assert settings.export_interval_ms == 60_000
+    assert settings.export_timeout_ms == 30_000
+    assert settings.otlp_temporality == "cumulative"
+
+
+@pytest.mark.parametrize(
+    ("environ", "field", "expected"),
+    [
+        ({"OTEL_SDK_DISABLED": "true"}, "disabled", True),
+        ({"OTEL_SDK_DISABLED": "FALSE"}, "disabled", False),
+        ({"OTEL_SERVICE_NAME": "orders-etl"}, "service_name", "orders-etl"),
+        (
+            {"OTEL_RESOURCE_ATTRIBUTES": "team=data, deployment.environment=prod%20eu"},
+            "resource_attributes",
+            {"team": "data", "deployment.environment": "prod eu"},
+        ),
+        ({"OTEL_METRICS_EXPORTER": "otlp"}, "exporters", ("otlp",)),
+        ({"OTEL_METRICS_EXPORTER": "prometheus, OTLP,console"}, "exporters",
+         ("prometheus", "otlp", "console")),
+        ({"OTEL_METRICS_EXPORTER": "none"}, "exporters", ("none",)),
+        ({"OTEL_METRICS_EXPORTER": "otlp,otlp"}, "exporters", ("otlp",)),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317"}, "otlp_endpoint",
+         "http://collector:4317"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318/",
+          "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+         "otlp_endpoint", "https://collector:4318/v1/metrics"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, "otlp_endpoint",
+         "http://localhost:4318/v1/metrics"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://generic:4318",
+          "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://specific:9999/custom",
+          "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
+         "otlp_endpoint", "http://specific:9999/custom"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "otlp_protocol", "grpc"),
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+          "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf"}, "otlp_protocol",
+         "http/protobuf"),
+        ({"OTEL_EXPORTER_OTLP_HEADERS": "api-key=s3cr%3Dt,x-tenant=a"}, "otlp_headers",
+         {"api-key": "s3cr=t", "x-tenant": "a"}),
+        ({"OTEL_EXPORTER_OTLP_HEADERS": "a=1", "OTEL_EXPORTER_OTLP_METRICS_HEADERS": "b=2"},
+         "otlp_headers", {"b": "2"}),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500"}, "otlp_timeout_ms", 2500.0),
+        ({"OTEL_EXPORTER_OTLP_TIMEOUT": "2500", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "700"},
+         "otlp_timeout_ms", 700.0),
+        ({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "Delta"}, "otlp_temporality",
+         "delta"),
+        ({"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "lowmemory"},
+         "otlp_temporality", "lowmemory"),
+        ({"OTEL_METRIC_EXPORT_INTERVAL": "1500"}, "export_interval_ms", 1500.0),
+        ({"OTEL_METRIC_EXPORT_TIMEOUT": "4000"}, "export_timeout_ms", 4000.0),
+        ({"OTEL_EXPORTER_PROMETHEUS_HOST": "0.0.0.0"}, "prometheus_host", "0.0.0.0"),
+        ({"OTEL_EXPORTER_PROMETHEUS_PORT": "9464"}, "prometheus_port", 9464),
+        ({"OTEL_EXPORTER_PROMETHEUS_PORT": "0"}, "prometheus_port", 0),
+        ({"OTEL_METRICS_EXPORTER": ""}, "exporters", ("prometheus",)),  # empty = unset
+    ],
+)  # fmt: skip
+def test_good_values_are_read(environ: dict[str, str], field: str, expected: object) -> None:
+    assert getattr(settings_from_env(environ), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("OTEL_SDK_DISABLED", "yes", "accepted: true, false"),
+        ("OTEL_METRICS_EXPORTER", "zipkin", "accepted: prometheus, otlp, console, none"),
+        ("OTEL_METRICS_EXPORTER", "otlp,none", "'none' cannot be combined"),
+        ("OTEL_METRICS_EXPORTER", ",", "accepted: prometheus, otlp, console, none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "a URL such as http://localhost:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://x", "a URL such as"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://host:notaport", "a URL such as"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "accepted: grpc, http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "udp", "accepted: grpc, http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "'api-key' is not key=value"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "=v", "is not key=value"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "a number of milliseconds, more than 0"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "-1", "a number of milliseconds"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes",
+         "accepted: cumulative, delta, lowmemory"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "often", "a number of milliseconds, more than 0"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "0", "more than 0"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "nan", "a number of milliseconds"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "inf", "a number of milliseconds, more than 0"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "0", "a number of milliseconds, more than 0"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "http", "an integer port from 0 to 65535"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000", "an integer port from 0 to 65535"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team:data", "'team:data' is not key=value"),
+    ],
+)  # fmt: skip
+def test_bad_values_name_variable_value_and_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, accepted: str
+) -> None:
+    """A bad value fails configure() itself, with the variable, the value and the choices."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        jobmeter.configure()
+    message = str(raised.value)
+    assert message.startswith(f"{variable}={value!r} is invalid")
+    assert accepted in message
+    assert raised.value.setting == variable
+    assert raised.value.value == value
+
+
+def test_keyword_arguments_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    settings = resolve({"exporters": ["console"], "service_name": "from-kwarg",
+                        "otlp_protocol": "http/protobuf"})  # fmt: skip
+    assert settings.exporters == ("console",)
+    assert settings.service_name == "from-kwarg"
+    # The default endpoint follows the protocol that was chosen by keyword.
+    assert settings.otlp_endpoint == "http://localhost:4318/v1/metrics"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"prometheus_port": "eighty"}, "prometheus_port='eighty' is invalid"),
+        ({"exporters": "jaeger"}, "exporters='jaeger' is invalid"),
+        ({"export_interval_ms": -5}, "export_interval_ms=-5 is invalid"),
+        ({"prometheus_prot": 1}, "prometheus_prot=1 is invalid: unknown keyword argument"),
+    ],
+)
+def test_bad_keyword_arguments(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(jobmeter.ConfigurationError, match=message):
+        jobmeter.configure(**overrides)
+
+
+def test_busy_prometheus_port_names_the_variable() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(jobmeter.ConfigurationError) as raised:
+            jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=port)
+    assert raised.value.setting == "OTEL_EXPORTER_PROMETHEUS_PORT"
+    assert f"cannot listen on 127.0.0.1:{port}" in str(raised.value)
+    assert "Address already in use" in str(raised.value)
+
+
+def test_sdk_disabled_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SDK_DISABLED=true: no endpoint, a no-op provider, measure() still works."""
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    telemetry = jobmeter.configure()
+    assert telemetry.prometheus_address is None
+    assert not telemetry.owns_provider
+    ops = jobmeter.MetricsCollector("etl", meter_provider=telemetry.meter_provider)
+    with ops.measure("load"):
+        result = 1 + 1
+    assert result == 2
+    assert telemetry.shutdown() is True
+
+
+def test_port_zero_binds_a_free_port_and_reports_it() -> None:
+    telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
+    assert telemetry.prometheus_address is not None
+    host, port = telemetry.prometheus_address
+    assert host == "127.0.0.1"
+    assert port > 0
+    assert telemetry.prometheus_url == f"http://127.0.0.1:{port}/metrics"
+
+
+def test_configure_is_idempotent() -> None:
+    first = jobmeter.configure(exporters="none")
+    assert jobmeter.configure() is first
+    assert jobmeter.configure(exporters="console") is first
+
+
+def test_existing_application_provider_is_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """An application's own MeterProvider stays; jobmeter warns once and opens no port."""
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    app_provider = MeterProvider(metric_readers=[reader])
+    metrics.set_meter_provider(app_provider)
+    telemetry = jobmeter.configure()
+    assert telemetry.meter_provider is app_provider
+    assert telemetry.prometheus_address is None
+    assert metrics.get_meter_provider() is app_provider
+    warnings = [r for r in caplog.records if "installed its own MeterProvider" in r.message]
+    assert len(warnings) == 1
+    ops = jobmeter.MetricsCollector("etl")
+    with ops.measure("load"):
+        pass
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "jobmeter.operation.duration" in names
+    app_provider.shutdown()
