@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -139,7 +140,7 @@ def test_keyword_arguments_override_environment(monkeypatch: pytest.MonkeyPatch)
         ({"prometheus_prot": 1}, "prometheus_prot=1 is invalid: unknown keyword argument"),
     ],
 )
-def test_bad_keyword_arguments(overrides: dict[str, object], message: str) -> None:
+def test_bad_keyword_arguments(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(jobmeter.ConfigurationError, match=message):
         jobmeter.configure(**overrides)
 

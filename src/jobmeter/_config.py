@@ -98,7 +98,10 @@ def parse_exporters(setting: str, raw: str | Sequence[str]) -> tuple[str, ...]:
         name = item.strip().lower()
         if name not in EXPORTERS:
             raise ConfigurationError(
-                setting, raw, ", ".join(EXPORTERS) + " (comma-separated)", f"unknown exporter {item!r}"
+                setting,
+                raw,
+                ", ".join(EXPORTERS) + " (comma-separated)",
+                f"unknown exporter {item!r}",
             )
         if name not in names:
             names.append(name)
@@ -129,7 +132,9 @@ def parse_port(setting: str, raw: str | int) -> int:
     except ValueError:
         port = -1
     if not 0 <= port <= 65535:
-        raise ConfigurationError(setting, raw, "an integer port from 0 to 65535 (0 picks a free one)")
+        raise ConfigurationError(
+            setting, raw, "an integer port from 0 to 65535 (0 picks a free one)"
+        )
     return port
 
 
@@ -152,7 +157,9 @@ def parse_key_values(setting: str, raw: str | Mapping[str, Any]) -> dict[str, st
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigurationError(
-                setting, raw, "comma-separated key=value pairs, values percent-encoded",
+                setting,
+                raw,
+                "comma-separated key=value pairs, values percent-encoded",
                 f"{item.strip()!r} is not key=value",
             )
         pairs[unquote(key.strip())] = unquote(value.strip())
@@ -248,8 +255,12 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = No
     """Settings from the environment, with keyword overrides on top."""
     unknown = sorted(set(overrides) - set(_OVERRIDES))
     if unknown:
-        raise ConfigurationError(unknown[0], overrides[unknown[0]], ", ".join(sorted(_OVERRIDES)),
-                                 "unknown keyword argument")
+        raise ConfigurationError(
+            unknown[0],
+            overrides[unknown[0]],
+            ", ".join(sorted(_OVERRIDES)),
+            "unknown keyword argument",
+        )
     settings = settings_from_env(environ)
     changes = {k: _OVERRIDES[k](v) for k, v in overrides.items() if v is not None}
     if "otlp_protocol" in changes and "otlp_endpoint" not in changes:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from typing import Any
+
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
@@ -14,11 +18,14 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     ConsoleMetricExporter,
     MetricExporter,
+    MetricExportResult,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 
 from jobmeter._config import Settings
 
+_log = logging.getLogger("jobmeter")
 _CUMULATIVE = AggregationTemporality.CUMULATIVE
 _DELTA = AggregationTemporality.DELTA
 
@@ -26,7 +33,7 @@ _DELTA = AggregationTemporality.DELTA
 def temporality(preference: str) -> dict[type, AggregationTemporality]:
     """The specification's OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE table."""
     if preference == "cumulative":
-        return {kind: _CUMULATIVE for kind in _INSTRUMENTS}
+        return dict.fromkeys(_INSTRUMENTS, _CUMULATIVE)
     delta_for_async_counter = _DELTA if preference == "delta" else _CUMULATIVE
     return {
         Counter: _DELTA,
@@ -54,7 +61,7 @@ def otlp_exporter(settings: Settings) -> MetricExporter:
     preferred = temporality(settings.otlp_temporality)
     headers = dict(settings.otlp_headers)
     if settings.otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GrpcExporter,
         )
 
@@ -65,7 +72,7 @@ def otlp_exporter(settings: Settings) -> MetricExporter:
             timeout=timeout_s,
             preferred_temporality=preferred,
         )
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
         OTLPMetricExporter as HttpExporter,
     )
 
@@ -77,12 +84,77 @@ def otlp_exporter(settings: Settings) -> MetricExporter:
     )
 
 
-def push_exporter(name: str, settings: Settings) -> MetricExporter:
+class TrackedExporter(MetricExporter):
+    """Wraps an exporter to know whether the last export landed, and to warn once per outage.
+
+    The SDK logs every failed export; a job whose collector is down for an
+    hour would log hundreds of errors. Here the first failure warns, the
+    recovery says so, and shutdown() can tell whether the final export was lost.
+    """
+
+    def __init__(self, inner: MetricExporter, target: str) -> None:
+        super().__init__(
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self.inner = inner
+        self.target = target
+        self.in_flight = False
+        self.last_ok = True
+        self.failures = 0
+        self._lock = threading.Lock()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        self.in_flight = True
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception as error:
+            _log.debug("jobmeter: exporter raised", exc_info=True)
+            result = MetricExportResult.FAILURE
+            self._failed(str(error))
+        else:
+            if result is MetricExportResult.SUCCESS:
+                self._succeeded()
+            else:
+                self._failed("export failed")
+        finally:
+            self.in_flight = False
+        return result
+
+    def _failed(self, reason: str) -> None:
+        with self._lock:
+            self.failures += 1
+            first = self.last_ok
+            self.last_ok = False
+        if first:
+            _log.warning(
+                "jobmeter: cannot export metrics to %s (%s); the job goes on and jobmeter "
+                "retries at every interval", self.target, reason,
+            )  # fmt: skip
+
+    def _succeeded(self) -> None:
+        with self._lock:
+            recovered = not self.last_ok
+            self.last_ok = True
+        if recovered:
+            _log.warning("jobmeter: exporting metrics to %s works again", self.target)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis=timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+def push_exporter(name: str, settings: Settings) -> TrackedExporter:
     """The exporter behind one name of OTEL_METRICS_EXPORTER (other than prometheus/none)."""
     if name == "otlp":
-        return otlp_exporter(settings)
+        target = f"{settings.otlp_endpoint} ({settings.otlp_protocol})"
+        return TrackedExporter(otlp_exporter(settings), target)
     if name == "console":
-        return ConsoleMetricExporter()
+        return TrackedExporter(ConsoleMetricExporter(), "the console")
     raise ValueError(f"no push exporter named {name!r}")
 
 

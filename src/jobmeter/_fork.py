@@ -49,7 +49,7 @@ def _run_in_child() -> None:
     global generation, _lock
     generation += 1
     _lock = threading.Lock()
-    for callback in list(_callbacks):
+    for callback in _callbacks:
         try:
             callback()
         except Exception:  # a broken hook must not break the child

@@ -15,7 +15,8 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter import _fork
@@ -77,6 +78,7 @@ class OperationStore:
     """Instruments and cumulative totals of ``measure()`` for one meter."""
 
     def __init__(self, meter: Meter) -> None:
+        self.meter = meter
         self._lock = threading.Lock()
         self._totals: dict[Key, _Totals] = {}
         self._overflow_warned = False
@@ -210,22 +212,35 @@ class OperationStore:
             self._overflow_warned = False
 
 
-_stores: weakref.WeakKeyDictionary[Meter, OperationStore] = weakref.WeakKeyDictionary()
+# Stores are keyed by collector name (the meter's scope) and provider, not by
+# Meter object: a collector made before configure() holds a proxy meter that
+# the SDK later binds to the same real meter as a same-named collector made
+# after it. Two stores there would register the same asynchronous instruments
+# twice, and the SDK keeps only the first callbacks (the rest would be lost).
+_global_stores: dict[str, OperationStore] = {}
+_provider_stores: weakref.WeakKeyDictionary[MeterProvider, dict[str, OperationStore]] = (
+    weakref.WeakKeyDictionary()
+)
 _stores_lock = threading.Lock()
 
 
-def store_for(meter: Meter) -> OperationStore:
-    """The one store of ``meter``, created on first use."""
+def store_for(name: str, meter: Meter, provider: MeterProvider | None) -> OperationStore:
+    """The one store of collector ``name`` on ``provider`` (None: the global provider)."""
     with _stores_lock:
-        store = _stores.get(meter)
+        stores = _global_stores if provider is None else _provider_stores.setdefault(provider, {})
+        store = stores.get(name)
         if store is None:
-            store = _stores[meter] = OperationStore(meter)
+            store = stores[name] = OperationStore(meter)
         return store
 
 
 def clear_all() -> None:
-    """Forget the totals of every store, for ``jobmeter.testing.reset()``."""
+    """Forget every total, and stores bound to a real global provider (for tests' reset)."""
     with _stores_lock:
-        stores = list(_stores.values())
+        for name, store in list(_global_stores.items()):
+            if not isinstance(store.meter, _ProxyMeter):
+                del _global_stores[name]
+        stores = [*_global_stores.values()]
+        stores += [s for by_name in _provider_stores.values() for s in by_name.values()]
     for store in stores:
         store.clear()

@@ -7,6 +7,7 @@ is re-opened in a forked child (see ``_fork``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import resource
@@ -44,7 +45,7 @@ def _open_statm() -> int:
 
 
 def _rss_fallback() -> int:
-    import psutil  # noqa: PLC0415 - only where /proc is missing
+    import psutil
 
     return int(psutil.Process().memory_info().rss)
 
@@ -76,10 +77,8 @@ def _reset_statm() -> None:
     global _statm_fd
     with _state_lock:
         if _statm_fd >= 0:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(_statm_fd)
-            except OSError:
-                pass
         _statm_fd = -1
 
 
@@ -88,8 +87,6 @@ def _after_fork_in_child() -> None:
     # The inherited descriptor points at the parent's /proc entry: drop it.
     _state_lock = threading.Lock()
     if _statm_fd >= 0:
-        try:
+        with contextlib.suppress(OSError):
             os.close(_statm_fd)
-        except OSError:
-            pass
     _statm_fd = -1

@@ -7,6 +7,7 @@ The port is bound in configure(), where a busy port is a configuration error.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from wsgiref.simple_server import WSGIServer
@@ -62,7 +63,5 @@ class PrometheusEndpoint:
         """In a forked child: close the inherited listening socket without serving."""
         server, self._server = self._server, None
         if server is not None:
-            try:
+            with contextlib.suppress(OSError):
                 server.socket.close()
-            except OSError:
-                pass

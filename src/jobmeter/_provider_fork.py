@@ -44,6 +44,7 @@ def reset_provider(provider: MeterProvider) -> None:
 
 def replace_exporter(reader: MetricReader, exporter: MetricExporter) -> None:
     """Give a periodic reader a new exporter (new connection) in the child."""
-    if hasattr(reader, "_exporter"):
-        reader._exporter = exporter  # type: ignore[attr-defined]
-        reader._export_lock = threading.Lock()  # type: ignore[attr-defined]
+    target: Any = reader
+    if hasattr(target, "_exporter"):
+        target._exporter = exporter
+        target._export_lock = threading.Lock()

@@ -15,11 +15,12 @@ from opentelemetry.metrics import MeterProvider as APIMeterProvider
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader
+from opentelemetry.util._once import Once
 
 from jobmeter import _fork, _operations, _provider_fork
 from jobmeter._config import Settings, resolve
-from jobmeter._exporters import periodic_reader, push_exporter
+from jobmeter._exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._prometheus import PrometheusEndpoint
 from jobmeter._resource import build_resource
 
@@ -47,7 +48,7 @@ class Telemetry:
         *,
         owns_provider: bool,
         prometheus: PrometheusEndpoint | None = None,
-        push: Sequence[tuple[str, MetricReader]] = (),
+        push: Sequence[tuple[TrackedExporter, MetricReader]] = (),
     ) -> None:
         self.settings = settings
         self.meter_provider = meter_provider
@@ -101,12 +102,14 @@ class Telemetry:
             provider = self.meter_provider
             budget = self._budget(timeout_millis)
             ok = _bounded("shutdown", lambda: provider.shutdown(budget), budget)
-            if not ok:
-                # Unblock exporters still retrying, so that nothing outlives us for long.
-                for _, reader in self._push:
-                    exporter = getattr(reader, "_exporter", None)
-                    if isinstance(exporter, MetricExporter):
-                        _quietly(exporter.shutdown)
+            for exporter, _ in self._push:
+                if exporter.in_flight or not exporter.last_ok:
+                    ok = False
+                    _log.warning(
+                        "jobmeter: the last export to %s was lost at shutdown", exporter.target
+                    )
+                    # Unblock an export still retrying, so that nothing outlives us for long.
+                    _quietly(exporter.inner.shutdown)
         if self._prometheus is not None:
             _quietly(self._prometheus.close)
         return ok
@@ -119,8 +122,13 @@ class Telemetry:
             return
         _provider_fork.reset_provider(self.meter_provider)
         # Inherited connections belong to the parent: each exporter starts afresh.
-        for name, reader in self._push:
-            _provider_fork.replace_exporter(reader, push_exporter(name, self.settings))
+        fresh = []
+        for exporter, reader in self._push:
+            name = "console" if isinstance(exporter.inner, ConsoleMetricExporter) else "otlp"
+            replacement = push_exporter(name, self.settings)
+            _provider_fork.replace_exporter(reader, replacement)
+            fresh.append((replacement, reader))
+        self._push = fresh
         if self._prometheus is not None:
             # The parent keeps serving its port; the child must not hold it open.
             self._prometheus.abandon_in_child()
@@ -235,15 +243,16 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
 def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemetry:
     endpoint = None
     readers: list[MetricReader] = []
-    push: list[tuple[str, MetricReader]] = []
+    push: list[tuple[TrackedExporter, MetricReader]] = []
     if "prometheus" in settings.exporters:
         endpoint = PrometheusEndpoint(settings.prometheus_host, settings.prometheus_port)
         readers.append(endpoint.reader)
     try:
         for name in settings.exporters:
             if name in ("otlp", "console"):
-                reader = periodic_reader(push_exporter(name, settings), settings)
-                push.append((name, reader))
+                exporter = push_exporter(name, settings)
+                reader = periodic_reader(exporter, settings)
+                push.append((exporter, reader))
                 readers.append(reader)
         readers.extend(extra_readers)
         provider = MeterProvider(
@@ -282,7 +291,7 @@ def reset() -> None:
     handler = signal.getsignal(signal.SIGTERM)
     if getattr(handler, "__qualname__", "").startswith("_install_sigterm_flush"):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _metrics_api._METER_PROVIDER_SET_ONCE = _metrics_api.Once()
+    _metrics_api._METER_PROVIDER_SET_ONCE = Once()
     _metrics_api._METER_PROVIDER = None
     # Keep the proxy provider: collectors made before configure() hold its meters,
     # and the next set_meter_provider() re-binds them to the new provider.

@@ -157,9 +157,12 @@ class MetricsCollector:
         self.attributes: Mapping[str, AttributeValue] = MappingProxyType(
             _checked_attributes("attributes", attributes)
         )
-        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        global_provider = metrics.get_meter_provider()
+        if meter_provider is global_provider:
+            meter_provider = None
+        provider = global_provider if meter_provider is None else meter_provider
         self.meter: Meter = provider.get_meter(name, __version__)
-        self._store = store_for(self.meter)
+        self._store = store_for(name, self.meter, meter_provider)
 
     def measure(
         self,
@@ -187,9 +190,12 @@ class MetricsCollector:
             raise ValueError(f"operation must be a non-empty string, got {operation!r}")
         merged: dict[str, AttributeValue] = {**self.attributes}
         if attributes:
-            if not isinstance(attributes, Mapping):
-                _checked_attributes("attributes", attributes)
-            merged.update(attributes)
+            # A dict is the common case; anything else is checked on the slow path.
+            merged.update(
+                attributes
+                if type(attributes) is dict
+                else _checked_attributes("attributes", attributes)
+            )
         merged["operation.name"] = operation
         return Measurement(self._store, merged, resources)
 

@@ -25,7 +25,9 @@ import jobmeter
 from jobmeter.testing import InMemoryMetrics
 
 
-def _pipeline(ops: jobmeter.MetricsCollector, db: duckdb.DuckDBPyConnection, out: Path, i: int) -> None:
+def _pipeline(
+    ops: jobmeter.MetricsCollector, db: duckdb.DuckDBPyConnection, out: Path, i: int
+) -> None:
     with ops.measure("load", {"table": "orders"}):
         db.execute(
             "CREATE OR REPLACE TABLE orders AS SELECT range AS id, range % 97 AS customer, "
@@ -64,10 +66,11 @@ def _summary(recorded: InMemoryMetrics) -> Table:
     for point in recorded.points("jobmeter.operation.duration"):
         if not isinstance(point, HistogramDataPoint):
             continue
-        name = str(point.attributes.get("operation.name"))
+        attributes = point.attributes or {}
+        name = str(attributes.get("operation.name"))
         row = rows.setdefault(name, [0, 0, 0.0])
         row[0] += point.count
-        row[1] += point.count if "error.type" in point.attributes else 0
+        row[1] += point.count if "error.type" in attributes else 0
         row[2] += point.sum
     for name, (calls, errors, wall) in sorted(rows.items()):
         cpu = recorded.value("jobmeter.operation.cpu.time", {"operation.name": name})

@@ -58,14 +58,12 @@ class InMemoryMetrics:
             for _, metric in self.metrics()
             if metric.name == name
             for point in metric.data.data_points
-            if all(point.attributes.get(k) == v for k, v in wanted.items())
+            if all((point.attributes or {}).get(k) == v for k, v in wanted.items())
         ]
 
     def value(self, name: str, attributes: Mapping[str, Any] | None = None) -> float:
         """Sum of the values of matching counter, up-down counter or gauge points."""
-        return sum(
-            p.value for p in self.points(name, attributes) if isinstance(p, NumberDataPoint)
-        )
+        return sum(p.value for p in self.points(name, attributes) if isinstance(p, NumberDataPoint))
 
     def count(self, name: str, attributes: Mapping[str, Any] | None = None) -> int:
         """Number of recordings in matching histogram points."""

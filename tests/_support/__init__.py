@@ -1,0 +1,1 @@
+"""Harnesses that run real servers (OTLP receiver, Prometheus, Pushgateway) for the tests."""
