@@ -1,0 +1,64 @@
+"""The public API is pinned, and importing jobmeter starts nothing."""
+
+from __future__ import annotations
+
+import doctest
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jobmeter
+import jobmeter.testing
+
+EXPECTED = [
+    "ConfigurationError",
+    "Measurement",
+    "MetricsCollector",
+    "Telemetry",
+    "__version__",
+    "configure",
+]
+
+
+def test_all_is_sorted_and_pinned() -> None:
+    assert jobmeter.__all__ == sorted(jobmeter.__all__)
+    assert jobmeter.__all__ == EXPECTED
+    for name in jobmeter.__all__:
+        assert getattr(jobmeter, name) is not None
+    assert jobmeter.testing.__all__ == ["InMemoryMetrics", "in_memory", "reset"]
+
+
+def test_package_is_typed() -> None:
+    assert (Path(jobmeter.__file__).parent / "py.typed").is_file()
+
+
+def test_configuration_error_is_a_value_error() -> None:
+    error = jobmeter.ConfigurationError("OTEL_X", "bad", "good")
+    assert isinstance(error, ValueError)
+    assert str(error) == "OTEL_X='bad' is invalid; accepted: good"
+
+
+def test_import_starts_nothing() -> None:
+    """Importing opens no port, starts no thread and installs no MeterProvider."""
+    script = textwrap.dedent(
+        """
+        import os, threading, psutil
+        import jobmeter, jobmeter.collector, jobmeter.testing
+        from opentelemetry.metrics import _internal as api
+        assert threading.active_count() == 1, threading.enumerate()
+        assert api._METER_PROVIDER is None
+        assert psutil.Process().net_connections() == []
+        print("clean")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "clean", done.stderr
+
+
+def test_testing_module_example_runs() -> None:
+    failures, tried = doctest.testmod(jobmeter.testing, optionflags=doctest.ELLIPSIS)
+    assert tried > 0
+    assert failures == 0
