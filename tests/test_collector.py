@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -309,3 +309,43 @@ def test_same_name_before_and_after_configure_lose_nothing() -> None:
         assert recorded.count(DURATION, {"operation.name": "load"}) == 2
         assert len(recorded.points("jobmeter.operation.cpu.time", {"operation.name": "load"})) == 2
         assert recorded.value("jobmeter.operation.active", {"operation.name": "load"}) == 0
+
+
+def test_generator_functions_are_measured_over_their_iteration(recorded: InMemoryMetrics) -> None:
+    ops = jobmeter.MetricsCollector("etl")
+
+    @ops.measure("rows")
+    def rows(n: int) -> Iterator[int]:
+        for i in range(n):
+            time.sleep(0.01)
+            yield i
+
+    assert list(rows(5)) == [0, 1, 2, 3, 4]
+    for row in rows(5):
+        if row == 1:
+            break  # the consumer stops early: closed, not failed
+    points = recorded.points(DURATION, {"operation.name": "rows"})
+    assert len(points) == 1  # no error.type series
+    (point,) = points
+    assert isinstance(point, HistogramDataPoint)
+    assert point.count == 2
+    assert point.max >= 0.05
+
+
+def test_async_generator_functions_are_measured(recorded: InMemoryMetrics) -> None:
+    ops = jobmeter.MetricsCollector("etl")
+
+    @ops.measure("pages")
+    async def pages() -> AsyncIterator[int]:
+        for i in range(3):
+            await asyncio.sleep(0.01)
+            yield i
+
+    async def main() -> list[int]:
+        return [page async for page in pages()]
+
+    assert asyncio.run(main()) == [0, 1, 2]
+    (point,) = recorded.points(DURATION, {"operation.name": "pages"})
+    assert isinstance(point, HistogramDataPoint)
+    assert point.count == 1
+    assert point.sum >= 0.03

@@ -208,3 +208,40 @@ def test_existing_application_provider_is_kept(caplog: pytest.LogCaptureFixture)
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert "jobmeter.operation.duration" in names
     app_provider.shutdown()
+
+
+def test_unknown_prometheus_host_names_the_host_variable() -> None:
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        jobmeter.configure(prometheus_host="no-such-host.invalid", prometheus_port=0)
+    assert raised.value.setting == "OTEL_EXPORTER_PROMETHEUS_HOST"
+    assert "'no-such-host.invalid' is invalid" in str(raised.value)
+
+
+def test_resource_keyword_replaces_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyword override wins whole, and opt-in detectors never add the command line."""
+    from jobmeter.testing import in_memory
+
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=from-env,region=eu")
+    monkeypatch.setenv("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "process")
+    with in_memory(resource_attributes={"team": "from-kwarg"}) as recorded:
+        with jobmeter.MetricsCollector("etl").measure("load"):
+            pass
+        attributes = dict(recorded.resource().attributes)
+    assert attributes["team"] == "from-kwarg"
+    assert "region" not in attributes
+    assert not [key for key in attributes if key.startswith("process.command")]
+    assert attributes["telemetry.sdk.name"] == "opentelemetry"
+
+
+def test_configure_after_shutdown_warns_and_installs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = jobmeter.configure(exporters="none")
+    first.shutdown()
+    assert jobmeter.configure(exporters="none") is first
+    assert any("after shutdown()" in r.message for r in caplog.records)
+
+
+def test_disabled_handle_reports_no_exporter() -> None:
+    telemetry = jobmeter.configure(disabled=True)
+    assert telemetry.settings.exporters == ("none",)

@@ -17,11 +17,11 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def _table_rows(path: Path) -> list[list[str]]:
     """Rows of the markdown tables whose first cell is a `code` name."""
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.startswith("| `"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    return rows
+    return [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in path.read_text().splitlines()
+        if line.startswith("| `")
+    ]
 
 
 def _code(cell: str) -> str:

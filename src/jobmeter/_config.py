@@ -1,4 +1,6 @@
-"""Reading jobmeter's settings from OTEL_* / JOBMETER_* variables and keyword arguments.
+"""Reading jobmeter's settings from OTEL_* variables and keyword arguments.
+
+Project settings will use the JOBMETER_ prefix; the foundation reads none yet.
 
 Every variable jobmeter reads is in the table below. Time settings follow the
 OpenTelemetry specification and are milliseconds, including

@@ -149,18 +149,19 @@ class OperationStore:
         with self._lock:
             self._totals_for(key, attributes).active -= 1
 
-    def add_resources(
+    def ended_with_resources(
         self,
+        started_key: Key,
+        started_attributes: Attributes,
         key: Key,
         attributes: Attributes,
-        cpu_user: float,
-        cpu_system: float,
-        io_read: int,
-        io_write: int,
-        rss: int,
-        growth: int,
+        usage: tuple[float, float, int, int, int, int],
     ) -> None:
+        """End a block and add its usage: (cpu user s, cpu system s, read B, written B,
+        RSS at the end B, RSS growth B); one lock for both."""
+        cpu_user, cpu_system, io_read, io_write, rss, growth = usage
         with self._lock:
+            self._totals_for(started_key, started_attributes).active -= 1
             totals = self._totals_for(key, attributes)
             totals.has_resources = True
             totals.cpu_user += cpu_user
@@ -171,8 +172,14 @@ class OperationStore:
             totals.growth = growth
 
     def _snapshot(self) -> list[_Totals]:
-        with self._lock:
+        # A SIGTERM handler's final export runs while the main thread is paused,
+        # possibly inside this lock: after a short wait, read without it.
+        if not self._lock.acquire(timeout=0.1):
             return list(self._totals.values())
+        try:
+            return list(self._totals.values())
+        finally:
+            self._lock.release()
 
     def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
         for t in self._snapshot():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from wsgiref.simple_server import WSGIServer
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry, start_http_server
 
-from jobmeter._config import PROMETHEUS_PORT
+from jobmeter._config import PROMETHEUS_HOST, PROMETHEUS_PORT
 from jobmeter._errors import ConfigurationError
 
 _log = logging.getLogger("jobmeter")
@@ -29,16 +30,16 @@ class PrometheusEndpoint:
         self.reader = PrometheusMetricReader(registry=self.registry)
         try:
             server, thread = start_http_server(port, addr=host, registry=self.registry)
+        except (socket.gaierror, UnicodeError, ValueError) as error:
+            raise ConfigurationError(
+                PROMETHEUS_HOST, host, "a host name or IP address of this machine", str(error)
+            ) from None
         except OSError as error:
             raise ConfigurationError(
                 PROMETHEUS_PORT,
                 port,
                 "a free port, or 0 to pick one",
                 f"cannot listen on {host}:{port} ({error.strerror or error})",
-            ) from None
-        except Exception as error:  # bad host names surface as socket.gaierror or ValueError
-            raise ConfigurationError(
-                "OTEL_EXPORTER_PROMETHEUS_HOST", host, "a host name or IP address", str(error)
             ) from None
         self._server: WSGIServer | None = server
         self._thread: threading.Thread | None = thread

@@ -11,6 +11,7 @@ import platform
 import socket
 import sys
 import uuid
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -22,6 +23,13 @@ from jobmeter._version import __version__
 def _default_service_name() -> str:
     # The specification's fallback: unknown_service:<process.executable.name>.
     return f"unknown_service:{os.path.basename(sys.executable) or 'python'}"
+
+
+def _sdk_version() -> str:
+    try:
+        return version("opentelemetry-sdk")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def process_identity() -> dict[str, Any]:
@@ -40,6 +48,9 @@ def build_resource(settings: Settings) -> Resource:
         "process.runtime.version": platform.python_version(),
         "process.runtime.description": sys.version.replace("\n", " "),
         "process.executable.name": os.path.basename(sys.executable),
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": _sdk_version(),
         "telemetry.distro.name": "jobmeter",
         "telemetry.distro.version": __version__,
         **process_identity(),
@@ -51,4 +62,7 @@ def build_resource(settings: Settings) -> Resource:
     )
     if settings.service_version:
         attributes["service.version"] = settings.service_version
-    return Resource.create(attributes)
+    # Resource(), not Resource.create(): create() would merge OTEL_RESOURCE_ATTRIBUTES
+    # back over a keyword override, and run opt-in detectors (the "process" one
+    # exports the command line).
+    return Resource(attributes)

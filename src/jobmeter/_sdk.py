@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -55,7 +56,8 @@ class Telemetry:
         self.owns_provider = owns_provider
         self._prometheus = prometheus
         self._push = list(push)
-        self._lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler may run shutdown() inside shutdown().
+        self._lock = threading.RLock()
         self._shutdown = False
 
     @property
@@ -108,8 +110,9 @@ class Telemetry:
                     _log.warning(
                         "jobmeter: the last export to %s was lost at shutdown", exporter.target
                     )
-                    # Unblock an export still retrying, so that nothing outlives us for long.
-                    _quietly(exporter.inner.shutdown)
+                    if exporter.in_flight:
+                        # Unblock an export still retrying, so that nothing outlives us long.
+                        _quietly(exporter.inner.shutdown)
         if self._prometheus is not None:
             _quietly(self._prometheus.close)
         return ok
@@ -221,7 +224,20 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
             return _current
         settings = resolve(overrides)
         existing = _installed_provider()
+        if _current is not None and existing is _current.meter_provider:
+            # OpenTelemetry allows one global MeterProvider per process, and ours is shut down.
+            _log.warning(
+                "jobmeter: configure() after shutdown() cannot install a new MeterProvider "
+                "(OpenTelemetry allows one per process); nothing more is exported. "
+                "Tests can call jobmeter.testing.reset()."
+            )
+            return _current
         if existing is not None:
+            if metric_readers:
+                _log.warning(
+                    "jobmeter: metric_readers were not attached: the application's own "
+                    "MeterProvider is in use; attach them to it instead"
+                )
             _log.warning(
                 "jobmeter: the application installed its own MeterProvider; jobmeter uses it "
                 "as it is and starts no exporter of its own"
@@ -229,6 +245,7 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
             _current = Telemetry(settings, existing, owns_provider=False)
             return _current
         if settings.disabled:
+            settings = replace(settings, exporters=("none",))
             _current = Telemetry(settings, NoOpMeterProvider(), owns_provider=False)
             return _current
         _current = _build(settings, metric_readers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from time import perf_counter
 from types import MappingProxyType, TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
@@ -84,30 +84,54 @@ class Measurement:
         if start[0] != _fork.generation:
             # Started in the parent, ended in a forked child: the parent owns it.
             return
-        key = self._key
-        attributes = self._attributes
-        store.ended(key, attributes)
-        if exc_type is not None:
+        key = started_key = self._key
+        attributes = started_attributes = self._attributes
+        if exc_type is not None and exc_type is not GeneratorExit:
             attributes = {**attributes, "error.type": error_type(exc_type)}
             key = make_key(attributes)
         store.duration.record(end - start[-1], attributes)
-        if len(start) > 2:
-            ru = _getrusage(_RUSAGE_SELF)
-            rss = _rss_bytes()
-            store.add_resources(
-                key,
-                attributes,
-                max(ru.ru_utime - start[1], 0.0),
-                max(ru.ru_stime - start[2], 0.0),
-                max(ru.ru_inblock - start[3], 0) * _BLOCK,
-                max(ru.ru_oublock - start[4], 0) * _BLOCK,
-                rss,
-                rss - start[5],
-            )
+        if len(start) == 2:
+            store.ended(started_key, started_attributes)
+            return
+        ru = _getrusage(_RUSAGE_SELF)
+        rss = _rss_bytes()
+        usage = (
+            max(ru.ru_utime - start[1], 0.0),
+            max(ru.ru_stime - start[2], 0.0),
+            max(ru.ru_inblock - start[3], 0) * _BLOCK,
+            max(ru.ru_oublock - start[4], 0) * _BLOCK,
+            rss,
+            rss - start[5],
+        )
+        store.ended_with_resources(started_key, started_attributes, key, attributes, usage)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
-        """Decorate ``func`` so that every call is measured."""
+        """Decorate ``func`` so that every call is measured.
+
+        Coroutine functions are measured until they return; generator and
+        async generator functions from the first item until they are exhausted
+        or closed (a consumer that stops early is not an error).
+        """
         store, attributes, resources = self._store, self._attributes, self._resources
+        if inspect.isgeneratorfunction(func):
+            gen_func: Callable[P, Generator[Any, Any, Any]] = func
+
+            @functools.wraps(func)
+            def measured_gen(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
+                with Measurement(store, attributes, resources):
+                    return (yield from gen_func(*args, **kwargs))
+
+            return cast(Callable[P, R], measured_gen)
+        if inspect.isasyncgenfunction(func):
+            agen_func: Callable[P, AsyncGenerator[Any, Any]] = func
+
+            @functools.wraps(func)
+            async def measured_agen(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
+                with Measurement(store, attributes, resources):
+                    async for item in agen_func(*args, **kwargs):
+                        yield item
+
+            return cast(Callable[P, R], measured_agen)
         if inspect.iscoroutinefunction(func):
             async_func = cast(Callable[P, Awaitable[Any]], func)
 

@@ -1,0 +1,331 @@
+"""Cost of one ``measure()`` block, against a bare SDK record and a naive psutil version.
+
+Every case gets its own SDK MeterProvider with an InMemoryMetricReader that is
+never collected while timing, so only the recording path is measured. Cases are
+timed with ``timeit`` (garbage collector off) from source statements, so the
+loop adds no function call of its own; repeats of the cases are interleaved, so
+that a slow stretch of the machine hits every case alike.
+"""
+
+from __future__ import annotations
+
+import statistics
+import timeit
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from time import perf_counter
+from types import TracebackType
+from typing import Any
+
+import psutil
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.util.types import AttributeValue
+
+import jobmeter
+from benchmarks import Target, pass_miss
+from jobmeter import _sdk
+from jobmeter._operations import DURATION_BUCKETS
+
+CALLS_FAST = 200_000
+CALLS_NAIVE = 20_000
+REPEATS = 7
+# Seconds the timed repeats may take in all. On a slow machine the repeats drop
+# to MIN_REPEATS first, then every case's calls shrink by the same factor (never
+# below MIN_SCALE of the asked-for counts). 0 turns the budget off.
+BUDGET_S = 40.0
+MIN_REPEATS = 5
+MIN_SCALE = 0.1
+
+TARGETS = (
+    Target("measure_full / bare_record", "measure_full", "bare_record", 3.0),
+    Target("measure_duration_only / bare_record", "measure_duration_only", "bare_record", 1.5),
+    Target("measure_full / naive_psutil", "measure_full", "naive_psutil", 0.25),
+)
+
+
+class NaiveCollector:
+    """``measure()`` built the obvious way: psutil on enter and exit, one SDK call per metric."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.process = psutil.Process()
+        self.duration = meter.create_histogram(
+            "naive.operation.duration",
+            unit="s",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        self.cpu_user = meter.create_counter("naive.operation.cpu.user", unit="s")
+        self.cpu_system = meter.create_counter("naive.operation.cpu.system", unit="s")
+        self.memory = meter.create_histogram("naive.operation.memory.usage", unit="By")
+        self.disk_read = meter.create_counter("naive.operation.disk.read", unit="By")
+        self.disk_write = meter.create_counter("naive.operation.disk.write", unit="By")
+
+    def measure(
+        self, operation: str, attributes: Mapping[str, AttributeValue] | None = None
+    ) -> NaiveMeasurement:
+        merged: dict[str, AttributeValue] = dict(attributes or {})
+        merged["operation.name"] = operation
+        return NaiveMeasurement(self, merged)
+
+
+class NaiveMeasurement:
+    __slots__ = ("_attributes", "_collector", "_cpu", "_io", "_memory", "_start")
+
+    def __init__(self, collector: NaiveCollector, attributes: dict[str, AttributeValue]) -> None:
+        self._collector = collector
+        self._attributes = attributes
+
+    def __enter__(self) -> NaiveMeasurement:
+        process = self._collector.process
+        self._cpu = process.cpu_times()
+        self._memory = process.memory_info()
+        self._io = process.io_counters()
+        self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        end = perf_counter()
+        c = self._collector
+        cpu = c.process.cpu_times()
+        memory = c.process.memory_info()
+        io = c.process.io_counters()
+        a = self._attributes
+        c.duration.record(end - self._start, a)
+        c.cpu_user.add(max(cpu.user - self._cpu.user, 0.0), a)
+        c.cpu_system.add(max(cpu.system - self._cpu.system, 0.0), a)
+        c.memory.record(memory.rss, a)
+        c.disk_read.add(max(io.read_bytes - self._io.read_bytes, 0), a)
+        c.disk_write.add(max(io.write_bytes - self._io.write_bytes, 0), a)
+
+
+@dataclass
+class Case:
+    """One timed statement and where its recordings land."""
+
+    name: str
+    description: str
+    stmt: str
+    namespace: dict[str, Any]
+    calls: int
+    reader: InMemoryMetricReader
+    histogram: str
+    estimate_us: float = 0.0
+    per_call_us: list[float] = field(default_factory=list)
+    executed: int = 0
+
+
+@dataclass
+class CaseResult:
+    name: str
+    description: str
+    calls: int
+    repeats: int
+    median_us: float
+    min_us: float
+    max_us: float
+    per_call_us: list[float]
+    recorded: int
+
+
+@dataclass
+class RatioResult:
+    name: str
+    median_ratio: float
+    min_ratio: float
+    limit: float
+    passed: bool
+
+
+@dataclass
+class MeasureResults:
+    cases: dict[str, CaseResult]
+    ratios: list[RatioResult]
+    seconds: float
+    scale: float
+    budget_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _provider() -> tuple[MeterProvider, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    return MeterProvider(metric_readers=[reader], shutdown_on_exit=False), reader
+
+
+def _cases(calls_fast: int, calls_naive: int) -> tuple[list[Case], list[MeterProvider]]:
+    providers: list[MeterProvider] = []
+
+    def new() -> tuple[MeterProvider, InMemoryMetricReader]:
+        provider, reader = _provider()
+        providers.append(provider)
+        return provider, reader
+
+    provider, reader = new()
+    histogram = provider.get_meter("bench").create_histogram(
+        "bench.duration", unit="s", explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS)
+    )
+    bare = Case(
+        "bare_record",
+        "SDK Histogram.record(0.001, {operation.name, table})",
+        'histogram.record(0.001, {"operation.name": "load", "table": "orders"})',
+        {"histogram": histogram},
+        calls_fast,
+        reader,
+        "bench.duration",
+    )
+
+    provider, reader = new()
+    full = Case(
+        "measure_full",
+        'with collector.measure("load", {"table": "orders"}): pass',
+        'with collector.measure("load", {"table": "orders"}):\n    pass',
+        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
+        calls_fast,
+        reader,
+        "jobmeter.operation.duration",
+    )
+
+    provider, reader = new()
+    duration_only = Case(
+        "measure_duration_only",
+        "the same with resources=False",
+        'with collector.measure("load", {"table": "orders"}, resources=False):\n    pass',
+        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
+        calls_fast,
+        reader,
+        "jobmeter.operation.duration",
+    )
+
+    provider, reader = new()
+    naive = Case(
+        "naive_psutil",
+        "psutil cpu/memory/io on enter and exit, 6 SDK calls",
+        'with naive.measure("load", {"table": "orders"}):\n    pass',
+        {"naive": NaiveCollector(provider.get_meter("bench"))},
+        calls_naive,
+        reader,
+        "naive.operation.duration",
+    )
+    return [bare, full, duration_only, naive], providers
+
+
+def _histogram_count(reader: InMemoryMetricReader, name: str) -> int:
+    data = reader.get_metrics_data()
+    if data is None:
+        return 0
+    return sum(
+        point.count
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if isinstance(point, HistogramDataPoint)
+    )
+
+
+def run(
+    *,
+    calls_fast: int = CALLS_FAST,
+    calls_naive: int = CALLS_NAIVE,
+    repeats: int = REPEATS,
+    budget_s: float = BUDGET_S,
+    progress: Callable[[str], None] | None = None,
+) -> MeasureResults:
+    """Time every case ``repeats`` times, interleaved; median and min per call, in us."""
+    started = perf_counter()
+    _sdk.reset()  # collectors get their provider explicitly; globals must not matter
+    cases, providers = _cases(calls_fast, calls_naive)
+    try:
+        timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
+        for case in cases:  # warm-up (caches, first aggregation), and a first estimate
+            warm = max(case.calls // 10, 1)
+            seconds = timers[case.name].timeit(warm)
+            case.executed += warm
+            case.estimate_us = seconds / warm * 1e6
+        repeats, scale = _fit(cases, repeats, budget_s)
+        for case in cases:
+            case.calls = max(round(case.calls * scale), 1)
+        for repeat in range(repeats):
+            if progress is not None:
+                progress(f"measure: repeat {repeat + 1}/{repeats}")
+            for case in cases:
+                seconds = timers[case.name].timeit(case.calls)
+                case.executed += case.calls
+                case.per_call_us.append(seconds / case.calls * 1e6)
+        results: dict[str, CaseResult] = {}
+        for case in cases:
+            recorded = _histogram_count(case.reader, case.histogram)
+            if recorded != case.executed:
+                raise RuntimeError(
+                    f"{case.name}: {case.executed} blocks ran but the histogram counted "
+                    f"{recorded}: the benchmark does not measure what it claims"
+                )
+            results[case.name] = CaseResult(
+                name=case.name,
+                description=case.description,
+                calls=case.calls,
+                repeats=repeats,
+                median_us=statistics.median(case.per_call_us),
+                min_us=min(case.per_call_us),
+                max_us=max(case.per_call_us),
+                per_call_us=case.per_call_us,
+                recorded=recorded,
+            )
+    finally:
+        for provider in providers:
+            provider.shutdown()
+        _sdk.reset()
+    medians = {name: r.median_us for name, r in results.items()}
+    mins = {name: r.min_us for name, r in results.items()}
+    ratios = []
+    for target in TARGETS:
+        ratio, ok = target.check(medians)
+        min_ratio, _ = target.check(mins)
+        ratios.append(RatioResult(target.name, ratio, min_ratio, target.limit, ok))
+    return MeasureResults(results, ratios, perf_counter() - started, scale, budget_s)
+
+
+def _fit(cases: list[Case], repeats: int, budget_s: float) -> tuple[int, float]:
+    """Repeats and a factor on the calls that keep the timed part within the budget."""
+    per_repeat_s = sum(case.calls * case.estimate_us for case in cases) / 1e6
+    if budget_s <= 0 or per_repeat_s * repeats <= budget_s:
+        return repeats, 1.0
+    repeats = min(repeats, max(MIN_REPEATS, int(budget_s // per_repeat_s)))
+    return repeats, max(MIN_SCALE, min(1.0, budget_s / (per_repeat_s * repeats)))
+
+
+def format_report(results: MeasureResults) -> str:
+    lines = [
+        "measure(): cost per block, microseconds per call "
+        "(timeit, GC off, median and min of the repeats)",
+        "",
+        f"  {'case':<24}{'calls x repeats':>17}{'median us':>11}{'min us':>9}{'max us':>9}  what",
+    ]
+    for r in results.cases.values():
+        runs = f"{r.calls:,} x {r.repeats}"
+        lines.append(
+            f"  {r.name:<24}{runs:>17}{r.median_us:>11.3f}{r.min_us:>9.3f}{r.max_us:>9.3f}"
+            f"  {r.description}"
+        )
+    lines += ["", f"  {'ratio (of medians)':<38}{'value':>7}{'of mins':>9}{'target':>10}"]
+    for ratio in results.ratios:
+        lines.append(
+            f"  {ratio.name:<38}{ratio.median_ratio:>7.2f}{ratio.min_ratio:>9.2f}"
+            f"{'<= ' + format(ratio.limit, '.2f'):>10}  {pass_miss(ratio.passed)}"
+        )
+    if results.scale < 1.0:
+        lines.append(
+            f"\n  note: this machine is slow: calls scaled to {results.scale:.0%} of "
+            f"{CALLS_FAST:,} / {CALLS_NAIVE:,} to fit the {results.budget_s:.0f} s budget "
+            "(--budget-s 0 runs the full counts)"
+        )
+    lines.append(f"\n  ({results.seconds:.1f} s)")
+    return "\n".join(lines)
