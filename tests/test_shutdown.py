@@ -131,3 +131,18 @@ def test_sigterm_exports_the_last_points_and_keeps_the_exit_status() -> None:
         assert process.wait(timeout=30) == -signal.SIGTERM
         points = receiver.wait_for_metric("jobmeter.operation.duration")
         assert points[-1].count == 3
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_final_export_is_one_attempt_without_back_off(protocol: str) -> None:
+    """At exit the SDK retries a retryable failure with 1-2-4 s back-off; jobmeter tries once."""
+    with OtlpReceiver(mode="unavailable") as receiver:
+        telemetry = jobmeter.configure(
+            exporters="otlp",
+            otlp_protocol=protocol,
+            otlp_endpoint=receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint,
+        )
+        with jobmeter.MetricsCollector("etl").measure("load"):
+            pass
+        assert telemetry.shutdown() is False  # the collector refused the last export
+        assert receiver.attempts == 1

@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
-from opentelemetry.metrics._internal import _ProxyMeter
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter import _fork
+from jobmeter._sdk_internals import is_proxy_meter
 
 _log = logging.getLogger("jobmeter")
 
@@ -245,7 +245,7 @@ def clear_all() -> None:
     """Forget every total, and stores bound to a real global provider (for tests' reset)."""
     with _stores_lock:
         for name, store in list(_global_stores.items()):
-            if not isinstance(store.meter, _ProxyMeter):
+            if not is_proxy_meter(store.meter):
                 del _global_stores[name]
         stores = [*_global_stores.values()]
         stores += [s for by_name in _provider_stores.values() for s in by_name.values()]

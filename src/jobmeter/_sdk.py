@@ -14,12 +14,10 @@ from typing import Any
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider as APIMeterProvider
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader
-from opentelemetry.util._once import Once
 
-from jobmeter import _fork, _operations, _provider_fork
+from jobmeter import _fork, _operations, _sdk_internals
 from jobmeter._config import Settings, resolve
 from jobmeter._exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._prometheus import PrometheusEndpoint
@@ -103,6 +101,9 @@ class Telemetry:
         if self.owns_provider and isinstance(self.meter_provider, MeterProvider):
             provider = self.meter_provider
             budget = self._budget(timeout_millis)
+            # At exit one attempt is enough: no back-off while the job waits to end.
+            for exporter, _ in self._push:
+                _sdk_internals.stop_retrying(exporter.inner)
             ok = _bounded("shutdown", lambda: provider.shutdown(budget), budget)
             for exporter, _ in self._push:
                 if exporter.in_flight or not exporter.last_ok:
@@ -123,13 +124,13 @@ class Telemetry:
     def _after_fork_in_child(self) -> None:
         if not self.owns_provider or not isinstance(self.meter_provider, MeterProvider):
             return
-        _provider_fork.reset_provider(self.meter_provider)
+        _sdk_internals.reset_provider(self.meter_provider)
         # Inherited connections belong to the parent: each exporter starts afresh.
         fresh = []
         for exporter, reader in self._push:
             name = "console" if isinstance(exporter.inner, ConsoleMetricExporter) else "otlp"
             replacement = push_exporter(name, self.settings)
-            _provider_fork.replace_exporter(reader, replacement)
+            _sdk_internals.replace_exporter(reader, replacement)
             fresh.append((replacement, reader))
         self._push = fresh
         if self._prometheus is not None:
@@ -188,10 +189,6 @@ def current() -> Telemetry | None:
     return _current
 
 
-def _installed_provider() -> APIMeterProvider | None:
-    return _metrics_api._METER_PROVIDER
-
-
 def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) -> Telemetry:
     """Set up OpenTelemetry metrics from the OTEL_* environment, without an agent.
 
@@ -223,7 +220,7 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
                 _log.warning("jobmeter: configure() was called already; new arguments ignored")
             return _current
         settings = resolve(overrides)
-        existing = _installed_provider()
+        existing = _sdk_internals.installed_provider()
         if _current is not None and existing is _current.meter_provider:
             # OpenTelemetry allows one global MeterProvider per process, and ours is shut down.
             _log.warning(
@@ -308,9 +305,5 @@ def reset() -> None:
     handler = signal.getsignal(signal.SIGTERM)
     if getattr(handler, "__qualname__", "").startswith("_install_sigterm_flush"):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _metrics_api._METER_PROVIDER_SET_ONCE = Once()
-    _metrics_api._METER_PROVIDER = None
-    # Keep the proxy provider: collectors made before configure() hold its meters,
-    # and the next set_meter_provider() re-binds them to the new provider.
-    _metrics_api._PROXY_METER_PROVIDER._real_meter_provider = None
+    _sdk_internals.reset_api_globals()
     _operations.clear_all()

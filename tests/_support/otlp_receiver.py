@@ -114,6 +114,7 @@ class _Servicer:
         self, request: ExportMetricsServiceRequest, context: Any
     ) -> ExportMetricsServiceResponse:
         receiver = self._receiver
+        receiver._attempt()
         if receiver.mode == "unavailable":
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver is in 'unavailable' mode")
         receiver._record("grpc", request)
@@ -178,6 +179,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
         except Exception as exc:
             self._reply(400, f"bad request: {exc}".encode())
             return
+        receiver._attempt()
         if receiver.mode == "unavailable":
             self._reply(503, b"receiver is in 'unavailable' mode")
             return
@@ -198,6 +200,7 @@ class OtlpReceiver:
 
     def __init__(self, mode: Mode = "ok") -> None:
         self.mode: Mode = mode
+        self.attempts = 0  # export requests that reached a handler, answered or not
         self._lock = threading.Lock()
         self._requests: list[tuple[str, ExportMetricsServiceRequest]] = []
         self._closing = threading.Event()
@@ -270,6 +273,10 @@ class OtlpReceiver:
     def http_endpoint(self) -> str:
         """``http://127.0.0.1:PORT/v1/metrics`` for OTLP/HTTP exporters."""
         return f"http://127.0.0.1:{self.http_port}/v1/metrics"
+
+    def _attempt(self) -> None:
+        with self._lock:
+            self.attempts += 1
 
     def _record(self, protocol: str, request: ExportMetricsServiceRequest) -> None:
         with self._lock:
