@@ -1,6 +1,6 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape] [--budget-s S] [--strict]``.
+Usage: ``python -m benchmarks [--only measure|scrape|shutdown] [--budget-s S] [--strict]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from time import perf_counter
 from typing import Any
 
 import jobmeter
-from benchmarks import bench_measure, bench_scrape, pass_miss
+from benchmarks import bench_measure, bench_scrape, bench_shutdown, pass_miss
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -43,7 +43,9 @@ def _environment() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", choices=("measure", "scrape"), help="run one part only")
+    parser.add_argument(
+        "--only", choices=("measure", "scrape", "shutdown"), help="run one part only"
+    )
     parser.add_argument(
         "--budget-s",
         type=float,
@@ -79,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         scraped = bench_scrape.run(progress=_progress)
         print(bench_scrape.format_report(scraped), end="\n\n", flush=True)
         report["scrape"] = scraped.to_json()
+
+    if args.only in (None, "shutdown"):
+        stopped = bench_shutdown.run(progress=_progress)
+        print(bench_shutdown.format_report(stopped), end="\n\n", flush=True)
+        report["shutdown"] = bench_shutdown.to_json(stopped)
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]
