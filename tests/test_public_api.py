@@ -40,12 +40,14 @@ def test_configuration_error_is_a_value_error() -> None:
 
 
 def test_import_starts_nothing() -> None:
-    """Importing opens no port, starts no thread and installs no MeterProvider."""
+    """Importing opens no port, starts no thread, installs no MeterProvider or fork hook."""
     script = textwrap.dedent(
         """
         import os, threading, psutil
-        import jobmeter, jobmeter.collector, jobmeter.testing
+        import jobmeter, jobmeter.collector, jobmeter.testing, jobmeter.demo
         from opentelemetry.metrics import _internal as api
+        from jobmeter import _fork
+        assert not _fork._callbacks and not _fork._installed, _fork._callbacks
         assert threading.active_count() == 1, threading.enumerate()
         assert api._METER_PROVIDER is None
         assert psutil.Process().net_connections() == []

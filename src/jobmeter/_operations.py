@@ -143,11 +143,13 @@ class OperationStore:
 
     def started(self, key: Key, attributes: Attributes) -> None:
         with self._lock:
-            self._totals_for(key, attributes).active += 1
+            totals = self._totals.get(key) or self._totals_for(key, attributes)
+            totals.active += 1
 
     def ended(self, key: Key, attributes: Attributes) -> None:
         with self._lock:
-            self._totals_for(key, attributes).active -= 1
+            totals = self._totals.get(key) or self._totals_for(key, attributes)
+            totals.active -= 1
 
     def ended_with_resources(
         self,
@@ -229,11 +231,21 @@ _provider_stores: weakref.WeakKeyDictionary[MeterProvider, dict[str, OperationSt
     weakref.WeakKeyDictionary()
 )
 _stores_lock = threading.Lock()
+_hooked = False
+
+
+def _after_fork_in_child() -> None:
+    global _stores_lock
+    _stores_lock = threading.Lock()  # a parent thread may have held it at fork time
 
 
 def store_for(name: str, meter: Meter, provider: MeterProvider | None) -> OperationStore:
     """The one store of collector ``name`` on ``provider`` (None: the global provider)."""
+    global _hooked
     with _stores_lock:
+        if not _hooked:  # on first use, never at import
+            _fork.on_fork_in_child(_after_fork_in_child)
+            _hooked = True
         stores = _global_stores if provider is None else _provider_stores.setdefault(provider, {})
         store = stores.get(name)
         if store is None:

@@ -6,9 +6,8 @@ import atexit
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from types import FrameType
 from typing import Any
 
 from opentelemetry import metrics
@@ -19,14 +18,12 @@ from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader
 
 from jobmeter import _fork, _operations, _sdk_internals
 from jobmeter._config import Settings, resolve
+from jobmeter._exit import bounded, install_sigterm_flush, is_our_sigterm_handler, quietly
 from jobmeter._exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._prometheus import PrometheusEndpoint
 from jobmeter._resource import build_resource
 
 _log = logging.getLogger("jobmeter")
-
-# How far past the export timeout shutdown() and force_flush() may run.
-GRACE_S = 0.5
 
 
 class Telemetry:
@@ -85,7 +82,7 @@ class Telemetry:
             return True
         provider = self.meter_provider
         budget = self._budget(timeout_millis)
-        return _bounded("force_flush", lambda: provider.force_flush(budget), budget)
+        return bounded("force_flush", lambda: provider.force_flush(budget), budget)
 
     def shutdown(self, timeout_millis: float | None = None) -> bool:
         """Export the last data, stop the endpoint; idempotent, never raises.
@@ -104,7 +101,7 @@ class Telemetry:
             # At exit one attempt is enough: no back-off while the job waits to end.
             for exporter, _ in self._push:
                 _sdk_internals.stop_retrying(exporter.inner)
-            ok = _bounded("shutdown", lambda: provider.shutdown(budget), budget)
+            ok = bounded("shutdown", lambda: provider.shutdown(budget), budget)
             for exporter, _ in self._push:
                 if exporter.in_flight or not exporter.last_ok:
                     ok = False
@@ -113,15 +110,16 @@ class Telemetry:
                     )
                     if exporter.in_flight:
                         # Unblock an export still retrying, so that nothing outlives us long.
-                        _quietly(exporter.inner.shutdown)
+                        quietly(exporter.inner.shutdown)
         if self._prometheus is not None:
-            _quietly(self._prometheus.close)
+            quietly(self._prometheus.close)
         return ok
 
     def _budget(self, timeout_millis: float | None) -> float:
         return self.settings.shutdown_budget_ms if timeout_millis is None else timeout_millis
 
     def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()  # a parent thread may have held it at fork time
         if not self.owns_provider or not isinstance(self.meter_provider, MeterProvider):
             return
         _sdk_internals.reset_provider(self.meter_provider)
@@ -143,41 +141,6 @@ class Telemetry:
             f"Telemetry(exporters={self.settings.exporters!r}, "
             f"prometheus_url={self.prometheus_url!r}, owns_provider={self.owns_provider})"
         )
-
-
-def _quietly(action: Callable[[], object]) -> None:
-    try:
-        action()
-    except Exception:
-        _log.debug("jobmeter: ignored error during shutdown", exc_info=True)
-
-
-def _bounded(what: str, action: Callable[[], object], budget_ms: float) -> bool:
-    """Run ``action`` in a daemon thread; give up after the budget plus GRACE_S."""
-    done = threading.Event()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            action()
-        except Exception as error:
-            failed.append(error)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"jobmeter-{what}", daemon=True).start()
-    if not done.wait(budget_ms / 1000.0 + GRACE_S):
-        _log.warning(
-            "jobmeter: %s did not finish within %.0f ms (collector down or slow?); "
-            "the last export is dropped and the program goes on",
-            what,
-            budget_ms,
-        )
-        return False
-    if failed:
-        _log.warning("jobmeter: %s failed: %s", what, failed[0])
-        return False
-    return True
 
 
 _lock = threading.Lock()
@@ -250,7 +213,7 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
         atexit.register(_current.shutdown)
         _fork.on_fork_in_child_weak(_current, "_after_fork_in_child")
         if _current._push:
-            _install_sigterm_flush(_current)
+            install_sigterm_flush(_current.shutdown)
         return _current
 
 
@@ -279,21 +242,6 @@ def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemet
     return Telemetry(settings, provider, owns_provider=True, prometheus=endpoint, push=push)
 
 
-def _install_sigterm_flush(telemetry: Telemetry) -> None:
-    """On SIGTERM, export the last data before dying, if nobody else handles SIGTERM."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        telemetry.shutdown()
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-
 def reset() -> None:
     """Shut down and forget jobmeter's and OpenTelemetry's global metrics state (for tests)."""
     global _current
@@ -302,8 +250,7 @@ def reset() -> None:
     if telemetry is not None:
         telemetry.shutdown()
         atexit.unregister(telemetry.shutdown)
-    handler = signal.getsignal(signal.SIGTERM)
-    if getattr(handler, "__qualname__", "").startswith("_install_sigterm_flush"):
+    if is_our_sigterm_handler(signal.getsignal(signal.SIGTERM)):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _sdk_internals.reset_api_globals()
     _operations.clear_all()
