@@ -62,6 +62,9 @@ def test_points_arrive_with_resource_attributes(
         cpu = receiver.points("jobmeter.operation.cpu.time")
         assert {p.attributes["cpu.mode"] for p in cpu} == {"user", "system"}
         assert all(p.is_monotonic for p in cpu)
+        # OTEL_EXPORTER_OTLP_HEADERS reaches the collector, over either protocol.
+        assert receiver.headers
+        assert all(h.get("x-tenant") == "tests" for h in receiver.headers)
         assert telemetry.shutdown() is True
 
 

@@ -114,7 +114,7 @@ class _Servicer:
         self, request: ExportMetricsServiceRequest, context: Any
     ) -> ExportMetricsServiceResponse:
         receiver = self._receiver
-        receiver._attempt()
+        receiver._attempt({str(k): str(v) for k, v in context.invocation_metadata()})
         if receiver.mode == "unavailable":
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver is in 'unavailable' mode")
         receiver._record("grpc", request)
@@ -179,7 +179,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
         except Exception as exc:
             self._reply(400, f"bad request: {exc}".encode())
             return
-        receiver._attempt()
+        receiver._attempt({k.lower(): v for k, v in self.headers.items()})
         if receiver.mode == "unavailable":
             self._reply(503, b"receiver is in 'unavailable' mode")
             return
@@ -201,6 +201,7 @@ class OtlpReceiver:
     def __init__(self, mode: Mode = "ok") -> None:
         self.mode: Mode = mode
         self.attempts = 0  # export requests that reached a handler, answered or not
+        self.headers: list[dict[str, str]] = []  # gRPC metadata or HTTP headers, per attempt
         self._lock = threading.Lock()
         self._requests: list[tuple[str, ExportMetricsServiceRequest]] = []
         self._closing = threading.Event()
@@ -274,9 +275,10 @@ class OtlpReceiver:
         """``http://127.0.0.1:PORT/v1/metrics`` for OTLP/HTTP exporters."""
         return f"http://127.0.0.1:{self.http_port}/v1/metrics"
 
-    def _attempt(self) -> None:
+    def _attempt(self, headers: dict[str, str]) -> None:
         with self._lock:
             self.attempts += 1
+            self.headers.append(headers)
 
     def _record(self, protocol: str, request: ExportMetricsServiceRequest) -> None:
         with self._lock:
