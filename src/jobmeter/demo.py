@@ -73,10 +73,11 @@ def _summary(recorded: InMemoryMetrics) -> Table:
         row[1] += point.count if "error.type" in attributes else 0
         row[2] += point.sum
     for name, (calls, errors, wall) in sorted(rows.items()):
+        measured = recorded.points("jobmeter.operation.cpu.time", {"operation.name": name})
         cpu = recorded.value("jobmeter.operation.cpu.time", {"operation.name": name})
         table.add_row(
             name, f"{calls:.0f}", f"{errors:.0f}", f"{wall:.3f}",
-            f"{1000 * wall / calls:.2f}", f"{cpu:.3f}",
+            f"{1000 * wall / calls:.2f}", f"{cpu:.3f}" if measured else "-",
         )  # fmt: skip
     return table
 
@@ -110,6 +111,7 @@ def main() -> int:
             lines = [x for x in response.read().decode().splitlines() if x.startswith("jobmeter_")]
         console.print(f"The endpoint served {len(lines)} jobmeter samples at the last scrape.")
     console.print(_summary(InMemoryMetrics(reader, telemetry)))
+    console.print("CPU s is the process's CPU time during each block; '-': resources=False.")
     telemetry.shutdown()
     return 0
 
