@@ -1,6 +1,6 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape|shutdown] [--budget-s S] [--strict]``.
+Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host] [--budget-s S] [--strict]``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from time import perf_counter
 from typing import Any
 
 import jobmeter
-from benchmarks import bench_measure, bench_scrape, bench_shutdown, pass_miss
+from benchmarks import bench_host, bench_measure, bench_scrape, bench_shutdown, pass_miss
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -38,13 +38,16 @@ def _environment() -> dict[str, Any]:
         "opentelemetry-exporter-prometheus": version("opentelemetry-exporter-prometheus"),
         "prometheus-client": version("prometheus-client"),
         "psutil": version("psutil"),
+        "opentelemetry-instrumentation-system-metrics": version(
+            "opentelemetry-instrumentation-system-metrics"
+        ),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--only", choices=("measure", "scrape", "shutdown"), help="run one part only"
+        "--only", choices=("measure", "scrape", "shutdown", "host"), help="run one part only"
     )
     parser.add_argument(
         "--budget-s",
@@ -86,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         stopped = bench_shutdown.run(progress=_progress)
         print(bench_shutdown.format_report(stopped), end="\n\n", flush=True)
         report["shutdown"] = bench_shutdown.to_json(stopped)
+
+    if args.only in (None, "host"):
+        hosted = bench_host.run(progress=_progress)
+        print(bench_host.format_report(hosted), end="\n\n", flush=True)
+        report["host"] = hosted.to_json()
+        checks.append((f"{hosted.target} <= {hosted.limit:.2f}", hosted.passed))
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]

@@ -13,11 +13,14 @@ import jobmeter.testing
 
 EXPECTED = [
     "ConfigurationError",
+    "GPUCollector",
+    "HostCollector",
     "Measurement",
     "MetricsCollector",
     "Telemetry",
     "__version__",
     "configure",
+    "start_host_metrics",
 ]
 
 

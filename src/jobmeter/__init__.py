@@ -14,12 +14,17 @@ from jobmeter._errors import ConfigurationError
 from jobmeter._sdk import Telemetry, configure
 from jobmeter._version import __version__
 from jobmeter.collector import Measurement, MetricsCollector
+from jobmeter.gpu import GPUCollector
+from jobmeter.host import HostCollector, start_host_metrics
 
 __all__ = [
     "ConfigurationError",
+    "GPUCollector",
+    "HostCollector",
     "Measurement",
     "MetricsCollector",
     "Telemetry",
     "__version__",
     "configure",
+    "start_host_metrics",
 ]

@@ -1,6 +1,6 @@
 """Reading jobmeter's settings from OTEL_* variables and keyword arguments.
 
-Project settings will use the JOBMETER_ prefix; the foundation reads none yet.
+Project settings use the JOBMETER_ prefix.
 
 Every variable jobmeter reads is in the table below. Time settings follow the
 OpenTelemetry specification and are milliseconds, including
@@ -36,8 +36,14 @@ EXPORT_INTERVAL: Final = "OTEL_METRIC_EXPORT_INTERVAL"
 EXPORT_TIMEOUT: Final = "OTEL_METRIC_EXPORT_TIMEOUT"
 PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
 PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
+HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
 
 EXPORTERS: Final = ("prometheus", "otlp", "console", "none")
+# HostCollector's metric groups; the default set leaves per-CPU series out.
+HOST_GROUPS: Final = (
+    "cpu", "per_cpu", "memory", "disk", "network", "filesystem", "load", "process", "gpu",
+)  # fmt: skip
+DEFAULT_HOST_GROUPS: Final = frozenset(HOST_GROUPS) - {"per_cpu"}
 PROTOCOLS: Final = ("grpc", "http/protobuf")
 TEMPORALITIES: Final = ("cumulative", "delta", "lowmemory")
 
@@ -270,3 +276,31 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = No
         env = os.environ if environ is None else environ
         changes["otlp_endpoint"] = _otlp_endpoint(env, changes["otlp_protocol"])
     return replace(settings, **changes)
+
+
+def host_groups(
+    overrides: Mapping[str, bool | None], environ: Mapping[str, str] | None = None
+) -> frozenset[str]:
+    """HostCollector's enabled groups: JOBMETER_HOST_METRICS (or the default), then keywords."""
+    env = os.environ if environ is None else environ
+    groups = set(DEFAULT_HOST_GROUPS)
+    if (raw := _env(env, HOST_METRICS)) is not None:
+        groups = set()
+        for item in raw.split(","):
+            name = item.strip().lower()
+            if name not in HOST_GROUPS:
+                raise ConfigurationError(
+                    HOST_METRICS, raw, ", ".join(HOST_GROUPS) + " (comma-separated)",
+                    f"unknown group {item.strip()!r}",
+                )  # fmt: skip
+            groups.add(name)
+    for name, enabled in overrides.items():
+        if name not in HOST_GROUPS:
+            raise ConfigurationError(
+                name, enabled, ", ".join(HOST_GROUPS), "unknown keyword argument"
+            )
+        if enabled is True:
+            groups.add(name)
+        elif enabled is False:
+            groups.discard(name)
+    return frozenset(groups)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import sys
 import uuid
 from importlib.metadata import PackageNotFoundError, version
@@ -17,6 +16,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 
 from jobmeter._config import Settings
+from jobmeter._machine import machine_info
 from jobmeter._version import __version__
 
 
@@ -41,9 +41,7 @@ def build_resource(settings: Settings) -> Resource:
     """Resource for ``settings``: service, host, process and runtime, plus the user's."""
     given = dict(settings.resource_attributes)
     attributes: dict[str, Any] = {
-        "host.name": socket.gethostname(),
-        "host.arch": platform.machine().lower(),
-        "os.type": sys.platform,
+        **machine_info(),
         "process.runtime.name": sys.implementation.name,
         "process.runtime.version": platform.python_version(),
         "process.runtime.description": sys.version.replace("\n", " "),

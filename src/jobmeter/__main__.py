@@ -1,0 +1,5 @@
+"""``python -m jobmeter``: the command line."""
+
+from jobmeter.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""Samples of one process, or of a whole process tree, for HostCollector.
+
+The pid is resolved at every sample, so a forked worker reports itself. In a
+tree, processes that end between two samples take their figures with them; the
+counters are kept monotonic so that a reader never sees them go backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+# Counters kept monotonic in a tree, by field name.
+_COUNTERS = (
+    "cpu_user", "cpu_system", "read_bytes", "write_bytes",
+    "ctx_voluntary", "ctx_involuntary", "faults_minor", "faults_major",
+)  # fmt: skip
+
+
+@dataclass
+class ProcessSample:
+    """Figures of one process (or tree) at one moment."""
+
+    pid: int
+    at: float
+    cpu_user: float = 0.0
+    cpu_system: float = 0.0
+    rss: int = 0
+    vms: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    threads: int = 0
+    fds: int = 0
+    ctx_voluntary: int = 0
+    ctx_involuntary: int = 0
+    faults_minor: int = 0
+    faults_major: int = 0
+    utilization: dict[str, float] = field(default_factory=dict)
+
+
+def _page_faults(pid: int) -> tuple[int, int]:
+    """(minor, major) page faults from /proc/PID/stat; psutil has no call for them."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[7]), int(fields[9])  # minflt, majflt (fields 10 and 12)
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
+def _add(sample: ProcessSample, process: psutil.Process, root: bool) -> None:
+    with process.oneshot():
+        cpu = process.cpu_times()
+        memory = process.memory_info()
+        switches = process.num_ctx_switches()
+        sample.threads += process.num_threads()
+        with contextlib.suppress(psutil.AccessDenied, AttributeError):
+            sample.fds += process.num_fds()
+        try:
+            io = process.io_counters()
+            sample.read_bytes += io.read_bytes
+            sample.write_bytes += io.write_bytes
+        except (psutil.AccessDenied, AttributeError):
+            pass
+    sample.cpu_user += cpu.user + (cpu.children_user if root else 0.0)
+    sample.cpu_system += cpu.system + (cpu.children_system if root else 0.0)
+    sample.rss += memory.rss
+    sample.vms += memory.vms
+    sample.ctx_voluntary += switches.voluntary
+    sample.ctx_involuntary += switches.involuntary
+    minor, major = _page_faults(process.pid)
+    sample.faults_minor += minor
+    sample.faults_major += major
+
+
+class ProcessProbe:
+    """Reads a pid (default: this process, whichever it is now), or its whole tree."""
+
+    def __init__(self, pid: int | None = None, tree: bool = False) -> None:
+        self._pid = pid
+        self._tree = tree
+        self._process: psutil.Process | None = None
+        self._previous: ProcessSample | None = None
+        self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+    @property
+    def watches_self(self) -> bool:
+        """Whether the probe follows the current process (and so a forked child)."""
+        return self._pid is None
+
+    def sample(self) -> ProcessSample | None:
+        """A new sample, with utilization over the time since the previous one."""
+        pid = os.getpid() if self._pid is None else self._pid
+        if self._process is None or self._process.pid != pid:
+            self._process = psutil.Process(pid)
+            self._previous = None  # a new process (a forked child): a new baseline
+        sample = ProcessSample(pid=pid, at=time.monotonic())
+        try:
+            _add(sample, self._process, root=True)
+        except psutil.NoSuchProcess:
+            return None
+        if self._tree:
+            for child in self._children():
+                try:
+                    _add(sample, child, root=False)
+                except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                    continue
+        previous, self._previous = self._previous, sample
+        if previous is not None:
+            if self._tree:
+                for name in _COUNTERS:  # a child that ended without being reaped
+                    setattr(sample, name, max(getattr(sample, name), getattr(previous, name)))
+            elapsed = (sample.at - previous.at) * self._cpus
+            if elapsed > 0:
+                sample.utilization = {
+                    "user": max(sample.cpu_user - previous.cpu_user, 0.0) / elapsed,
+                    "system": max(sample.cpu_system - previous.cpu_system, 0.0) / elapsed,
+                }
+        return sample
+
+    def _children(self) -> list[psutil.Process]:
+        assert self._process is not None
+        try:
+            return self._process.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
