@@ -349,3 +349,46 @@ def test_async_generator_functions_are_measured(recorded: InMemoryMetrics) -> No
     assert isinstance(point, HistogramDataPoint)
     assert point.count == 1
     assert point.sum >= 0.03
+
+
+def test_gpu_memory_of_a_block_when_a_gpu_is_present(
+    monkeypatch: pytest.MonkeyPatch, recorded: InMemoryMetrics
+) -> None:
+    """measure(gpu=True) keeps the GPU memory this process holds at the end of the block.
+
+    The NVML driver is the one boundary tests may fake (CI machines have no GPU).
+    """
+    import sys
+
+    from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+    from jobmeter import _nvml
+
+    gib = 2**30
+    gpus = [
+        FakeGpu("GPU-a", "NVIDIA H100", compute_processes=[ProcessInfo(os.getpid(), 3 * gib)]),
+        FakeGpu("GPU-b", "NVIDIA H100", compute_processes=[ProcessInfo(4_000_000, 5 * gib)]),
+    ]
+    _nvml._reset_for_tests()
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(gpus))
+    try:
+        ops = jobmeter.MetricsCollector("etl")
+        with ops.measure("train", gpu=True):
+            pass
+        with ops.measure("eval"):  # gpu=False: no GPU query, no point
+            pass
+        assert recorded.value(
+            "jobmeter.operation.gpu.memory.usage", {"operation.name": "train"}
+        ) == (3 * gib)
+        assert (
+            recorded.points("jobmeter.operation.gpu.memory.usage", {"operation.name": "eval"}) == []
+        )
+    finally:
+        _nvml._reset_for_tests()
+
+
+def test_gpu_memory_without_a_gpu_records_nothing(recorded: InMemoryMetrics) -> None:
+    ops = jobmeter.MetricsCollector("etl")
+    with ops.measure("train", gpu=True):
+        pass
+    assert recorded.count(DURATION, {"operation.name": "train"}) == 1
+    assert recorded.points("jobmeter.operation.gpu.memory.usage") == []

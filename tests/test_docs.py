@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
 import jobmeter
@@ -34,15 +37,27 @@ def _code(cell: str) -> str:
 
 # Documented, but only emitted on a machine with swap (CI machines have none).
 NEEDS_SWAP = {"system.paging.usage", "system.paging.utilization"}
+# Documented, emitted only with a GPU: checked against the faked NVML driver below.
+NEEDS_GPU = {"jobmeter.process.gpu.memory.usage", "jobmeter.operation.gpu.memory.usage"}
+PREFIXES = ("`jobmeter.", "`process.", "`system.", "`hw.")
 
 
-def _emitted() -> dict[str, tuple[str, str]]:
+def _documented() -> dict[str, tuple[str, str, str]]:
+    """Every metric in metrics.md: name -> (kind, unit, Prometheus name)."""
+    return {
+        _code(row[0]): (row[1], _code(row[2]), _code(row[4]))
+        for row in _table_rows(DOCS / "metrics.md")
+        if len(row) == 6 and row[0].startswith(PREFIXES)
+    }
+
+
+def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
     """Every instrument measure() and HostCollector emit: name -> (kind, unit), from real points."""
     with in_memory() as recorded:
         ops = jobmeter.MetricsCollector("docs")
-        with ops.measure("load"):
+        with ops.measure("load", gpu=gpu):
             pass
-        HostCollector(gpu=False)
+        HostCollector(gpu=gpu)
         time.sleep(0.3)  # utilization needs an interval
         found = {m.name: m for _, m in recorded.metrics()}
     kinds = {}
@@ -60,15 +75,30 @@ def _emitted() -> dict[str, tuple[str, str]]:
 
 
 def test_metrics_md_lists_every_instrument_with_kind_and_unit() -> None:
-    documented = {
-        _code(row[0]): (row[1], _code(row[2]), _code(row[4]))
-        for row in _table_rows(DOCS / "metrics.md")
-        if len(row) == 6 and row[0].startswith(("`jobmeter.", "`process.", "`system."))
-    }
+    documented = _documented()
     emitted = _emitted()
-    assert set(emitted) == set(documented) - NEEDS_SWAP
+    gpu_rows = {name for name in documented if name.startswith("hw.")} | NEEDS_GPU
+    assert set(emitted) == set(documented) - NEEDS_SWAP - gpu_rows
     for name, (kind, unit) in emitted.items():
         assert documented[name][:2] == (kind, unit), name
+
+
+def test_metrics_md_gpu_rows_match_the_gpu_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the faked NVML driver (the one allowed fake), the GPU rows are what is emitted."""
+    from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+    from jobmeter import _nvml
+
+    documented = _documented()
+    gpus = [FakeGpu("GPU-a", "NVIDIA H100", compute_processes=[ProcessInfo(os.getpid(), 1)])]
+    _nvml._reset_for_tests()
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(gpus))
+    try:
+        emitted = _emitted(gpu=True)
+    finally:
+        _nvml._reset_for_tests()
+    gpu_emitted = {n: v for n, v in emitted.items() if n.startswith("hw.") or n in NEEDS_GPU}
+    gpu_rows = {n: v[:2] for n, v in documented.items() if n.startswith("hw.") or n in NEEDS_GPU}
+    assert gpu_emitted == gpu_rows
 
 
 def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
@@ -85,12 +115,11 @@ def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
         for line in text.splitlines()
         if line.startswith(("jobmeter_", "process_", "system_"))
     }
-    documented = {
-        _code(row[4]): _code(row[0])
-        for row in _table_rows(DOCS / "metrics.md")
-        if len(row) == 6 and row[0].startswith(("`jobmeter.", "`process.", "`system."))
-    }
-    assert {p for p, name in documented.items() if name not in NEEDS_SWAP} == exposed
+    documented = {prometheus: name for name, (_, _, prometheus) in _documented().items()}
+    needs_hardware = NEEDS_SWAP | NEEDS_GPU
+    assert {
+        p for p, name in documented.items() if name not in needs_hardware and "hw." not in name
+    } == exposed
 
 
 def test_configuration_md_documents_every_variable() -> None:

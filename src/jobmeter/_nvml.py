@@ -11,6 +11,7 @@ raised. A forked child forgets its parent's NVML state and initialises again.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import logging
 import threading
@@ -125,10 +126,8 @@ class Nvml:
                       index, _describe(exc))  # fmt: skip
             return None
         mig = False
-        try:
+        with contextlib.suppress(Exception):  # NotSupported on GPUs without MIG
             mig = module.nvmlDeviceGetMigMode(handle)[0] == module.NVML_DEVICE_MIG_ENABLE
-        except Exception:  # NotSupported on GPUs without MIG
-            mig = False
         if mig:
             _log.info("jobmeter: GPU %d (%s) is in MIG mode; it is reported as one physical "
                       "GPU and its MIG instances are not listed", index, name)  # fmt: skip
@@ -145,7 +144,7 @@ class Nvml:
         try:
             if self._on:
                 self._on = False
-                self._devices = []
+                self._forget_devices()
                 self._quietly(self._module.nvmlShutdown)
         finally:
             self._lock.release()
@@ -157,21 +156,18 @@ class Nvml:
         self._notes_lock = threading.Lock()
         if self._on:
             self._on = None
-        self._devices = []
-        self._samples = []
-        self._sampled_at = float("-inf")
+        self._forget_devices()
 
     def _reset_for_tests(self) -> None:
         with self._lock:
             if self._on:
                 self._quietly(self._module.nvmlShutdown)
-            self._module = None
-            self._on = None
-            self._devices = []
-            self._unsupported = set()
-            self._noted = set()
-            self._samples = []
-            self._sampled_at = float("-inf")
+            self._module, self._on = None, None
+            self._unsupported, self._noted = set(), set()
+            self._forget_devices()
+
+    def _forget_devices(self) -> None:
+        self._devices, self._samples, self._sampled_at = [], [], float("-inf")
 
     # -- what the collectors read ----------------------------------------------
 
@@ -273,14 +269,11 @@ class Nvml:
                 )  # fmt: skip
             return None
 
-    def _is_unsupported(self, exc: Exception) -> bool:
-        if isinstance(exc, AttributeError):  # a pynvml too old to have the call
-            return True
-        kinds = tuple(
-            getattr(self._module, name, None)
-            for name in ("NVMLError_NotSupported", "NVMLError_FunctionNotFound")
-        )
-        return isinstance(exc, tuple(k for k in kinds if isinstance(k, type)))
+    @staticmethod
+    def _is_unsupported(exc: Exception) -> bool:
+        # AttributeError: a pynvml too old to have the call.
+        names = {"NVMLError_NotSupported", "NVMLError_FunctionNotFound", "AttributeError"}
+        return any(kind.__name__ in names for kind in type(exc).__mro__)
 
     def note_once(
         self,

@@ -45,8 +45,8 @@ class _Totals:
     """Cumulative figures of one attribute set."""
 
     __slots__ = (
-        "active", "attributes", "cpu_system", "cpu_user", "growth", "has_resources",
-        "io_read", "io_write", "modes", "rss",
+        "active", "attributes", "cpu_system", "cpu_user", "gpu_memory", "growth",
+        "has_resources", "io_read", "io_write", "modes", "rss",
     )  # fmt: skip
 
     def __init__(self, attributes: Attributes) -> None:
@@ -62,6 +62,7 @@ class _Totals:
         self.has_resources = False
         self.cpu_user = self.cpu_system = 0.0
         self.io_read = self.io_write = self.rss = self.growth = 0
+        self.gpu_memory: int | None = None
 
 
 def make_key(attributes: Attributes) -> Key:
@@ -112,6 +113,13 @@ class OperationStore:
             callbacks=[self._observe_growth],
             unit="By",
             description="Resident memory the latest measured operation added (negative if freed).",
+        )
+        meter.create_observable_gauge(
+            "jobmeter.operation.gpu.memory.usage",
+            callbacks=[self._observe_gpu_memory],
+            unit="By",
+            description="GPU memory of the process when the latest measured operation with "
+            "gpu=True ended.",
         )
         meter.create_observable_up_down_counter(
             "jobmeter.operation.active",
@@ -173,6 +181,11 @@ class OperationStore:
             totals.rss = rss
             totals.growth = growth
 
+    def set_gpu_memory(self, key: Key, attributes: Attributes, used: int) -> None:
+        """Keep the GPU memory the process used when a ``gpu=True`` block ended."""
+        with self._lock:
+            self._totals_for(key, attributes).gpu_memory = used
+
     def _snapshot(self) -> list[_Totals]:
         # A SIGTERM handler's final export runs while the main thread is paused,
         # possibly inside this lock: after a short wait, read without it.
@@ -200,6 +213,13 @@ class OperationStore:
 
     def _observe_growth(self, options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(t.growth, t.attributes) for t in self._snapshot() if t.has_resources]
+
+    def _observe_gpu_memory(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(t.gpu_memory, t.attributes)
+            for t in self._snapshot()
+            if t.gpu_memory is not None
+        ]
 
     def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
         # Totals recorded with error.type never hold in-flight counts: skip their zeros.

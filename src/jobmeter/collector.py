@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from time import perf_counter
 from types import MappingProxyType, TracebackType
@@ -13,7 +14,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter import _fork, _probes
+from jobmeter import _fork, _nvml, _probes
 from jobmeter._operations import Attributes, OperationStore, make_key, store_for
 from jobmeter._version import __version__
 
@@ -43,15 +44,20 @@ class Measurement:
     should not be entered from two threads at once: call ``measure()`` again.
     """
 
-    __slots__ = ("_attributes", "_key", "_resources", "_stack", "_store")
+    __slots__ = ("_attributes", "_gpu", "_key", "_resources", "_stack", "_store")
 
     def __init__(
-        self, store: OperationStore, attributes: dict[str, AttributeValue], resources: bool
+        self,
+        store: OperationStore,
+        attributes: dict[str, AttributeValue],
+        resources: bool,
+        gpu: bool = False,
     ) -> None:
         self._store = store
         self._attributes = attributes
         self._key = make_key(attributes)
         self._resources = resources
+        self._gpu = gpu
         self._stack: list[tuple[Any, ...]] = []
 
     @property
@@ -104,6 +110,10 @@ class Measurement:
             rss - start[5],
         )
         store.ended_with_resources(started_key, started_attributes, key, attributes, usage)
+        if self._gpu:
+            used = _nvml.nvml().process_memory((os.getpid(),))
+            if used is not None:
+                store.set_gpu_memory(key, attributes, used)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``func`` so that every call is measured.
@@ -112,13 +122,14 @@ class Measurement:
         async generator functions from the first item until they are exhausted
         or closed (a consumer that stops early is not an error).
         """
-        store, attributes, resources = self._store, self._attributes, self._resources
+        store, attributes = self._store, self._attributes
+        resources, gpu = self._resources, self._gpu
         if inspect.isgeneratorfunction(func):
             gen_func: Callable[P, Generator[Any, Any, Any]] = func
 
             @functools.wraps(func)
             def measured_gen(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
-                with Measurement(store, attributes, resources):
+                with Measurement(store, attributes, resources, gpu):
                     return (yield from gen_func(*args, **kwargs))
 
             return cast(Callable[P, R], measured_gen)
@@ -127,7 +138,7 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_agen(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
-                with Measurement(store, attributes, resources):
+                with Measurement(store, attributes, resources, gpu):
                     async for item in agen_func(*args, **kwargs):
                         yield item
 
@@ -137,14 +148,14 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with Measurement(store, attributes, resources):
+                with Measurement(store, attributes, resources, gpu):
                     return await async_func(*args, **kwargs)
 
             return cast(Callable[P, R], measured_async)
 
         @functools.wraps(func)
         def measured(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Measurement(store, attributes, resources):
+            with Measurement(store, attributes, resources, gpu):
                 return func(*args, **kwargs)
 
         return measured
@@ -194,6 +205,7 @@ class MetricsCollector:
         attributes: Mapping[str, AttributeValue] | None = None,
         *,
         resources: bool = True,
+        gpu: bool = False,
     ) -> Measurement:
         """Measure a block of work, as a ``with`` block or a decorator.
 
@@ -206,6 +218,9 @@ class MetricsCollector:
             operation: the operation's name, a low-cardinality string.
             attributes: extra attributes for this operation; not modified.
             resources: False records duration only, for hot loops.
+            gpu: also record the GPU memory this process holds when the block
+                ends (``jobmeter.operation.gpu.memory.usage``); nothing without
+                an NVIDIA GPU. Costs an NVML query per block.
 
         Returns:
             A :class:`Measurement`, usable as ``with`` block or decorator.
@@ -221,7 +236,7 @@ class MetricsCollector:
                 else _checked_attributes("attributes", attributes)
             )
         merged["operation.name"] = operation
-        return Measurement(self._store, merged, resources)
+        return Measurement(self._store, merged, resources, gpu and resources)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

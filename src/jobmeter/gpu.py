@@ -28,6 +28,7 @@ from typing import Final
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter import _fork
 from jobmeter._nvml import GpuDevice, GpuSample, nvml
 from jobmeter._sdk_internals import is_proxy_meter
 from jobmeter.collector import MetricsCollector
@@ -106,7 +107,7 @@ class GPUCollector(MetricsCollector):
         """Whether NVML is up with at least one GPU (starts NVML on first use)."""
         return nvml().available()
 
-    def attributes_of(self, device: GpuDevice) -> dict[str, AttributeValue]:
+    def _attributes_of(self, device: GpuDevice) -> dict[str, AttributeValue]:
         """The attributes of ``device``'s points: the ``hw.*`` set and the collector's."""
         found = self._device_attributes.get(device.uuid)
         if found is None:
@@ -121,7 +122,7 @@ class GPUCollector(MetricsCollector):
 
     def _observe(self, samples: list[GpuSample], field: str) -> list[Observation]:
         return [
-            Observation(value, self.attributes_of(sample.device))
+            Observation(value, self._attributes_of(sample.device))
             for sample in samples
             if (value := getattr(sample, field)) is not None
         ]
@@ -140,7 +141,7 @@ class GPUCollector(MetricsCollector):
         for device in nv.devices():
             used = nv.device_process_memory(device, pids)
             if used is not None:
-                found.append(Observation(used, self.attributes_of(device)))
+                found.append(Observation(used, self._attributes_of(device)))
         return found
 
 
@@ -198,10 +199,20 @@ _by_meter: weakref.WeakKeyDictionary[Meter, _Instruments] = weakref.WeakKeyDicti
 # get_meter() but bind to one real meter later: one set of instruments per name.
 _by_proxy_name: dict[str, _Instruments] = {}
 _lock = threading.Lock()
+_hooked = False
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at fork time
 
 
 def _instruments_for(name: str, meter: Meter) -> _Instruments:
+    global _hooked
     with _lock:
+        if not _hooked:  # on first use, never at import
+            _fork.on_fork_in_child(_after_fork_in_child)
+            _hooked = True
         if is_proxy_meter(meter):
             found = _by_proxy_name.get(name)
             if found is None:
