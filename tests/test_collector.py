@@ -362,7 +362,9 @@ def test_gpu_memory_of_a_block_when_a_gpu_is_present(
 
     from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
     from jobmeter import _nvml
+    from jobmeter._machine import machine_info
 
+    machine_info()  # cached from the real machine before the fake driver is installed
     gib = 2**30
     gpus = [
         FakeGpu("GPU-a", "NVIDIA H100", compute_processes=[ProcessInfo(os.getpid(), 3 * gib)]),

@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
 import jobmeter
 from jobmeter import _config
+from jobmeter._machine import machine_info
 from jobmeter.host import HostCollector
 from jobmeter.testing import in_memory
 
@@ -89,6 +90,7 @@ def test_metrics_md_gpu_rows_match_the_gpu_collector(monkeypatch: pytest.MonkeyP
     from jobmeter import _nvml
 
     documented = _documented()
+    machine_info()  # cached from the real machine before the fake driver is installed
     gpus = [FakeGpu("GPU-a", "NVIDIA H100", compute_processes=[ProcessInfo(os.getpid(), 1)])]
     _nvml._reset_for_tests()
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml(gpus))

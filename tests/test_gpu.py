@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -403,6 +404,37 @@ def test_a_gpu_that_does_not_answer_at_start_is_left_out(
     assert info.startswith("jobmeter: GPU 0 did not answer NVML (NVMLError_GpuIsLost")
 
 
+def test_docs_table_matches_the_metrics_and_a_real_prometheus_scrape(fake: FakeNvml) -> None:
+    """docs/gpu.md lists every GPU metric with its kind, unit and Prometheus name."""
+    docs = Path(__file__).resolve().parent.parent / "docs" / "gpu.md"
+    rows = [
+        [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        for line in docs.read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    documented = {row[0]: (row[1], row[2], row[3]) for row in rows}
+    fake.gpus[0].compute_processes = [ProcessInfo(os.getpid(), MIB)]
+    telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
+    jobmeter.GPUCollector()
+    assert telemetry.prometheus_url is not None
+    with urllib.request.urlopen(telemetry.prometheus_url, timeout=5) as response:
+        text = response.read().decode()
+    exposed = {line.split("{")[0] for line in text.splitlines() if 'hw_id="' in line}
+    assert {prometheus for _, _, prometheus in documented.values()} == exposed
+    with in_memory() as recorded:
+        jobmeter.GPUCollector()
+        found = collect(recorded)
+    assert set(documented) == set(GPU_METRICS) == set(found)
+    for name, metric in found.items():
+        data = metric.data
+        if isinstance(data, Sum):
+            kind = "ObservableCounter" if data.is_monotonic else "ObservableUpDownCounter"
+        else:
+            assert isinstance(data, Gauge)
+            kind = "ObservableGauge"
+        assert documented[name][:2] == (kind, metric.unit), name
+
+
 # -- one start, one lookup, one read per collection ---------------------------------
 
 
@@ -433,8 +465,12 @@ def test_two_collectors_of_one_name_share_instruments_without_warnings(
     caplog.set_level(logging.DEBUG)
     jobmeter.GPUCollector(attributes={"who": "a"})
     jobmeter.GPUCollector(attributes={"who": "b"})
-    assert recorded.value("hw.power", {"hw.id": H100, "who": "a"}) == 123.456
-    assert recorded.value("hw.power", {"hw.id": H100, "who": "b"}) == 123.456
+    points = collect(recorded)["hw.power"].data.data_points
+    assert sorted(
+        (str(dict(p.attributes or {})["who"]), str(dict(p.attributes or {})["hw.id"]), p.value)
+        for p in points
+        if isinstance(p, NumberDataPoint)
+    ) == [("a", H100, 123.456), ("a", A10, 60.0), ("b", H100, 123.456), ("b", A10, 60.0)]
     assert fake.calls["nvmlDeviceGetPowerUsage"] == 2  # still one read per GPU
     assert warnings_or_worse(caplog) == []
 
