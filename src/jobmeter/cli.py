@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from jobmeter._machine import machine_info
 from jobmeter._version import __version__
+from jobmeter.run import RunOptions, RunResult, run_command
 
 app = typer.Typer(
     name="jobmeter",
@@ -34,6 +36,80 @@ def info(
     for key, value in sorted(facts.items()):
         table.add_row(key, str(value))
     Console().print(table)
+
+
+def _size(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _summary_table(result: RunResult) -> Table:
+    table = Table(title=f"jobmeter run {result.run_id}", show_header=False)
+    table.add_column("figure", style="bold")
+    table.add_column("value")
+    rows = [
+        ("exit status", f"{result.exit_code} ({result.status})"),
+        ("wall time", f"{result.wall_seconds:.2f} s"),
+        ("CPU time", f"{result.cpu_user_seconds:.2f} s user, "
+                     f"{result.cpu_system_seconds:.2f} s system"),
+        ("CPU utilization", f"{result.cpu_utilization_mean:.2f} mean, "
+                            f"{result.cpu_utilization_peak:.2f} peak (CPUs busy)"),
+        ("peak memory", f"{_size(result.peak_memory_bytes)} from {result.peak_memory_source}"),
+        ("  RSS / PSS sampled", f"{_size(result.peak_rss_sampled_bytes)} / "
+                                f"{_size(result.peak_pss_sampled_bytes)}"),
+        ("  largest process", _size(result.peak_rss_single_process_bytes)),
+        ("  cgroup (with page cache)", _size(result.peak_cgroup_bytes)),
+        ("disk read / written", f"{_size(result.read_bytes)} / {_size(result.written_bytes)}"),
+        ("processes / threads (peak)", f"{result.peak_processes} / {result.peak_threads}"),
+        ("samples", str(result.samples)),
+        ("run directory", str(result.directory)),
+    ]  # fmt: skip
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    no_args_is_help=True,
+)
+def run(
+    command: list[str] = typer.Argument(..., help="The command to run, after --."),
+    interval: float = typer.Option(
+        1.0, "--interval", "-i", min=0.05, help="Seconds between samples (0.05 or more)."
+    ),
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Runs directory (default ./.jobmeter/runs or JOBMETER_RUN_DIR).",
+    ),
+    capture: bool = typer.Option(
+        True, "--capture/--no-capture", help="Also keep stdout and stderr in the run directory."
+    ),
+    record_args: bool = typer.Option(
+        False,
+        "--record-args",
+        help="Store the full command line (off: program and argument count only).",
+    ),
+    name: str | None = typer.Option(None, "--name", help="A name for the run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run COMMAND and measure its whole process tree: jobmeter run -- CMD [ARGS...]."""
+    options = RunOptions(interval=interval, output=output, capture=capture,
+                         record_args=record_args, name=name)  # fmt: skip
+    result = run_command(command, options)
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True), file=sys.stderr)
+    elif not quiet:
+        Console(stderr=True).print(_summary_table(result))
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -1,0 +1,314 @@
+"""Run a command and measure its whole process tree until it ends.
+
+The wrapper becomes a subreaper, puts the command in a memory cgroup of its
+own where the machine allows, forwards SIGINT, SIGTERM and SIGHUP, reaps every
+descendant, and samples the tree at each interval into usage.jsonl. Exact
+totals (CPU seconds, bytes read and written, the largest single-process peak)
+come from the kernel's rusage of reaped children; the tree's memory peak from
+the cgroup; the samples add PSS and what is still running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import resource
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from jobmeter._machine import machine_info
+from jobmeter._version import __version__
+from jobmeter.run._files import RunDirectory, new_run_id, runs_root
+from jobmeter.run._kernel import MemoryCgroup, become_subreaper, join_cgroup
+from jobmeter.run._sampler import TreeSample, TreeSampler
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_BLOCK = 512
+MIN_INTERVAL_S = 0.05
+
+
+@dataclass
+class RunOptions:
+    """How ``run_command`` runs and records a command."""
+
+    interval: float = 1.0
+    output: str | Path | None = None
+    capture: bool = True
+    record_args: bool = False
+    name: str | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run cost; also written to run.json as ``summary``."""
+
+    run_id: str
+    directory: Path
+    exit_code: int
+    status: str
+    wall_seconds: float = 0.0
+    cpu_user_seconds: float = 0.0
+    cpu_system_seconds: float = 0.0
+    cpu_utilization_mean: float = 0.0
+    cpu_utilization_peak: float = 0.0
+    peak_memory_bytes: int = 0
+    peak_memory_source: str = "samples"
+    peak_rss_sampled_bytes: int = 0
+    peak_pss_sampled_bytes: int = 0
+    peak_rss_single_process_bytes: int = 0
+    peak_cgroup_bytes: int | None = None
+    read_bytes: int = 0
+    written_bytes: int = 0
+    peak_processes: int = 0
+    peak_threads: int = 0
+    samples: int = 0
+    signals_forwarded: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary record."""
+        record = dict(self.__dict__)
+        record["directory"] = str(self.directory)
+        return record
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _pump(source: IO[bytes], sinks: Sequence[Any]) -> None:
+    """Copy a child's output to our own stream and its log file, as it comes."""
+    for chunk in iter(lambda: source.read1(65536), b""):  # type: ignore[attr-defined]
+        for sink in sinks:
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except (OSError, ValueError):
+                pass
+
+
+class _Run:
+    def __init__(self, argv: Sequence[str], options: RunOptions) -> None:
+        self.argv = list(argv)
+        self.options = options
+        self.interval = max(options.interval, MIN_INTERVAL_S)
+        self.run_id = new_run_id()
+        self.directory = RunDirectory((runs_root(options.output) / self.run_id).resolve())
+        self.started = time.time()
+        self.record: dict[str, Any] = {
+            "id": self.run_id,
+            "name": options.name,
+            "status": "running",
+            "start": self.started,
+            "end": None,
+            "host": machine_info(),
+            "jobmeter_version": __version__,
+            "command": self._command(),
+            "interval_seconds": self.interval,
+        }
+        self.result = RunResult(self.run_id, self.directory.path, exit_code=-1, status="running")
+        self.latest: TreeSample | None = None
+
+    def _command(self) -> dict[str, Any]:
+        # Full command lines can hold secrets: by default only the program and a count.
+        command: dict[str, Any] = {
+            "executable": os.path.basename(self.argv[0]) if self.argv else "",
+            "argument_count": max(len(self.argv) - 1, 0),
+        }
+        if self.options.record_args:
+            command["argv"] = self.argv
+        return command
+
+    def finish(self, status: str, exit_code: int) -> RunResult:
+        self.result.status = status
+        self.result.exit_code = exit_code
+        self.result.wall_seconds = time.time() - self.started
+        self.record.update(
+            status=status, end=time.time(), exit_code=exit_code, summary=self.result.to_json()
+        )
+        self.directory.write_run(self.record)
+        self.directory.close()
+        return self.result
+
+
+def run_command(
+    argv: Sequence[str],
+    options: RunOptions | None = None,
+    on_sample: Callable[[TreeSample, RunResult], None] | None = None,
+) -> RunResult:
+    """Run ``argv``, measure its process tree until it ends, and record the run.
+
+    Args:
+        argv: the command and its arguments.
+        options: interval, output directory, capture, argument recording, name.
+        on_sample: called after each sample (for live metrics).
+
+    Returns:
+        The run's figures; ``exit_code`` follows the shell's rules (128+N when
+        killed by signal N, 127 when the command is not found).
+    """
+    run = _Run(argv, options or RunOptions())
+    run.directory.write_run(run.record)
+    become_subreaper()
+    cgroup = MemoryCgroup.create(f"jobmeter-{run.run_id}")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    capture = run.options.capture
+    try:
+        child = subprocess.Popen(
+            run.argv,
+            stdout=subprocess.PIPE if capture else None,
+            stderr=subprocess.PIPE if capture else None,
+            preexec_fn=functools.partial(join_cgroup, cgroup.procs_file) if cgroup else None,
+        )
+    except (FileNotFoundError, PermissionError, IndexError) as error:
+        if cgroup:
+            cgroup.remove()
+        code = 126 if isinstance(error, PermissionError) else 127
+        what = "permission denied" if code == 126 else "command not found"
+        print(f"jobmeter: {what}: {run.argv[0] if run.argv else '(none)'}", file=sys.stderr)
+        run.record["error"] = what
+        return run.finish("not_found" if code == 127 else "not_executable", code)
+
+    pumps = []
+    if capture:
+        for source, sink, name in ((child.stdout, sys.stdout, "stdout.log"),
+                                   (child.stderr, sys.stderr, "stderr.log")):  # fmt: skip
+            assert source is not None
+            log = run.directory.log_file(name)
+            thread = threading.Thread(target=_pump, args=(source, (sink.buffer, log)), daemon=True)
+            thread.start()
+            pumps.append((thread, log))
+
+    forwarded: list[str] = run.result.signals_forwarded
+
+    def forward(signum: int, frame: object) -> None:
+        forwarded.append(signal.Signals(signum).name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+
+    previous_handlers = {s: signal.signal(s, forward) for s in FORWARDED}
+    try:
+        status = _measure(run, child.pid, before, cgroup, on_sample)
+    finally:
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+        for thread, log in pumps:
+            thread.join(timeout=5)
+            log.close()
+        if cgroup:
+            cgroup.remove()
+    exit_code = _exit_code(status)
+    if exit_code == 0:
+        state = "succeeded"
+    elif exit_code > 128:
+        state = "killed"
+    else:
+        state = "failed"
+    return run.finish(state, exit_code)
+
+
+def _reap(child_pid: int) -> int | None:
+    """Reap every finished descendant (we are their subreaper); the main child's status."""
+    status = None
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status
+        if pid == 0:
+            return status
+        if pid == child_pid:
+            status = raw
+
+
+def _measure(
+    run: _Run,
+    child_pid: int,
+    before: Any,
+    cgroup: MemoryCgroup | None,
+    on_sample: Callable[[TreeSample, RunResult], None] | None,
+) -> int:
+    sampler = TreeSampler()
+    result = run.result
+    try:
+        pidfd: int | None = os.pidfd_open(child_pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    status: int | None = None
+    previous_cpu, previous_t = 0.0, time.time()
+    while True:
+        reaped = _reap(child_pid)
+        if reaped is not None:
+            status = reaped
+        sample = sampler.sample()
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # Exact figures of reaped descendants plus the live ones, never going back.
+        cpu_user = now.ru_utime - before.ru_utime + sample.cpu_user
+        cpu_system = now.ru_stime - before.ru_stime + sample.cpu_system
+        result.cpu_user_seconds = max(result.cpu_user_seconds, cpu_user)
+        result.cpu_system_seconds = max(result.cpu_system_seconds, cpu_system)
+        reaped_read = (now.ru_inblock - before.ru_inblock) * _BLOCK
+        reaped_written = (now.ru_oublock - before.ru_oublock) * _BLOCK
+        result.read_bytes = max(result.read_bytes, reaped_read + sample.read_bytes)
+        result.written_bytes = max(result.written_bytes, reaped_written + sample.write_bytes)
+        total_cpu = result.cpu_user_seconds + result.cpu_system_seconds
+        if sample.t > previous_t:
+            sample.cpu_utilization = max(total_cpu - previous_cpu, 0.0) / (sample.t - previous_t)
+        previous_cpu, previous_t = total_cpu, sample.t
+        result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
+        result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
+        result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
+        result.peak_rss_single_process_bytes = max(
+            result.peak_rss_single_process_bytes, sample.hwm, now.ru_maxrss * 1024
+        )
+        result.peak_processes = max(result.peak_processes, sample.processes)
+        result.peak_threads = max(result.peak_threads, sample.threads)
+        if cgroup:
+            result.peak_cgroup_bytes = cgroup.peak_bytes()
+        _headline_peak(result)
+        result.samples += 1
+        record = sample.to_json()
+        record.update(cpu_user_total=result.cpu_user_seconds,
+                      cpu_system_total=result.cpu_system_seconds)  # fmt: skip
+        run.directory.append_usage(record)
+        run.latest = sample
+        if on_sample is not None:
+            on_sample(sample, result)
+        if status is not None and sample.processes == 0:
+            break
+        _wait(pidfd if status is None else None, run.interval)
+    if pidfd is not None:
+        os.close(pidfd)
+    wall = time.time() - run.started
+    result.cpu_utilization_mean = (
+        (result.cpu_user_seconds + result.cpu_system_seconds) / wall if wall > 0 else 0.0
+    )
+    return status
+
+
+def _headline_peak(result: RunResult) -> None:
+    """The peak to report first, and where it came from."""
+    # The cgroup peak stays a figure of its own: it includes page cache, so a
+    # job that writes 200 MB would look 200 MB bigger than its processes.
+    result.peak_memory_bytes, result.peak_memory_source = max(
+        (result.peak_pss_sampled_bytes, "samples (PSS of the tree)"),
+        (result.peak_rss_single_process_bytes, "kernel (largest process's peak RSS)"),
+    )
+
+
+def _wait(pidfd: int | None, seconds: float) -> None:
+    """Sleep until the next sample, waking at once when the main child exits."""
+    if pidfd is None:
+        time.sleep(seconds)
+        return
+    with contextlib.suppress(InterruptedError):
+        select.select([pidfd], [], [], seconds)

@@ -1,0 +1,104 @@
+"""Samples of a whole process tree: every descendant of the wrapper, found anew each time.
+
+With the wrapper as subreaper, orphans (setsid, double fork) re-parent to it,
+so "every descendant of the wrapper" is the whole tree. PSS comes from
+/proc/PID/smaps_rollup, so pages that forked workers share are counted once
+in total rather than once per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psutil
+
+
+@dataclass
+class TreeSample:
+    """One sample of the tree: sums over its live processes."""
+
+    t: float
+    processes: int = 0
+    rss: int = 0
+    pss: int = 0
+    cpu_user: float = 0.0
+    cpu_system: float = 0.0
+    read_bytes: int = 0
+    write_bytes: int = 0
+    threads: int = 0
+    open_files: int = 0
+    hwm: int = 0  # the largest VmHWM (peak RSS) of a live process
+    cpu_utilization: float = 0.0  # CPUs busy since the previous sample (set by the runner)
+    pids: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The usage.jsonl record (without pids)."""
+        record = asdict(self)
+        del record["pids"]
+        return record
+
+
+def _pss_and_hwm(pid: int) -> tuple[int, int]:
+    pss = hwm = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
+            for line in rollup:
+                if line.startswith(b"Pss:"):
+                    pss = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    return pss, hwm
+
+
+class TreeSampler:
+    """Samples the descendants of ``root`` (default: this process, the wrapper)."""
+
+    def __init__(self, root: int | None = None) -> None:
+        self._root = psutil.Process(root if root is not None else os.getpid())
+
+    def sample(self) -> TreeSample:
+        """Read every live descendant now."""
+        sample = TreeSample(t=time.time())
+        try:
+            children = self._root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        for process in children:
+            try:
+                with process.oneshot():
+                    cpu = process.cpu_times()
+                    memory = process.memory_info()
+                    threads = process.num_threads()
+                    fds = process.num_fds()
+                    try:
+                        io = process.io_counters()
+                        read, written = io.read_bytes, io.write_bytes
+                    except (psutil.AccessDenied, AttributeError):
+                        read = written = 0
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                continue
+            pss, hwm = _pss_and_hwm(process.pid)
+            sample.processes += 1
+            sample.pids.append(process.pid)
+            sample.rss += memory.rss
+            sample.pss += pss or memory.rss
+            sample.cpu_user += cpu.user
+            sample.cpu_system += cpu.system
+            sample.read_bytes += read
+            sample.write_bytes += written
+            sample.threads += threads
+            sample.open_files += fds
+            sample.hwm = max(sample.hwm, hwm)
+        return sample
