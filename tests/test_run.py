@@ -1,0 +1,212 @@
+"""`jobmeter run -- CMD` with real subprocesses and signals: exit codes, signals, files, truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+MIB = 1024 * 1024
+
+
+def _jobmeter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "jobmeter", "run", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def _only_run(tmp_path: Path) -> Path:
+    (run,) = (tmp_path / "runs").iterdir()
+    return run
+
+
+def _record(run: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads((run / "run.json").read_text())
+    return data
+
+
+@pytest.mark.parametrize(
+    ("code", "expected", "status"),
+    [
+        ("pass", 0, "succeeded"),
+        ("import sys; sys.exit(3)", 3, "failed"),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", 137, "killed"),
+    ],
+)
+def test_exit_status_is_the_commands(tmp_path: Path, code: str, expected: int, status: str) -> None:
+    done = _jobmeter(tmp_path, "--quiet", "--", sys.executable, "-c", code)
+    assert done.returncode == expected, done.stderr
+    record = _record(_only_run(tmp_path))
+    assert record["exit_code"] == expected
+    assert record["status"] == status
+    assert record["end"] is not None
+
+
+def test_command_not_found_is_127_with_a_message(tmp_path: Path) -> None:
+    done = _jobmeter(tmp_path, "--quiet", "--", "no-such-command-jobmeter")
+    assert done.returncode == 127
+    assert "jobmeter: command not found: no-such-command-jobmeter" in done.stderr
+    assert _record(_only_run(tmp_path))["status"] == "not_found"
+
+
+def test_a_fast_failure_keeps_its_directory_and_logs(tmp_path: Path) -> None:
+    code = "import sys; print('partial'); print('boom: bad input', file=sys.stderr); sys.exit(2)"
+    done = _jobmeter(tmp_path, "--quiet", "--", sys.executable, "-c", code)
+    assert done.returncode == 2
+    assert "boom: bad input" in done.stderr  # passed through...
+    run = _only_run(tmp_path)
+    assert (run / "stderr.log").read_text() == "boom: bad input\n"  # ...and kept
+    assert (run / "stdout.log").read_text() == "partial\n"
+    assert _record(run)["status"] == "failed"
+    assert [json.loads(line) for line in (run / "usage.jsonl").read_text().splitlines()]
+
+
+def test_arguments_are_not_recorded_unless_asked(tmp_path: Path) -> None:
+    secret = "--password=hunter2"
+    _jobmeter(tmp_path / "a", "--quiet", "--", sys.executable, "-c", "pass", secret)
+    run = _only_run(tmp_path / "a")
+    stored = "".join(p.read_text() for p in run.iterdir())
+    assert "hunter2" not in stored
+    assert _record(run)["command"] == {"executable": Path(sys.executable).name,
+                                       "argument_count": 3}  # fmt: skip
+    _jobmeter(
+        tmp_path / "b", "--quiet", "--record-args", "--", sys.executable, "-c", "pass", secret
+    )
+    command = _record(_only_run(tmp_path / "b"))["command"]
+    assert isinstance(command, dict)
+    assert command["argv"] == [sys.executable, "-c", "pass", secret]
+
+
+def test_sigterm_reaches_the_command_and_the_run_is_complete(tmp_path: Path) -> None:
+    marker = tmp_path / "got-term"
+    child = textwrap.dedent(
+        f"""
+        import signal, sys, time
+        def stop(signum, frame):
+            open({str(marker)!r}, "w").write("TERM")
+            sys.exit(7)
+        signal.signal(signal.SIGTERM, stop)
+        print("ready", flush=True)
+        time.sleep(60)
+        """
+    )
+    env = {
+        **os.environ,
+        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "jobmeter", "run", "--quiet", "--interval", "0.1", "--",
+         sys.executable, "-c", child],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert wrapper.stdout is not None
+    assert wrapper.stdout.readline().strip() == "ready"
+    wrapper.send_signal(signal.SIGTERM)
+    assert wrapper.wait(timeout=30) == 7
+    assert marker.read_text() == "TERM"
+    record = _record(_only_run(tmp_path))
+    assert record["status"] == "failed"
+    summary = record["summary"]
+    assert isinstance(summary, dict)
+    assert summary["signals_forwarded"] == ["SIGTERM"]
+
+
+def test_usage_survives_the_wrapper_being_killed(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
+        "OTEL_METRICS_EXPORTER": "none",
+    }
+    child = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "jobmeter", "run", "--quiet", "--no-capture", "--interval", "0.1",
+         "--", sys.executable, "-c", child],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert wrapper.stdout is not None
+    child_pid = int(wrapper.stdout.readline())
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            runs = list((tmp_path / "runs").glob("*/usage.jsonl"))
+            if runs and len(runs[0].read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.1)
+        wrapper.kill()
+        wrapper.wait(timeout=10)
+    finally:
+        os.kill(child_pid, signal.SIGKILL)
+    run = _only_run(tmp_path)
+    samples = [json.loads(line) for line in (run / "usage.jsonl").read_text().splitlines()]
+    assert len(samples) >= 3
+    assert all(s["processes"] >= 1 for s in samples)
+    assert _record(run)["status"] == "running"  # the wrapper died: marked incomplete
+
+
+def test_setsid_grandchild_stays_in_the_tree(tmp_path: Path) -> None:
+    """A double-forked, setsid grandchild is adopted, waited for and counted (con-duct #332)."""
+    code = textwrap.dedent(
+        """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                held = bytearray(300 * 1024 * 1024)
+                time.sleep(1.0)
+                os._exit(0)
+            os._exit(0)
+        os.wait()
+        """
+    )
+    done = _jobmeter(tmp_path, "--json", "--interval", "0.2", "--", sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+    summary = _record(_only_run(tmp_path))["summary"]
+    assert isinstance(summary, dict)
+    assert summary["wall_seconds"] >= 1.0  # the wrapper waited for the grandchild
+    assert summary["peak_memory_bytes"] == pytest.approx(300 * MIB, rel=0.10)
+
+
+def test_known_work_is_measured_exactly(tmp_path: Path) -> None:
+    """1 s of CPU, 64 MiB written and fsynced, a 400 MiB spike held 0.2 s: kernel figures."""
+    target = tmp_path / "out.bin"
+    own = tmp_path / "own-cpu"
+    code = textwrap.dedent(
+        f"""
+        import os, resource, time
+        start = time.process_time()
+        while time.process_time() - start < 1.0:
+            sum(range(10_000))
+        with open({str(target)!r}, "wb") as out:
+            out.write(os.urandom(64 * 1024 * 1024)); out.flush(); os.fsync(out.fileno())
+        spike = bytearray(400 * 1024 * 1024)
+        time.sleep(0.2)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        open({str(own)!r}, "w").write(str(usage.ru_utime + usage.ru_stime))
+        """
+    )
+    done = _jobmeter(tmp_path, "--quiet", "--interval", "1", "--", sys.executable, "-c", code)
+    assert done.returncode == 0, done.stderr
+    summary = _record(_only_run(tmp_path))["summary"]
+    assert isinstance(summary, dict)
+    cpu = float(summary["cpu_user_seconds"]) + float(summary["cpu_system_seconds"])
+    # The command's own account of its CPU, taken just before it exited.
+    assert cpu == pytest.approx(float(own.read_text()), rel=0.05)
+    assert cpu >= 1.0
+    assert summary["written_bytes"] == pytest.approx(64 * MIB, rel=0.05)
+    # Sampled once a second, the 0.2 s spike is invisible to samples; the kernel saw it.
+    assert summary["peak_memory_bytes"] >= 400 * MIB
+    assert summary["peak_memory_source"] == "kernel (largest process's peak RSS)"
