@@ -210,3 +210,89 @@ def test_known_work_is_measured_exactly(tmp_path: Path) -> None:
     # Sampled once a second, the 0.2 s spike is invisible to samples; the kernel saw it.
     assert summary["peak_memory_bytes"] >= 400 * MIB
     assert summary["peak_memory_source"] == "kernel (largest process's peak RSS)"
+
+
+def _gauge(text: str, name: str, job: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'job="{job}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_final_figures_are_pushed_to_a_real_pushgateway(tmp_path: Path) -> None:
+    """Grouped by job and host; a failed run keeps the last success's timestamp."""
+    from _support.pushgateway import Pushgateway
+
+    with Pushgateway(tmp_path) as gateway:
+        env = {
+            **os.environ,
+            "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
+            "OTEL_METRICS_EXPORTER": "none",
+            "JOBMETER_PUSHGATEWAY_URL": gateway.url,
+        }
+        ok = subprocess.run(
+            [sys.executable, "-m", "jobmeter", "run", "-q", "--name", "nightly", "--",
+             sys.executable, "-c", "pass"], env=env, timeout=60,
+        )  # fmt: skip
+        assert ok.returncode == 0
+        text = gateway.metrics_text()
+        success = _gauge(text, "jobmeter_run_last_success_timestamp_seconds", "nightly")
+        assert success is not None
+        assert _gauge(text, "jobmeter_run_exit_code", "nightly") == 0
+        assert f'instance="{os.uname().nodename}"' in text
+        failed = subprocess.run(
+            [sys.executable, "-m", "jobmeter", "run", "-q", "--name", "nightly", "--",
+             sys.executable, "-c", "raise SystemExit(3)"], env=env, timeout=60,
+        )  # fmt: skip
+        assert failed.returncode == 3
+        text = gateway.metrics_text()
+        assert _gauge(text, "jobmeter_run_exit_code", "nightly") == 3
+        assert _gauge(text, "jobmeter_run_last_success_timestamp_seconds", "nightly") == success
+
+
+def test_a_dead_pushgateway_does_not_fail_the_run(tmp_path: Path) -> None:
+    from _support.ports import refused_endpoint_port
+
+    env = {
+        **os.environ,
+        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
+        "OTEL_METRICS_EXPORTER": "none",
+        "JOBMETER_PUSHGATEWAY_URL": f"http://127.0.0.1:{refused_endpoint_port()}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "jobmeter", "run", "-q", "--", sys.executable, "-c", "pass"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0
+    assert "cannot push to the Pushgateway" in done.stderr
+
+
+def test_figures_are_otel_metrics_while_it_runs(tmp_path: Path) -> None:
+    from _support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        env = {
+            **os.environ,
+            "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": receiver.http_endpoint,
+            "OTEL_METRIC_EXPORT_INTERVAL": "200",
+        }
+        code = "import time; held = bytearray(100 * 1024 * 1024); time.sleep(1.5)"
+        done = subprocess.run(
+            [sys.executable, "-m", "jobmeter", "run", "-q", "--interval", "0.1", "--name", "etl",
+             "--", sys.executable, "-c", code], env=env, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0
+        rss = [p for p in receiver.points("jobmeter.run.memory.usage")
+               if p.attributes.get("jobmeter.memory.type") == "rss"]  # fmt: skip
+        # Exported during the run, not only at the end.
+        assert len({p.value for p in rss}) >= 2
+        assert max(p.value or 0 for p in rss) >= 100 * MIB
+        assert {p.attributes["jobmeter.run.name"] for p in rss} == {"etl"}
+        summary = _record(_only_run(tmp_path))["summary"]
+        assert isinstance(summary, dict)
+        cpu = receiver.points("jobmeter.run.cpu.time")
+        final_user = [p.value for p in cpu if p.attributes["cpu.mode"] == "user"][-1]
+        assert final_user == pytest.approx(summary["cpu_user_seconds"])

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from jobmeter._errors import ConfigurationError
 from jobmeter._machine import machine_info
+from jobmeter._sdk import Telemetry, configure
 from jobmeter._version import __version__
 from jobmeter.run import RunOptions, RunResult, run_command
+from jobmeter.run._live import RunCollector, push_result
 
 app = typer.Typer(
     name="jobmeter",
@@ -74,6 +78,15 @@ def _summary_table(result: RunResult) -> Table:
     return table
 
 
+def _configure_quietly() -> Telemetry:
+    """configure() from the environment; a busy port must not stop the command from running."""
+    try:
+        return configure()
+    except ConfigurationError as error:
+        print(f"jobmeter: {error}; running without a metrics endpoint", file=sys.stderr)
+        return configure(exporters="none")
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     no_args_is_help=True,
@@ -104,7 +117,12 @@ def run(
     """Run COMMAND and measure its whole process tree: jobmeter run -- CMD [ARGS...]."""
     options = RunOptions(interval=interval, output=output, capture=capture,
                          record_args=record_args, name=name)  # fmt: skip
-    result = run_command(command, options)
+    telemetry = _configure_quietly()
+    job = name or os.path.basename(command[0])
+    live = RunCollector(attributes={"jobmeter.run.name": job})
+    result = run_command(command, options, on_sample=live.update)
+    push_result(job, result)
+    telemetry.shutdown()
     if as_json:
         print(json.dumps(result.to_json(), indent=2, sort_keys=True), file=sys.stderr)
     elif not quiet:
