@@ -16,6 +16,9 @@ import jobmeter
 from jobmeter import _config
 from jobmeter._machine import machine_info
 from jobmeter.host import HostCollector
+from jobmeter.run import RunResult
+from jobmeter.run._live import RunCollector
+from jobmeter.run._sampler import TreeSample
 from jobmeter.testing import in_memory
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -59,6 +62,7 @@ def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
         with ops.measure("load", gpu=gpu):
             pass
         HostCollector(gpu=gpu)
+        RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
         time.sleep(0.3)  # utilization needs an interval
         found = {m.name: m for _, m in recorded.metrics()}
     kinds = {}
@@ -108,6 +112,7 @@ def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
     with jobmeter.MetricsCollector("docs").measure("load"):
         pass
     HostCollector(gpu=False)
+    RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
     time.sleep(0.3)
     assert telemetry.prometheus_url is not None
     with urllib.request.urlopen(telemetry.prometheus_url, timeout=5) as response:
@@ -132,4 +137,4 @@ def test_configuration_md_documents_every_variable() -> None:
     }
     documented = {_code(row[0]) for row in _table_rows(DOCS / "configuration.md")}
     assert variables <= documented, sorted(variables - documented)
-    assert len(variables) == 18
+    assert len(variables) == 20

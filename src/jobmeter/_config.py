@@ -37,6 +37,8 @@ EXPORT_TIMEOUT: Final = "OTEL_METRIC_EXPORT_TIMEOUT"
 PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
 PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
 HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
+RUN_DIR: Final = "JOBMETER_RUN_DIR"
+PUSHGATEWAY_URL: Final = "JOBMETER_PUSHGATEWAY_URL"
 
 EXPORTERS: Final = ("prometheus", "otlp", "console", "none")
 # HostCollector's metric groups; the default set leaves per-CPU series out.

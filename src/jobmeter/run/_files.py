@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from jobmeter._config import RUN_DIR
+
 DEFAULT_RUN_DIR = Path(".jobmeter") / "runs"
 
 
@@ -20,7 +22,7 @@ def runs_root(output: str | Path | None = None) -> Path:
     """``--output``, else ``JOBMETER_RUN_DIR``, else ``./.jobmeter/runs``."""
     if output is not None:
         return Path(output)
-    return Path(os.environ.get("JOBMETER_RUN_DIR") or DEFAULT_RUN_DIR)
+    return Path(os.environ.get(RUN_DIR) or DEFAULT_RUN_DIR)
 
 
 def new_run_id() -> str:
