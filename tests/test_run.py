@@ -296,3 +296,45 @@ def test_figures_are_otel_metrics_while_it_runs(tmp_path: Path) -> None:
         cpu = receiver.points("jobmeter.run.cpu.time")
         final_user = [p.value for p in cpu if p.attributes["cpu.mode"] == "user"][-1]
         assert final_user == pytest.approx(summary["cpu_user_seconds"])
+
+
+def test_gpu_memory_of_the_tree_with_a_gpu(tmp_path: Path) -> None:
+    """GPU memory of the tree's processes only; the NVML driver is faked (the one allowed fake).
+
+    The run happens in a child interpreter, where the fake driver is told the
+    tree's pids at each sample, next to another process on the same GPU.
+    """
+    gib = 2**30
+    probe = textwrap.dedent(
+        f"""
+        import json, sys, time
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+        import jobmeter.run._runner as runner
+        real_sampler = runner.TreeSampler
+        class Tagged(real_sampler):
+            def sample(self):
+                s = super().sample()
+                gpu.compute_processes = [ProcessInfo(p, 2 * {gib}) for p in s.pids] + [
+                    ProcessInfo(999_999, 7 * {gib})]
+                return s
+        gpu = FakeGpu("GPU-a", "NVIDIA H100")
+        sys.modules["pynvml"] = FakeNvml([gpu])
+        runner.TreeSampler = Tagged
+        from jobmeter.run import RunOptions, run_command
+        result = run_command([sys.executable, "-c", "import time; time.sleep(0.6)"],
+                             RunOptions(interval=0.1, output={str(tmp_path)!r}, capture=False))
+        print(json.dumps(result.to_json()))
+        """
+    )
+    env = {**os.environ, "OTEL_METRICS_EXPORTER": "none"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    # Only the tree's process counts, not the other process on the same GPU.
+    assert summary["peak_gpu_memory_bytes"] == 2 * gib
+    run = Path(summary["directory"])
+    samples = [json.loads(line) for line in (run / "usage.jsonl").read_text().splitlines()]
+    assert 2 * gib in {s["gpu_memory"] for s in samples}

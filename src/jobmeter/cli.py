@@ -68,6 +68,7 @@ def _summary_table(result: RunResult) -> Table:
                                 f"{_size(result.peak_pss_sampled_bytes)}"),
         ("  largest process", _size(result.peak_rss_single_process_bytes)),
         ("  cgroup (with page cache)", _size(result.peak_cgroup_bytes)),
+        ("peak GPU memory", _size(result.peak_gpu_memory_bytes)),
         ("disk read / written", f"{_size(result.read_bytes)} / {_size(result.written_bytes)}"),
         ("processes / threads (peak)", f"{result.peak_processes} / {result.peak_threads}"),
         ("samples", str(result.samples)),

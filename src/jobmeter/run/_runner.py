@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from jobmeter import _nvml
 from jobmeter._machine import machine_info
 from jobmeter._version import __version__
 from jobmeter.run._files import RunDirectory, new_run_id, runs_root
@@ -66,6 +67,7 @@ class RunResult:
     peak_pss_sampled_bytes: int = 0
     peak_rss_single_process_bytes: int = 0
     peak_cgroup_bytes: int | None = None
+    peak_gpu_memory_bytes: int | None = None
     read_bytes: int = 0
     written_bytes: int = 0
     peak_processes: int = 0
@@ -239,6 +241,7 @@ def _measure(
 ) -> int:
     sampler = TreeSampler()
     result = run.result
+    gpu = _nvml.nvml() if _nvml.nvml().available() else None
     try:
         pidfd: int | None = os.pidfd_open(child_pid)
     except (AttributeError, OSError):
@@ -250,6 +253,12 @@ def _measure(
         if reaped is not None:
             status = reaped
         sample = sampler.sample()
+        if gpu is not None:
+            sample.gpu_memory = gpu.process_memory(sample.pids)
+            if sample.gpu_memory is not None:
+                result.peak_gpu_memory_bytes = max(
+                    result.peak_gpu_memory_bytes or 0, sample.gpu_memory
+                )
         now = resource.getrusage(resource.RUSAGE_CHILDREN)
         # Exact figures of reaped descendants plus the live ones, never going back.
         cpu_user = now.ru_utime - before.ru_utime + sample.cpu_user

@@ -31,6 +31,7 @@ class TreeSample:
     threads: int = 0
     open_files: int = 0
     hwm: int = 0  # the largest VmHWM (peak RSS) of a live process
+    gpu_memory: int | None = None  # GPU memory the tree holds, where there is a GPU
     cpu_utilization: float = 0.0  # CPUs busy since the previous sample (set by the runner)
     pids: list[int] = field(default_factory=list)
 
