@@ -16,12 +16,18 @@ import pytest
 MIB = 1024 * 1024
 
 
-def _jobmeter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The wrapper's environment: runs under tmp_path, no metrics port unless asked."""
+    return {
         **os.environ,
         "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
         "OTEL_METRICS_EXPORTER": "none",
+        **extra,
     }
+
+
+def _jobmeter(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = _env(tmp_path)
     return subprocess.run(
         [sys.executable, "-m", "jobmeter", "run", *args],
         env=env, capture_output=True, text=True, timeout=120,
@@ -103,11 +109,7 @@ def test_sigterm_reaches_the_command_and_the_run_is_complete(tmp_path: Path) -> 
         time.sleep(60)
         """
     )
-    env = {
-        **os.environ,
-        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
-        "OTEL_METRICS_EXPORTER": "none",
-    }
+    env = _env(tmp_path)
     wrapper = subprocess.Popen(
         [sys.executable, "-m", "jobmeter", "run", "--quiet", "--interval", "0.1", "--",
          sys.executable, "-c", child],
@@ -126,11 +128,7 @@ def test_sigterm_reaches_the_command_and_the_run_is_complete(tmp_path: Path) -> 
 
 
 def test_usage_survives_the_wrapper_being_killed(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
-        "OTEL_METRICS_EXPORTER": "none",
-    }
+    env = _env(tmp_path)
     child = "import os, time; print(os.getpid(), flush=True); time.sleep(30)"
     wrapper = subprocess.Popen(
         [sys.executable, "-m", "jobmeter", "run", "--quiet", "--no-capture", "--interval", "0.1",
@@ -224,12 +222,7 @@ def test_final_figures_are_pushed_to_a_real_pushgateway(tmp_path: Path) -> None:
     from _support.pushgateway import Pushgateway
 
     with Pushgateway(tmp_path) as gateway:
-        env = {
-            **os.environ,
-            "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
-            "OTEL_METRICS_EXPORTER": "none",
-            "JOBMETER_PUSHGATEWAY_URL": gateway.url,
-        }
+        env = _env(tmp_path, JOBMETER_PUSHGATEWAY_URL=gateway.url)
         ok = subprocess.run(
             [sys.executable, "-m", "jobmeter", "run", "-q", "--name", "nightly", "--",
              sys.executable, "-c", "pass"], env=env, timeout=60,
@@ -253,12 +246,7 @@ def test_final_figures_are_pushed_to_a_real_pushgateway(tmp_path: Path) -> None:
 def test_a_dead_pushgateway_does_not_fail_the_run(tmp_path: Path) -> None:
     from _support.ports import refused_endpoint_port
 
-    env = {
-        **os.environ,
-        "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
-        "OTEL_METRICS_EXPORTER": "none",
-        "JOBMETER_PUSHGATEWAY_URL": f"http://127.0.0.1:{refused_endpoint_port()}",
-    }
+    env = _env(tmp_path, JOBMETER_PUSHGATEWAY_URL=f"http://127.0.0.1:{refused_endpoint_port()}")
     done = subprocess.run(
         [sys.executable, "-m", "jobmeter", "run", "-q", "--", sys.executable, "-c", "pass"],
         env=env, capture_output=True, text=True, timeout=60,
@@ -271,14 +259,13 @@ def test_figures_are_otel_metrics_while_it_runs(tmp_path: Path) -> None:
     from _support.otlp_receiver import OtlpReceiver
 
     with OtlpReceiver() as receiver:
-        env = {
-            **os.environ,
-            "JOBMETER_RUN_DIR": str(tmp_path / "runs"),
-            "OTEL_METRICS_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": receiver.http_endpoint,
-            "OTEL_METRIC_EXPORT_INTERVAL": "200",
-        }
+        env = _env(
+            tmp_path,
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=receiver.http_endpoint,
+            OTEL_METRIC_EXPORT_INTERVAL="200",
+        )
         code = "import time; held = bytearray(100 * 1024 * 1024); time.sleep(1.5)"
         done = subprocess.run(
             [sys.executable, "-m", "jobmeter", "run", "-q", "--interval", "0.1", "--name", "etl",

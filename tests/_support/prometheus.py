@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from .ports import free_port
 
@@ -103,7 +103,39 @@ class ServerProcess:
             process.wait(timeout=5)
 
 
-class PrometheusServer:
+class ManagedServer:
+    """A context manager around a ServerProcess: started on enter, stopped on exit."""
+
+    _server: ServerProcess
+
+    def __enter__(self) -> Self:
+        self._server.start(timeout=30.0)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.stop()
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The running server process (None once stopped)."""
+        return self._server.process
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:PORT``."""
+        return f"127.0.0.1:{self._server.port}"
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.address}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log."""
+        return self._server.log_tail(lines)
+
+
+class PrometheusServer(ManagedServer):
     """A real Prometheus scraping ``targets`` ("host:port") every ``scrape_interval``."""
 
     def __init__(
@@ -138,27 +170,6 @@ class PrometheusServer:
             f"--storage.tsdb.path={self.tmp_path / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ]
-
-    def __enter__(self) -> PrometheusServer:
-        self._server.start(timeout=30.0)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.stop()
-
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None:
-        """The running Prometheus process (None once stopped)."""
-        return self._server.process
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self._server.port}"
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of Prometheus's log."""
-        return self._server.log_tail(lines)
 
     def _api(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
