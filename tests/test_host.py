@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import psutil
 import pytest
 
 import jobmeter
@@ -122,15 +123,25 @@ def test_disk_writes_of_another_process_match_what_it_wrote(
 def test_utilization_is_over_the_interval_not_the_lifetime(
     recorded: InMemoryMetrics, child: Child
 ) -> None:
-    """A busy interval reads about one CPU's share; the idle interval after it, about zero."""
+    """Utilization is CPU time over the time between two collections, then ~0 when idle."""
     HostCollector(pid=child.pid, gpu=False)
     cpus = len(os.sched_getaffinity(0))
-    _fresh(recorded, "process.cpu.utilization", {})
+    attributes = {"process.pid": child.pid}
+    time.sleep(1.0)  # an idle second first: a lifetime average would be far lower
+    cpu_before = _fresh(recorded, "process.cpu.time", attributes)
+    started = time.monotonic()
     child.do("burn")
-    busy = _fresh(recorded, "process.cpu.utilization", {"process.pid": child.pid})
+    time.sleep(0.25)
+    busy = recorded.value("process.cpu.utilization", attributes)
+    elapsed = time.monotonic() - started
+    cpu_after = recorded.value("process.cpu.time", attributes)
+    assert cpu_after - cpu_before >= 0.9
+    expected = (cpu_after - cpu_before) / (elapsed * cpus)
+    assert busy == pytest.approx(expected, rel=0.15)
+    lifetime = cpu_after / (time.time() - psutil.Process(child.pid).create_time()) / cpus
+    assert busy > 1.3 * lifetime
     time.sleep(0.5)
-    idle = _fresh(recorded, "process.cpu.utilization", {"process.pid": child.pid})
-    assert busy == pytest.approx(1 / cpus, rel=0.25)
+    idle = _fresh(recorded, "process.cpu.utilization", attributes)
     assert idle < 0.05
 
 
