@@ -1,6 +1,7 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host] [--budget-s S] [--strict]``.
+Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run] [--budget-s S]
+[--strict]``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from time import perf_counter
 from typing import Any
 
 import jobmeter
-from benchmarks import bench_host, bench_measure, bench_scrape, bench_shutdown, pass_miss
+from benchmarks import (
+    bench_host,
+    bench_measure,
+    bench_run,
+    bench_scrape,
+    bench_shutdown,
+    pass_miss,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -47,7 +55,7 @@ def _environment() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--only", choices=("measure", "scrape", "shutdown", "host"), help="run one part only"
+        "--only", choices=("measure", "scrape", "shutdown", "host", "run"), help="run one part only"
     )
     parser.add_argument(
         "--budget-s",
@@ -95,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         print(bench_host.format_report(hosted), end="\n\n", flush=True)
         report["host"] = hosted.to_json()
         checks.append((f"{hosted.target} <= {hosted.limit:.2f}", hosted.passed))
+
+    if args.only in (None, "run"):
+        ran = bench_run.run(progress=_progress)
+        print(bench_run.format_report(ran), end="\n\n", flush=True)
+        report["run"] = ran.to_json()
+        checks += ran.checks()
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]

@@ -325,3 +325,12 @@ def test_gpu_memory_of_the_tree_with_a_gpu(tmp_path: Path) -> None:
     run = Path(summary["directory"])
     samples = [json.loads(line) for line in (run / "usage.jsonl").read_text().splitlines()]
     assert 2 * gib in {s["gpu_memory"] for s in samples}
+
+
+def test_a_small_command_is_not_reported_at_the_wrappers_size(tmp_path: Path) -> None:
+    """Regression: ru_maxrss of a forked child starts at the wrapper's RSS (~30 MiB)."""
+    done = _jobmeter(tmp_path, "--quiet", "--", "/bin/true")
+    assert done.returncode == 0
+    summary = _record(_only_run(tmp_path))["summary"]
+    assert isinstance(summary, dict)
+    assert summary["peak_memory_bytes"] < 8 * MIB

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import time
 from pathlib import Path
 
 _log = logging.getLogger("jobmeter")
@@ -39,8 +40,9 @@ class MemoryCgroup:
 
     @classmethod
     def create(cls, name: str) -> MemoryCgroup | None:
-        """Make ``name`` beside... under this process's memory cgroup, or None if not allowed."""
+        """Make ``name`` under this process's memory cgroup, or None if not allowed."""
         for base, peak_file in _candidates():
+            _remove_stale(base)
             path = base / name
             try:
                 path.mkdir()
@@ -88,6 +90,23 @@ def _candidates() -> list[tuple[Path, str]]:
                 (CGROUP_ROOT / "memory" / relative.lstrip("/"), "memory.max_usage_in_bytes")
             )
     return found
+
+
+STALE_AFTER_S = 60.0
+
+
+def _remove_stale(base: Path) -> None:
+    """Remove empty run cgroups that a killed wrapper left behind (rmdir fails if not empty)."""
+    try:
+        candidates = list(base.glob("jobmeter-*"))
+    except OSError:
+        return
+    for path in candidates:
+        try:
+            if time.time() - path.stat().st_mtime > STALE_AFTER_S:
+                _remove(path)
+        except OSError:
+            continue
 
 
 def _remove(path: Path) -> bool:

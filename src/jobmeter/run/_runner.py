@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from jobmeter import _nvml
+from jobmeter import _nvml, _probes
 from jobmeter._machine import machine_info
 from jobmeter._version import __version__
 from jobmeter.run._files import RunDirectory, new_run_id, runs_root
@@ -119,6 +119,7 @@ class _Run:
         }
         self.result = RunResult(self.run_id, self.directory.path, exit_code=-1, status="running")
         self.latest: TreeSample | None = None
+        self.inherited_rss = 0
 
     def _command(self) -> dict[str, Any]:
         # Full command lines can hold secrets: by default only the program and a count.
@@ -163,6 +164,9 @@ def run_command(
     become_subreaper()
     cgroup = MemoryCgroup.create(f"jobmeter-{run.run_id}")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # A forked child starts with the wrapper's RSS as its peak, and exec keeps it in
+    # ru_maxrss: below this line, ru_maxrss is the wrapper's size, not the command's.
+    run.inherited_rss = _probes.rss_bytes() + 2**20
     capture = run.options.capture
     try:
         child = subprocess.Popen(
@@ -276,8 +280,11 @@ def _measure(
         result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
         result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
         result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
+        reaped_peak = now.ru_maxrss * 1024
+        if now.ru_maxrss <= before.ru_maxrss or reaped_peak <= run.inherited_rss:
+            reaped_peak = 0  # an earlier child's, or the wrapper's own size
         result.peak_rss_single_process_bytes = max(
-            result.peak_rss_single_process_bytes, sample.hwm, now.ru_maxrss * 1024
+            result.peak_rss_single_process_bytes, sample.hwm, reaped_peak
         )
         result.peak_processes = max(result.peak_processes, sample.processes)
         result.peak_threads = max(result.peak_threads, sample.threads)
