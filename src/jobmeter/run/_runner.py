@@ -243,7 +243,7 @@ def _measure(
     cgroup: MemoryCgroup | None,
     on_sample: Callable[[TreeSample, RunResult], None] | None,
 ) -> int:
-    sampler = TreeSampler()
+    sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
     result = run.result
     gpu = _nvml.nvml() if _nvml.nvml().available() else None
     try:

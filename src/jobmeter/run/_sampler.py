@@ -66,17 +66,42 @@ def _pss_and_hwm(pid: int) -> tuple[int, int]:
 class TreeSampler:
     """Samples the descendants of ``root`` (default: this process, the wrapper)."""
 
-    def __init__(self, root: int | None = None) -> None:
+    def __init__(self, root: int | None = None, procs_file: str | None = None) -> None:
         self._root = psutil.Process(root if root is not None else os.getpid())
+        # With a cgroup of its own, the tree is the cgroup's member list: no scan of
+        # every /proc/PID/stat on the machine (psutil's children() reads them all).
+        self._procs_file = procs_file
+        self._known: dict[int, psutil.Process] = {}
+
+    def _members(self) -> list[psutil.Process]:
+        if self._procs_file is not None:
+            try:
+                with open(self._procs_file, "rb") as procs:
+                    pids = [int(line) for line in procs.read().split()]
+            except (OSError, ValueError):
+                self._procs_file = None  # fall back to the scan from now on
+            else:
+                members = []
+                for pid in pids:
+                    process = self._known.get(pid)
+                    if process is None:
+                        try:
+                            process = self._known[pid] = psutil.Process(pid)
+                        except psutil.NoSuchProcess:
+                            continue
+                    members.append(process)
+                for gone in set(self._known) - set(pids):
+                    del self._known[gone]
+                return members
+        try:
+            return self._root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
 
     def sample(self) -> TreeSample:
         """Read every live descendant now."""
         sample = TreeSample(t=time.time())
-        try:
-            children = self._root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            children = []
-        for process in children:
+        for process in self._members():
             try:
                 with process.oneshot():
                     cpu = process.cpu_times()
