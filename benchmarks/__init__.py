@@ -5,6 +5,7 @@ Run ``make bench`` (``python -m benchmarks``); see benchmarks/README.md.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 
@@ -26,3 +27,14 @@ class Target:
 def pass_miss(ok: bool) -> str:
     """PASS or MISS, for a printed target."""
     return "PASS" if ok else "MISS"
+
+
+class LogCapture(logging.Handler):
+    """Keeps jobmeter's log records, to print them as notes instead of on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

@@ -35,7 +35,7 @@ from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrument
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 
-from benchmarks import Target, pass_miss
+from benchmarks import LogCapture, Target, pass_miss
 from jobmeter.host import HostCollector
 
 COLLECTIONS = 200
@@ -219,17 +219,6 @@ def _sample_cache(collector: HostCollector) -> dict[Any, Any] | None:
     return cache if isinstance(cache, dict) else None
 
 
-class _Capture(logging.Handler):
-    """Keeps jobmeter's log records, to print them as notes instead of on stderr."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @contextmanager
 def _gc_off() -> Iterator[None]:
     enabled = gc.isenabled()
@@ -313,7 +302,7 @@ def run(
     """Set up the three collectors, time their collections alternately, tear them down."""
     started = time.perf_counter()
     notes: list[str] = []
-    capture = _Capture()
+    capture = LogCapture()
     log = logging.getLogger("jobmeter")
     log.addHandler(capture)
     providers: list[MeterProvider] = []

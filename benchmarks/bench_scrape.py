@@ -28,6 +28,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
 import jobmeter
+from benchmarks import LogCapture
 from jobmeter import _sdk
 from jobmeter._operations import CARDINALITY_LIMIT, DURATION_BUCKETS
 
@@ -72,17 +73,6 @@ class ScrapeResults:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Capture(logging.Handler):
-    """Keeps jobmeter's log records, to print them as notes instead of on stderr."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def _operation(i: int) -> str:
@@ -218,7 +208,7 @@ def run(*, scrapes: int = SCRAPES, progress: Callable[[str], None] | None = None
     """Set up both endpoints, scrape them alternately, shut everything down."""
     started = perf_counter()
     notes: list[str] = []
-    capture = _Capture()
+    capture = LogCapture()
     log = logging.getLogger("jobmeter")
     log.addHandler(capture)
     _sdk.reset()
