@@ -92,13 +92,14 @@ class TrackedExporter(MetricExporter):
     recovery says so, and shutdown() can tell whether the final export was lost.
     """
 
-    def __init__(self, inner: MetricExporter, target: str) -> None:
+    def __init__(self, inner: MetricExporter, target: str, name: str) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
         self.inner = inner
         self.target = target
+        self.name = name  # its OTEL_METRICS_EXPORTER name, to build it again after a fork
         self.in_flight = False
         self.last_ok = True
         self.failures = 0
@@ -152,9 +153,9 @@ def push_exporter(name: str, settings: Settings) -> TrackedExporter:
     """The exporter behind one name of OTEL_METRICS_EXPORTER (other than prometheus/none)."""
     if name == "otlp":
         target = f"{settings.otlp_endpoint} ({settings.otlp_protocol})"
-        return TrackedExporter(otlp_exporter(settings), target)
+        return TrackedExporter(otlp_exporter(settings), target, name)
     if name == "console":
-        return TrackedExporter(ConsoleMetricExporter(), "the console")
+        return TrackedExporter(ConsoleMetricExporter(), "the console", name)
     raise ValueError(f"no push exporter named {name!r}")
 
 

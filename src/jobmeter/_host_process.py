@@ -11,6 +11,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -40,6 +41,7 @@ class ProcessSample:
     faults_minor: int = 0
     faults_major: int = 0
     utilization: dict[str, float] = field(default_factory=dict)
+    pids: list[int] = field(default_factory=list)  # the processes read: root first
 
 
 def _page_faults(pid: int) -> tuple[int, int]:
@@ -52,26 +54,56 @@ def _page_faults(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def _add(sample: ProcessSample, process: psutil.Process, root: bool) -> None:
+class ProcessFigures(NamedTuple):
+    """What psutil tells of one process in one read (``oneshot``)."""
+
+    cpu: Any  # psutil's pcputimes: user, system, children_user, children_system
+    rss: int
+    vms: int
+    threads: int
+    fds: int
+    read_bytes: int
+    write_bytes: int
+    ctx_voluntary: int
+    ctx_involuntary: int
+
+
+def read_process(process: psutil.Process) -> ProcessFigures:
+    """One process's figures; raises psutil.NoSuchProcess when it has gone.
+
+    File descriptors and I/O read as 0 where they are not allowed.
+    """
     with process.oneshot():
         cpu = process.cpu_times()
         memory = process.memory_info()
         switches = process.num_ctx_switches()
-        sample.threads += process.num_threads()
+        threads = process.num_threads()
+        fds = 0
         with contextlib.suppress(psutil.AccessDenied, AttributeError):
-            sample.fds += process.num_fds()
+            fds = process.num_fds()
+        read = written = 0
         try:
             io = process.io_counters()
-            sample.read_bytes += io.read_bytes
-            sample.write_bytes += io.write_bytes
+            read, written = io.read_bytes, io.write_bytes
         except (psutil.AccessDenied, AttributeError):
             pass
+    return ProcessFigures(cpu, memory.rss, memory.vms, threads, fds, read, written,
+                          switches.voluntary, switches.involuntary)  # fmt: skip
+
+
+def _add(sample: ProcessSample, process: psutil.Process, root: bool) -> None:
+    figures = read_process(process)
+    cpu = figures.cpu
+    sample.threads += figures.threads
+    sample.fds += figures.fds
+    sample.read_bytes += figures.read_bytes
+    sample.write_bytes += figures.write_bytes
     sample.cpu_user += cpu.user + (cpu.children_user if root else 0.0)
     sample.cpu_system += cpu.system + (cpu.children_system if root else 0.0)
-    sample.rss += memory.rss
-    sample.vms += memory.vms
-    sample.ctx_voluntary += switches.voluntary
-    sample.ctx_involuntary += switches.involuntary
+    sample.rss += figures.rss
+    sample.vms += figures.vms
+    sample.ctx_voluntary += figures.ctx_voluntary
+    sample.ctx_involuntary += figures.ctx_involuntary
     minor, major = _page_faults(process.pid)
     sample.faults_minor += minor
     sample.faults_major += major
@@ -87,11 +119,6 @@ class ProcessProbe:
         self._previous: ProcessSample | None = None
         self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
-    @property
-    def watches_self(self) -> bool:
-        """Whether the probe follows the current process (and so a forked child)."""
-        return self._pid is None
-
     def sample(self) -> ProcessSample | None:
         """A new sample, with utilization over the time since the previous one."""
         pid = os.getpid() if self._pid is None else self._pid
@@ -103,12 +130,14 @@ class ProcessProbe:
             _add(sample, self._process, root=True)
         except psutil.NoSuchProcess:
             return None
+        sample.pids.append(pid)
         if self._tree:
             for child in self._children():
                 try:
                     _add(sample, child, root=False)
                 except (psutil.NoSuchProcess, psutil.ZombieProcess):
                     continue
+                sample.pids.append(child.pid)
         previous, self._previous = self._previous, sample
         if previous is not None:
             if self._tree:

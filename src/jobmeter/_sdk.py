@@ -14,7 +14,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider as APIMeterProvider
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader
+from opentelemetry.sdk.metrics.export import MetricReader
 
 from jobmeter import _fork, _operations, _sdk_internals
 from jobmeter._config import Settings, resolve
@@ -126,8 +126,7 @@ class Telemetry:
         # Inherited connections belong to the parent: each exporter starts afresh.
         fresh = []
         for exporter, reader in self._push:
-            name = "console" if isinstance(exporter.inner, ConsoleMetricExporter) else "otlp"
-            replacement = push_exporter(name, self.settings)
+            replacement = push_exporter(exporter.name, self.settings)
             _sdk_internals.replace_exporter(reader, replacement)
             fresh.append((replacement, reader))
         self._push = fresh

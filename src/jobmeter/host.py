@@ -10,13 +10,11 @@ most of its time.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import psutil
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
@@ -124,13 +122,7 @@ class HostCollector(MetricsCollector):
     def watched_pids(self) -> list[int]:
         """The pids measured now: the process, and its descendants in tree mode."""
         sample = self._process_sample()
-        if sample is None:
-            return []
-        pids = [sample.pid]
-        if self._process._tree:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                pids += [c.pid for c in psutil.Process(sample.pid).children(recursive=True)]
-        return pids
+        return [] if sample is None else sample.pids
 
     def _points(self, values: Iterable[tuple[float, dict[str, Any]]]) -> list[Observation]:
         base = self._process_attributes

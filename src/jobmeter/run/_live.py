@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
@@ -28,6 +29,34 @@ from jobmeter.run._sampler import TreeSample
 _log = logging.getLogger("jobmeter")
 
 
+Points = list[tuple[float, dict[str, AttributeValue]]]
+Read = Callable[[TreeSample, RunResult], Points]
+
+# (name, kind, unit, description, what to read from the latest sample and totals)
+RUN_METRICS: Final[tuple[tuple[str, str, str, str, Read], ...]] = (
+    ("jobmeter.run.cpu.time", "counter", "s", "CPU time of the whole process tree, by cpu.mode.",
+     lambda s, r: [(r.cpu_user_seconds, {"cpu.mode": "user"}),
+                   (r.cpu_system_seconds, {"cpu.mode": "system"})]),
+    ("jobmeter.run.cpu.busy", "gauge", "{cpu}",
+     "CPUs the tree kept busy since the previous sample.",
+     lambda s, r: [(s.cpu_utilization, {})]),
+    ("jobmeter.run.memory.usage", "up_down_counter", "By",
+     "Memory of the tree now, by jobmeter.memory.type (rss, pss).",
+     lambda s, r: [(s.rss, {"jobmeter.memory.type": "rss"}),
+                   (s.pss, {"jobmeter.memory.type": "pss"})]),
+    ("jobmeter.run.memory.peak", "gauge", "By",
+     "The tree's peak memory so far (see run.json for its source).",
+     lambda s, r: [(r.peak_memory_bytes, {})]),
+    ("jobmeter.run.disk.io", "counter", "By", "Storage bytes the tree read and wrote.",
+     lambda s, r: [(r.read_bytes, {"disk.io.direction": "read"}),
+                   (r.written_bytes, {"disk.io.direction": "write"})]),
+    ("jobmeter.run.process.count", "up_down_counter", "{process}", "Processes in the tree now.",
+     lambda s, r: [(s.processes, {})]),
+    ("jobmeter.run.thread.count", "up_down_counter", "{thread}", "Threads in the tree now.",
+     lambda s, r: [(s.threads, {})]),
+)  # fmt: skip
+
+
 class RunCollector(MetricsCollector):
     """The figures of a running ``jobmeter run``, as asynchronous instruments."""
 
@@ -39,93 +68,29 @@ class RunCollector(MetricsCollector):
         meter_provider: MeterProvider | None = None,
     ) -> None:
         super().__init__(name, attributes=attributes, meter_provider=meter_provider)
-        self._sample: TreeSample | None = None
-        self._result: RunResult | None = None
-        m = self.meter
-        m.create_observable_counter(
-            "jobmeter.run.cpu.time",
-            [self._cpu],
-            unit="s",
-            description="CPU time of the whole process tree, by cpu.mode.",
-        )
-        m.create_observable_gauge(
-            "jobmeter.run.cpu.busy",
-            [self._busy],
-            unit="{cpu}",
-            description="CPUs the tree kept busy since the previous sample.",
-        )
-        m.create_observable_up_down_counter(
-            "jobmeter.run.memory.usage",
-            [self._memory],
-            unit="By",
-            description="Memory of the tree now, by jobmeter.memory.type (rss, pss).",
-        )
-        m.create_observable_gauge(
-            "jobmeter.run.memory.peak",
-            [self._peak],
-            unit="By",
-            description="The tree's peak memory so far (see run.json for its source).",
-        )
-        m.create_observable_counter(
-            "jobmeter.run.disk.io",
-            [self._io],
-            unit="By",
-            description="Storage bytes the tree read and wrote.",
-        )
-        m.create_observable_up_down_counter(
-            "jobmeter.run.process.count",
-            [self._processes],
-            unit="{process}",
-            description="Processes in the tree now.",
-        )
-        m.create_observable_up_down_counter(
-            "jobmeter.run.thread.count",
-            [self._threads],
-            unit="{thread}",
-            description="Threads in the tree now.",
-        )
+        self._latest: tuple[TreeSample, RunResult] | None = None
+        create = {
+            "counter": self.meter.create_observable_counter,
+            "gauge": self.meter.create_observable_gauge,
+            "up_down_counter": self.meter.create_observable_up_down_counter,
+        }
+        for metric, kind, unit, description, read in RUN_METRICS:
+            create[kind](metric, [self._callback(read)], unit=unit, description=description)
 
     def update(self, sample: TreeSample, result: RunResult) -> None:
         """Keep the latest sample and totals for the next collection."""
-        self._sample, self._result = sample, result
+        self._latest = (sample, result)
 
-    def _points(
-        self, values: Iterable[tuple[float, dict[str, AttributeValue]]]
-    ) -> list[Observation]:
-        return [Observation(v, {**self.attributes, **extra}) for v, extra in values]
+    def _callback(self, read: Read) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            if self._latest is None:  # before the first sample
+                return []
+            return [
+                Observation(value, {**self.attributes, **extra})
+                for value, extra in read(*self._latest)
+            ]
 
-    def _cpu(self, options: CallbackOptions) -> Iterable[Observation]:
-        r = self._result
-        if r is None:
-            return []
-        return self._points([(r.cpu_user_seconds, {"cpu.mode": "user"}),
-                             (r.cpu_system_seconds, {"cpu.mode": "system"})])  # fmt: skip
-
-    def _busy(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [] if self._sample is None else self._points([(self._sample.cpu_utilization, {})])
-
-    def _memory(self, options: CallbackOptions) -> Iterable[Observation]:
-        s = self._sample
-        if s is None:
-            return []
-        return self._points([(s.rss, {"jobmeter.memory.type": "rss"}),
-                             (s.pss, {"jobmeter.memory.type": "pss"})])  # fmt: skip
-
-    def _peak(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [] if self._result is None else self._points([(self._result.peak_memory_bytes, {})])
-
-    def _io(self, options: CallbackOptions) -> Iterable[Observation]:
-        r = self._result
-        if r is None:
-            return []
-        return self._points([(r.read_bytes, {"disk.io.direction": "read"}),
-                             (r.written_bytes, {"disk.io.direction": "write"})])  # fmt: skip
-
-    def _processes(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [] if self._sample is None else self._points([(self._sample.processes, {})])
-
-    def _threads(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [] if self._sample is None else self._points([(self._sample.threads, {})])
+        return observe
 
 
 def push_result(job: str, result: RunResult, url: str | None = None, timeout: float = 5.0) -> bool:

@@ -245,7 +245,8 @@ def _measure(
 ) -> int:
     sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
     result = run.result
-    gpu = _nvml.nvml() if _nvml.nvml().available() else None
+    nvml = _nvml.nvml()
+    gpu = nvml if nvml.available() else None
     try:
         pidfd: int | None = os.pidfd_open(child_pid)
     except (AttributeError, OSError):

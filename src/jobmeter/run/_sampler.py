@@ -15,6 +15,8 @@ from typing import Any
 
 import psutil
 
+from jobmeter._host_process import read_process
+
 
 @dataclass
 class TreeSample:
@@ -103,28 +105,19 @@ class TreeSampler:
         sample = TreeSample(t=time.time())
         for process in self._members():
             try:
-                with process.oneshot():
-                    cpu = process.cpu_times()
-                    memory = process.memory_info()
-                    threads = process.num_threads()
-                    fds = process.num_fds()
-                    try:
-                        io = process.io_counters()
-                        read, written = io.read_bytes, io.write_bytes
-                    except (psutil.AccessDenied, AttributeError):
-                        read = written = 0
+                figures = read_process(process)
             except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                 continue
             pss, hwm = _pss_and_hwm(process.pid)
             sample.processes += 1
             sample.pids.append(process.pid)
-            sample.rss += memory.rss
-            sample.pss += pss or memory.rss
-            sample.cpu_user += cpu.user
-            sample.cpu_system += cpu.system
-            sample.read_bytes += read
-            sample.write_bytes += written
-            sample.threads += threads
-            sample.open_files += fds
+            sample.rss += figures.rss
+            sample.pss += pss or figures.rss
+            sample.cpu_user += figures.cpu.user
+            sample.cpu_system += figures.cpu.system
+            sample.read_bytes += figures.read_bytes
+            sample.write_bytes += figures.write_bytes
+            sample.threads += figures.threads
+            sample.open_files += figures.fds
             sample.hwm = max(sample.hwm, hwm)
         return sample
