@@ -1,0 +1,304 @@
+"""Stand-ins for a DuckDB connection and its relations that time and profile each statement.
+
+A statement is one operation from the call that starts it until its result is
+consumed: ``execute()`` of a SELECT returns before DuckDB has run it (the
+result streams), so the operation ends in the fetch that drains it, when the
+next statement starts, or when the connection closes. Statements that are not
+reads (INSERT, COPY, CREATE ...) finish inside the call. DuckDB's profile is
+read once per operation, right after it ends and before anything else can
+overwrite it.
+
+Everything jobmeter does not need to see is forwarded untouched through
+``__getattr__``, and ``__class__`` answers DuckDB's class, so
+``isinstance(con, duckdb.DuckDBPyConnection)`` holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any, Final, Protocol
+
+import duckdb
+
+from jobmeter import _duckdb_profile
+from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
+from jobmeter._duckdb_relation import CONSUMING, UNKNOWN, ProfiledRelation, unwrap_all
+from jobmeter._sql import Fingerprint, fingerprint
+from jobmeter.collector import error_type
+
+_log = logging.getLogger("jobmeter")
+
+# Operations whose relation from sql() runs lazily, each time it is read.
+READ_OPERATIONS: Final = frozenset(
+    {"SELECT", "DESCRIBE", "SHOW", "SUMMARIZE", "EXPLAIN", "PIVOT", "UNPIVOT"}
+)
+
+
+class Recorder(Protocol):
+    """What the proxies need from their collector."""
+
+    instruments: QueryInstruments
+    shapes: ShapeAttributes
+    operators: bool
+
+    def wrap(self, connection: duckdb.DuckDBPyConnection) -> ProfiledConnection: ...
+
+    def closed(self, connection: duckdb.DuckDBPyConnection) -> None: ...
+
+    def warn_once(self, what: str) -> None: ...
+
+
+def duckdb_error_type(exc: BaseException) -> str:
+    """``error.type``: DuckDB's public exception name (``duckdb.ParserException``)."""
+    name = error_type(type(exc))
+    return "duckdb." + name[8:] if name.startswith("_duckdb.") else name
+
+
+def _fingerprint_of(query: object) -> Fingerprint:
+    text = query if isinstance(query, str) else getattr(query, "query", None)
+    return fingerprint(text) if isinstance(text, str) else UNKNOWN
+
+
+class _Operation:
+    __slots__ = ("fingerprint", "source", "started")
+
+    def __init__(self, fp: Fingerprint, started: float, source: object) -> None:
+        self.fingerprint = fp
+        self.started = started
+        self.source = source
+
+
+class ProfiledConnection:
+    """A DuckDB connection that records every statement it runs."""
+
+    __slots__ = ("__weakref__", "_con", "_namespace", "_pending", "_profiled", "_recorder",
+                 "_user_profiling")  # fmt: skip
+
+    def __init__(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        recorder: Recorder,
+        namespace: str,
+        user_profiling: bool,
+    ) -> None:
+        self._con = connection
+        self._recorder = recorder
+        self._namespace = namespace
+        self._pending: _Operation | None = None
+        self._user_profiling = user_profiling
+        self._profiled = True
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _record(self, op: _Operation, error: BaseException | None) -> None:
+        elapsed = perf_counter() - op.started
+        recorder = self._recorder
+        fp = op.fingerprint
+        attributes = recorder.shapes.attributes(
+            self._namespace,
+            fp.operation,
+            fp.summary,
+            None if error is None else duckdb_error_type(error),
+        )
+        instruments = recorder.instruments
+        instruments.duration.record(elapsed, attributes)
+        if error is not None or not self._profiled:
+            return
+        try:
+            profile = _duckdb_profile.read(self._con, recorder.operators)
+        except Exception:  # a closed connection or an unexpected profile: never the user's problem
+            recorder.warn_once("reading DuckDB's profile failed")
+            return
+        if profile is None:
+            return
+        if profile.returned_rows is not None:
+            instruments.returned_rows.record(profile.returned_rows, attributes)
+        instruments.add_profile(attributes, profile)
+
+    def _finish(self) -> None:
+        """End the operation in flight, if any (its result is consumed or abandoned)."""
+        op = self._pending
+        if op is not None:
+            self._pending = None
+            self._record(op, None)
+
+    def _fail(self, op: _Operation, error: BaseException) -> None:
+        if self._pending is op:
+            self._pending = None
+        self._record(op, error)
+
+    def _start(self, fp: Fingerprint, source: object) -> _Operation:
+        self._finish()
+        if fp.touches_profiling:
+            self._step_back()
+        op = _Operation(fp, perf_counter(), source)
+        self._pending = op
+        return op
+
+    def _after_run(self, op: _Operation) -> None:
+        """After the call that ran ``op``: end it now unless its result streams."""
+        fp = op.fingerprint
+        if fp.touches_profiling:
+            self._profiled = self._profiling_on()
+        elif fp.operation == "USE":
+            self._namespace = self._current_database()
+        if fp.operation not in READ_OPERATIONS and self._pending is op:
+            self._finish()
+
+    def _step_back(self) -> None:
+        """The user takes profiling over: put our settings back, then stay out of the way."""
+        if self._user_profiling:
+            return
+        self._user_profiling = True
+        try:
+            self._con.execute(_duckdb_profile.RESTORE_STATEMENT)
+        except duckdb.Error:
+            self._recorder.warn_once("restoring DuckDB's profiling settings failed")
+
+    def _profiling_on(self) -> bool:
+        try:
+            return '"disabled"' not in self._con.get_profiling_information(format="json")
+        except duckdb.Error:
+            return False
+
+    def _current_database(self) -> str:
+        try:
+            row = self._con.execute("SELECT current_database()").fetchone()
+        except duckdb.Error:
+            return self._namespace
+        return str(row[0]) if row else self._namespace
+
+    def _run(self, fp: Fingerprint, call: Callable[[], Any], source: object) -> Any:
+        op = self._start(fp, source)
+        try:
+            result = call()
+        except BaseException as exc:
+            self._fail(op, exc)
+            raise
+        self._after_run(op)
+        return result
+
+    def _consume(self, call: Callable[[], Any]) -> Any:
+        """A fetch that drains the pending result, then ends its operation."""
+        op = self._pending
+        try:
+            result = call()
+        except BaseException as exc:
+            if op is not None:
+                self._fail(op, exc)
+            raise
+        self._finish()
+        return result
+
+    def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any:
+        if isinstance(result, duckdb.DuckDBPyRelation):
+            return ProfiledRelation(result, self, fp)
+        if result is self._con:
+            return self
+        return result
+
+    # -- running statements ------------------------------------------------------------
+
+    def execute(self, query: Any, parameters: object | None = None) -> ProfiledConnection:
+        fp = _fingerprint_of(query)
+        self._run(fp, lambda: self._con.execute(query, parameters), self)
+        return self
+
+    def executemany(self, query: Any, parameters: object | None = None) -> ProfiledConnection:
+        fp = _fingerprint_of(query)
+        if fp.statements == 1:
+            fp = Fingerprint(fp.summary, "BATCH " + fp.operation, 1, fp.touches_profiling)
+        self._run(fp, lambda: self._con.executemany(query, parameters), self)
+        self._finish()  # the batch has run; only the last execution's result is left
+        return self
+
+    def sql(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        fp = _fingerprint_of(query)
+        result = self._run(fp, lambda: self._con.sql(query, *args, **kwargs), self)
+        if fp.operation in READ_OPERATIONS:
+            # Nothing ran yet: the relation runs the query each time it is read.
+            self._pending = None
+            return self._wrap(result, fp)
+        return result  # a relation over what the statement returned, already recorded
+
+    query = sql
+
+    # -- fetching ----------------------------------------------------------------------
+
+    def fetchall(self) -> list[Any]:
+        return self._consume(self._con.fetchall)  # type: ignore[no-any-return]
+
+    def fetchone(self) -> Any:
+        row = self._con_call(self._con.fetchone)
+        if row is None:
+            self._finish()
+        return row
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        rows: list[Any] = self._con_call(lambda: self._con.fetchmany(size))
+        if len(rows) < size:
+            self._finish()
+        return rows
+
+    def fetch_df_chunk(self, *args: Any, **kwargs: Any) -> Any:
+        frame = self._con_call(lambda: self._con.fetch_df_chunk(*args, **kwargs))
+        if len(frame) == 0:
+            self._finish()
+        return frame
+
+    def _con_call(self, call: Callable[[], Any]) -> Any:
+        op = self._pending
+        try:
+            return call()
+        except BaseException as exc:
+            if op is not None:
+                self._fail(op, exc)
+            raise
+
+    def cursor(self) -> ProfiledConnection:
+        self._finish()
+        return self._recorder.wrap(self._con.cursor())
+
+    def duplicate(self) -> ProfiledConnection:
+        self._finish()
+        return self._recorder.wrap(self._con.duplicate())
+
+    def close(self) -> None:
+        self._finish()
+        self._recorder.closed(self._con)
+        self._con.close()
+
+    def __enter__(self) -> ProfiledConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- everything else ---------------------------------------------------------------
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return type(self._con)
+
+    def __repr__(self) -> str:
+        return repr(self._con)
+
+    @property
+    def _jobmeter_wrapped(self) -> duckdb.DuckDBPyConnection:
+        """What this stands for, when it is passed back into DuckDB."""
+        return self._con
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._con, name)
+        if not callable(attribute):
+            return attribute
+        if name in CONSUMING:
+            return lambda *args, **kwargs: self._consume(lambda: attribute(*args, **kwargs))
+
+        def forwarded(*args: Any, **kwargs: Any) -> Any:
+            self._finish()  # it may run a statement, which would overwrite the profile
+            return self._wrap(unwrap_all(attribute, args, kwargs))
+
+        return forwarded
