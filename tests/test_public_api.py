@@ -47,7 +47,7 @@ def test_import_starts_nothing() -> None:
     script = textwrap.dedent(
         """
         import os, threading, psutil
-        import jobmeter, jobmeter.collector, jobmeter.testing, jobmeter.demo
+        import jobmeter, jobmeter.collector, jobmeter.testing, jobmeter.demo, jobmeter.duckdb
         from opentelemetry.metrics import _internal as api
         from jobmeter import _fork
         assert not _fork._callbacks and not _fork._installed, _fork._callbacks
@@ -67,3 +67,29 @@ def test_testing_module_example_runs() -> None:
     failures, tried = doctest.testmod(jobmeter.testing, optionflags=doctest.ELLIPSIS)
     assert tried > 0
     assert failures == 0
+
+
+def test_duckdb_module_is_loaded_on_first_use() -> None:
+    """``import jobmeter`` does not import DuckDB; ``jobmeter.duckdb`` works without its import."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import jobmeter
+        assert "duckdb" not in sys.modules and "jobmeter.duckdb" not in sys.modules
+        con = jobmeter.duckdb.connect()
+        print(con.execute("SELECT 42").fetchall())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "[(42,)]", done.stderr
+
+
+def test_duckdb_module_examples_run() -> None:
+    import jobmeter.duckdb
+
+    failures, tried = doctest.testmod(jobmeter.duckdb, optionflags=doctest.ELLIPSIS)
+    assert tried >= 2
+    assert failures == 0
+

@@ -28,3 +28,13 @@ __all__ = [
     "configure",
     "start_host_metrics",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``jobmeter.duckdb`` after a bare ``import jobmeter``, without importing DuckDB
+    # (a tenth of a second) into programs that never use it.
+    if name == "duckdb":
+        import importlib
+
+        return importlib.import_module("jobmeter.duckdb")
+    raise AttributeError(f"module 'jobmeter' has no attribute {name!r}")

@@ -21,7 +21,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import duckdb as _duckdb
 from opentelemetry import metrics
@@ -31,11 +31,9 @@ from opentelemetry.util.types import AttributeValue
 from jobmeter import _duckdb_profile, _fork
 from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
 from jobmeter._duckdb_proxy import ProfiledConnection
+from jobmeter._duckdb_tables import TableMetrics
 from jobmeter._sdk_internals import is_proxy_meter
 from jobmeter.collector import MetricsCollector
-
-if TYPE_CHECKING:
-    from jobmeter._duckdb_tables import TableMetrics
 
 _log = logging.getLogger("jobmeter")
 
@@ -92,7 +90,7 @@ class DuckDBCollector(MetricsCollector):
         self.instruments = _instruments_for(name, self.meter)
         self.shapes = ShapeAttributes(self.attributes)
         self._tables = (
-            _table_metrics()(
+            TableMetrics(
                 self.meter,
                 attributes=self.attributes,
                 ttl_s=table_ttl_s,
