@@ -1,7 +1,7 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run] [--budget-s S]
-[--strict]``.
+Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run|duckdb] [--budget-s S]
+[--tpch-scale 0.1|1] [--strict]``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import jobmeter
 from benchmarks import (
+    bench_duckdb,
     bench_host,
     bench_measure,
     bench_run,
@@ -55,7 +56,9 @@ def _environment() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--only", choices=("measure", "scrape", "shutdown", "host", "run"), help="run one part only"
+        "--only",
+        choices=("measure", "scrape", "shutdown", "host", "run", "duckdb"),
+        help="run one part only",
     )
     parser.add_argument(
         "--budget-s",
@@ -63,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         default=bench_measure.BUDGET_S,
         help="seconds the measure() timings may take; fewer calls on a slow machine "
         "(0: always the full counts; default %(default)s)",
+    )
+    parser.add_argument(
+        "--tpch-scale",
+        type=float,
+        choices=bench_duckdb.SCALES,
+        default=bench_duckdb.DEFAULT_SCALE,
+        help="TPC-H scale factor of the duckdb benchmark (default %(default)s)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON file to write")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
@@ -109,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         print(bench_run.format_report(ran), end="\n\n", flush=True)
         report["run"] = ran.to_json()
         checks += ran.checks()
+
+    if args.only in (None, "duckdb"):
+        ducked = bench_duckdb.run(scale=args.tpch_scale, progress=_progress)
+        print(bench_duckdb.format_report(ducked), end="\n\n", flush=True)
+        report["duckdb"] = ducked.to_json()
+        checks += ducked.checks()
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]

@@ -201,6 +201,21 @@ def test_operator_times_are_opt_in(orders: Path) -> None:
         assert any("GROUP_BY" in kind for kind in kinds)
 
 
+def test_profiler_off_costs_duckdb_nothing(orders: Path) -> None:
+    """profiler=False leaves DuckDB's settings alone and still records duration and rows."""
+    with in_memory() as recorded:
+        collector = jobmeter.duckdb.DuckDBCollector(profiler=False, table_metrics=False)
+        con = collector.connect(str(orders))
+        settings = "SELECT current_setting('enable_profiling'), current_setting('tracked_metrics')"
+        assert con.execute(settings).fetchall() == [(None, ["*"])]
+        assert len(con.execute("SELECT * FROM orders WHERE region = 1").fetchall()) == 2500
+        select = {"db.operation.name": "SELECT"}
+        points = _histograms(recorded, ROWS, **select)
+        assert sorted((p.count, p.sum) for p in points) == [(1, 1), (1, 2500)]
+        assert recorded.points("jobmeter.duckdb.rows.scanned") == []
+        con.close()
+
+
 def test_instrument_existing_connection(orders: Path) -> None:
     """instrument() records a connection the program opened; twice is the same as once."""
     with in_memory() as recorded:

@@ -24,7 +24,13 @@ import duckdb
 
 from jobmeter import _duckdb_profile
 from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
-from jobmeter._duckdb_relation import CONSUMING, UNKNOWN, ProfiledRelation, unwrap_all
+from jobmeter._duckdb_relation import (
+    CONSUMING,
+    UNKNOWN,
+    ProfiledRelation,
+    count_rows,
+    unwrap_all,
+)
 from jobmeter._sql import Fingerprint, fingerprint
 from jobmeter.collector import error_type
 
@@ -61,13 +67,20 @@ def _fingerprint_of(query: object) -> Fingerprint:
     return fingerprint(text) if isinstance(text, str) else UNKNOWN
 
 
-class _Operation:
-    __slots__ = ("fingerprint", "source", "started")
+class Operation:
+    """A statement in flight: its shape, start time and the rows fetched so far (-1: none)."""
+
+    __slots__ = ("fingerprint", "rows", "source", "started")
 
     def __init__(self, fp: Fingerprint, started: float, source: object) -> None:
         self.fingerprint = fp
         self.started = started
         self.source = source
+        self.rows = -1
+
+    def fetched(self, rows: int) -> None:
+        if rows >= 0:
+            self.rows = rows if self.rows < 0 else self.rows + rows
 
 
 class ProfiledConnection:
@@ -82,17 +95,18 @@ class ProfiledConnection:
         recorder: Recorder,
         namespace: str,
         user_profiling: bool,
+        profiled: bool,
     ) -> None:
         self._con = connection
         self._recorder = recorder
         self._namespace = namespace
-        self._pending: _Operation | None = None
-        self._user_profiling = user_profiling
-        self._profiled = True
+        self._pending: Operation | None = None
+        self._user_profiling = user_profiling  # the program set profiling up itself
+        self._profiled = profiled  # a profile is there to read after each statement
 
     # -- bookkeeping -------------------------------------------------------------------
 
-    def _record(self, op: _Operation, error: BaseException | None) -> None:
+    def _record(self, op: Operation, error: BaseException | None) -> None:
         elapsed = perf_counter() - op.started
         recorder = self._recorder
         fp = op.fingerprint
@@ -104,18 +118,19 @@ class ProfiledConnection:
         )
         instruments = recorder.instruments
         instruments.duration.record(elapsed, attributes)
-        if error is not None or not self._profiled:
+        if error is not None:
+            return
+        if op.rows >= 0:
+            instruments.returned_rows.record(op.rows, attributes)
+        if not self._profiled:
             return
         try:
             profile = _duckdb_profile.read(self._con, recorder.operators)
         except Exception:  # a closed connection or an unexpected profile: never the user's problem
             recorder.warn_once("reading DuckDB's profile failed")
             return
-        if profile is None:
-            return
-        if profile.returned_rows is not None:
-            instruments.returned_rows.record(profile.returned_rows, attributes)
-        instruments.add_profile(attributes, profile)
+        if profile is not None:
+            instruments.add_profile(attributes, profile)
 
     def _finish(self) -> None:
         """End the operation in flight, if any (its result is consumed or abandoned)."""
@@ -124,20 +139,20 @@ class ProfiledConnection:
             self._pending = None
             self._record(op, None)
 
-    def _fail(self, op: _Operation, error: BaseException) -> None:
+    def _fail(self, op: Operation, error: BaseException) -> None:
         if self._pending is op:
             self._pending = None
         self._record(op, error)
 
-    def _start(self, fp: Fingerprint, source: object) -> _Operation:
+    def _start(self, fp: Fingerprint, source: object) -> Operation:
         self._finish()
         if fp.touches_profiling:
             self._step_back()
-        op = _Operation(fp, perf_counter(), source)
+        op = Operation(fp, perf_counter(), source)
         self._pending = op
         return op
 
-    def _after_run(self, op: _Operation) -> None:
+    def _after_run(self, op: Operation) -> None:
         """After the call that ran ``op``: end it now unless its result streams."""
         fp = op.fingerprint
         if fp.touches_profiling:
@@ -152,6 +167,8 @@ class ProfiledConnection:
         if self._user_profiling:
             return
         self._user_profiling = True
+        if not self._profiled:  # profiler=False: we changed nothing
+            return
         try:
             self._con.execute(_duckdb_profile.RESTORE_STATEMENT)
         except duckdb.Error:
@@ -189,7 +206,10 @@ class ProfiledConnection:
             if op is not None:
                 self._fail(op, exc)
             raise
-        self._finish()
+        if op is not None:
+            op.fetched(count_rows(result))
+            self._pending = None
+            self._record(op, None)
         return result
 
     def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any:
@@ -202,8 +222,20 @@ class ProfiledConnection:
     # -- running statements ------------------------------------------------------------
 
     def execute(self, query: Any, parameters: object | None = None) -> ProfiledConnection:
-        fp = _fingerprint_of(query)
-        self._run(fp, lambda: self._con.execute(query, parameters), self)
+        # The hot path, written out: a loop of small queries pays for every call here.
+        if self._pending is not None:
+            self._finish()
+        fp = fingerprint(query) if type(query) is str else _fingerprint_of(query)
+        if fp.touches_profiling:
+            self._step_back()
+        op = self._pending = Operation(fp, perf_counter(), self)
+        try:
+            self._con.execute(query, parameters)
+        except BaseException as exc:
+            self._fail(op, exc)
+            raise
+        if fp.operation not in READ_OPERATIONS or fp.touches_profiling:
+            self._after_run(op)
         return self
 
     def executemany(self, query: Any, parameters: object | None = None) -> ProfiledConnection:
@@ -228,24 +260,44 @@ class ProfiledConnection:
     # -- fetching ----------------------------------------------------------------------
 
     def fetchall(self) -> list[Any]:
-        return self._consume(self._con.fetchall)  # type: ignore[no-any-return]
+        op = self._pending
+        try:
+            rows = self._con.fetchall()
+        except BaseException as exc:
+            if op is not None:
+                self._fail(op, exc)
+            raise
+        if op is not None:
+            op.fetched(len(rows))
+            self._pending = None
+            self._record(op, None)
+        return rows
 
     def fetchone(self) -> Any:
         row = self._con_call(self._con.fetchone)
-        if row is None:
-            self._finish()
+        op = self._pending
+        if op is not None:
+            op.fetched(0 if row is None else 1)
+            if row is None:
+                self._finish()
         return row
 
     def fetchmany(self, size: int = 1) -> list[Any]:
         rows: list[Any] = self._con_call(lambda: self._con.fetchmany(size))
-        if len(rows) < size:
-            self._finish()
+        op = self._pending
+        if op is not None:
+            op.fetched(len(rows))
+            if len(rows) < size:
+                self._finish()
         return rows
 
     def fetch_df_chunk(self, *args: Any, **kwargs: Any) -> Any:
         frame = self._con_call(lambda: self._con.fetch_df_chunk(*args, **kwargs))
-        if len(frame) == 0:
-            self._finish()
+        op = self._pending
+        if op is not None:
+            op.fetched(len(frame))
+            if len(frame) == 0:
+                self._finish()
         return frame
 
     def _con_call(self, call: Callable[[], Any]) -> Any:

@@ -37,6 +37,25 @@ CONSUMING: Final = frozenset(
 STREAMING: Final = frozenset({"to_arrow_reader", "fetch_arrow_reader", "fetch_record_batch"})
 
 
+def count_rows(result: object) -> int:
+    """Rows in what a fetch returned: a list, a DataFrame, an Arrow table, a dict of columns."""
+    if type(result) is list:
+        return len(result)
+    if result is None or isinstance(result, duckdb.DuckDBPyRelation):
+        return -1  # nothing fetched; a relation's len() or shape would run a query
+    if isinstance(result, dict):  # fetchnumpy(), torch(), tf(): equal-length columns
+        for column in result.values():
+            return len(column)
+        return 0
+    rows = getattr(result, "num_rows", None)  # Arrow
+    if isinstance(rows, int):
+        return rows
+    shape = getattr(result, "shape", None)  # pandas, polars
+    if isinstance(shape, tuple) and shape and isinstance(shape[0], int):
+        return shape[0]
+    return -1
+
+
 class ProfiledRelation:
     """A DuckDB relation whose reads are recorded as statements of its connection."""
 
@@ -68,6 +87,7 @@ class ProfiledRelation:
             owner._fail(op, exc)
             raise
         if not streaming:
+            op.fetched(count_rows(result))
             owner._finish()
         return owner._wrap(result)
 
@@ -75,7 +95,10 @@ class ProfiledRelation:
         rows = self._read(lambda: self._rel.iter_rows(*args, **kwargs), streaming=True)
         owner, op = self._owner, self._owner._pending
         try:
-            yield from rows
+            for row in rows:
+                if op is not None:
+                    op.fetched(1)
+                yield row
         except BaseException as exc:
             if op is not None and owner._pending is op:
                 owner._fail(op, exc)

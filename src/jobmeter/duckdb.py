@@ -71,6 +71,7 @@ class DuckDBCollector(MetricsCollector):
         *,
         attributes: Mapping[str, AttributeValue] | None = None,
         meter_provider: MeterProvider | None = None,
+        profiler: bool = True,
         operators: bool = False,
         table_metrics: bool = True,
         profile_tables: Collection[str] = (),
@@ -86,7 +87,8 @@ class DuckDBCollector(MetricsCollector):
         for setting, value in (("table_ttl_s", table_ttl_s), ("table_timeout_s", table_timeout_s)):
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{setting} must be a number of seconds >= 0, got {value!r}")
-        self.operators = operators
+        self.profiler = profiler
+        self.operators = operators and profiler
         self.instruments = _instruments_for(name, self.meter)
         self.shapes = ShapeAttributes(self.attributes)
         self._tables = (
@@ -145,12 +147,13 @@ class DuckDBCollector(MetricsCollector):
     def wrap(self, connection: _duckdb.DuckDBPyConnection) -> ProfiledConnection:
         """The proxy of ``connection``, with the quiet profiler switched on (internal)."""
         user_profiling = '"disabled"' not in connection.get_profiling_information(format="json")
-        if not user_profiling:
+        if self.profiler and not user_profiling:
             connection.execute(_duckdb_profile.install_statement(self.operators))
         namespace = _current_database(connection)
         if self._tables is not None:
             self._tables.watch(connection, namespace)
-        return ProfiledConnection(connection, self, namespace, user_profiling)
+        profiled = self.profiler or user_profiling
+        return ProfiledConnection(connection, self, namespace, user_profiling, profiled)
 
     def closed(self, connection: _duckdb.DuckDBPyConnection) -> None:
         """The user closed ``connection``: stop reading its tables (internal)."""
