@@ -57,12 +57,6 @@ def install_statement(operators: bool) -> str:
 RESTORE_STATEMENT: Final = "; ".join(f"RESET {name}" for name in OUR_SETTINGS)
 
 
-def profiling_enabled(connection: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the connection's profiler is on (by its owner, or by us)."""
-    row = connection.execute("SELECT current_setting('enable_profiling')").fetchone()
-    return row is not None and row[0] is not None
-
-
 @dataclass(slots=True)
 class QueryProfile:
     """The figures of one finished query, in seconds, bytes and rows."""

@@ -26,9 +26,12 @@ from jobmeter import _duckdb_profile
 from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
 from jobmeter._duckdb_relation import (
     CONSUMING,
+    STREAMING,
     UNKNOWN,
+    WARNING_METHODS,
     ProfiledRelation,
     count_rows,
+    passing_warnings,
     unwrap_all,
 )
 from jobmeter._sql import Fingerprint, fingerprint
@@ -182,10 +185,10 @@ class ProfiledConnection:
 
     def _current_database(self) -> str:
         try:
-            row = self._con.execute("SELECT current_database()").fetchone()
+            rows = self._con.execute("SELECT current_database()").fetchall()
         except duckdb.Error:
             return self._namespace
-        return str(row[0]) if row else self._namespace
+        return str(rows[0][0]) if rows else self._namespace
 
     def _run(self, fp: Fingerprint, call: Callable[[], Any], source: object) -> Any:
         op = self._start(fp, source)
@@ -197,11 +200,11 @@ class ProfiledConnection:
         self._after_run(op)
         return result
 
-    def _consume(self, call: Callable[[], Any]) -> Any:
+    def _consume(self, call: Callable[[], Any], warns: bool = False) -> Any:
         """A fetch that drains the pending result, then ends its operation."""
         op = self._pending
         try:
-            result = call()
+            result = passing_warnings(call, 4) if warns else call()
         except BaseException as exc:
             if op is not None:
                 self._fail(op, exc)
@@ -211,6 +214,16 @@ class ProfiledConnection:
             self._pending = None
             self._record(op, None)
         return result
+
+    def _hand_out(self, call: Callable[[], Any], warns: bool) -> Any:
+        """A reader over the pending result: the operation goes on until the next statement."""
+        op = self._pending
+        try:
+            return passing_warnings(call, 4) if warns else call()
+        except BaseException as exc:
+            if op is not None:
+                self._fail(op, exc)
+            raise
 
     def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any:
         if isinstance(result, duckdb.DuckDBPyRelation):
@@ -309,6 +322,19 @@ class ProfiledConnection:
                 self._fail(op, exc)
             raise
 
+    def enable_profiling(self) -> None:
+        self._user_profiling_call(self._con.enable_profiling)
+
+    def disable_profiling(self) -> None:
+        self._user_profiling_call(self._con.disable_profiling)
+
+    def _user_profiling_call(self, call: Callable[[], None]) -> None:
+        """DuckDB's own profiling switches: the program takes profiling over."""
+        self._finish()
+        self._step_back()
+        call()
+        self._profiled = self._profiling_on()
+
     def cursor(self) -> ProfiledConnection:
         self._finish()
         return self._recorder.wrap(self._con.cursor())
@@ -346,11 +372,20 @@ class ProfiledConnection:
         attribute = getattr(self._con, name)
         if not callable(attribute):
             return attribute
+        warns = name in WARNING_METHODS
         if name in CONSUMING:
-            return lambda *args, **kwargs: self._consume(lambda: attribute(*args, **kwargs))
+            return lambda *args, **kwargs: self._consume(lambda: attribute(*args, **kwargs), warns)
+        if name in STREAMING:
+            return lambda *args, **kwargs: self._hand_out(lambda: attribute(*args, **kwargs), warns)
 
         def forwarded(*args: Any, **kwargs: Any) -> Any:
             self._finish()  # it may run a statement, which would overwrite the profile
             return self._wrap(unwrap_all(attribute, args, kwargs))
 
         return forwarded
+
+
+# DuckDB resolves `SELECT * FROM my_frame` by looking for `my_frame` in the first
+# Python frame whose module is not `duckdb` or `duckdb.*`. Naming the module's
+# globals (not its classes) into DuckDB's namespace makes that frame the caller's.
+__name__ = "duckdb._jobmeter_proxy"

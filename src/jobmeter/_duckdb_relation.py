@@ -12,6 +12,7 @@ through unwrapped.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,10 +32,17 @@ CONSUMING: Final = frozenset(
     {"arrow", "df", "fetch_arrow_table", "fetch_df", "fetchall", "fetchdf", "fetchnumpy", "pl",
      "tf", "to_arrow_table", "to_df", "to_dicts", "torch", "show", "write_csv", "to_csv",
      "write_parquet", "to_parquet", "create", "to_table", "insert_into", "insert", "update",
-     "materialize", "shape", "execute"}
+     "materialize", "execute"}
 )  # fmt: skip
-# Relation methods that hand out a result to be read later.
-STREAMING: Final = frozenset({"to_arrow_reader", "fetch_arrow_reader", "fetch_record_batch"})
+# Methods that hand out a result to be read later (__arrow_c_stream__: pa.table(rel)).
+STREAMING: Final = frozenset(
+    {"to_arrow_reader", "fetch_arrow_reader", "fetch_record_batch", "__arrow_c_stream__"}
+)
+# Methods DuckDB warns about (deprecated, or a result it had to run again).
+WARNING_METHODS: Final = frozenset(
+    {"fetch_arrow_table", "fetch_arrow_reader", "fetch_record_batch", "to_arrow_table",
+     "to_arrow_reader"}
+)  # fmt: skip
 
 
 def count_rows(result: object) -> int:
@@ -77,12 +85,12 @@ class ProfiledRelation:
                 self._fp = UNKNOWN
         return self._fp
 
-    def _read(self, call: Callable[[], Any], streaming: bool = False) -> Any:
+    def _read(self, call: Callable[[], Any], streaming: bool = False, warns: bool = False) -> Any:
         owner = self._owner
         fp = self._fingerprint()
         op = owner._start(fp, self)
         try:
-            result = call()
+            result = passing_warnings(call, 4) if warns else call()
         except BaseException as exc:
             owner._fail(op, exc)
             raise
@@ -117,20 +125,43 @@ class ProfiledRelation:
         return str(self._rel)
 
     def __len__(self) -> int:
-        return len(self._rel)
+        return self._read(lambda: len(self._rel))  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._owner._wrap(self._rel[key])
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._rel
 
     def __getattr__(self, name: str) -> Any:
+        if name == "shape":  # a property that runs a count
+            return self._read(lambda: self._rel.shape)
         attribute = getattr(self._rel, name)
         if not callable(attribute):
+            if isinstance(attribute, duckdb.DuckDBPyRelation):  # rel.some_column
+                return ProfiledRelation(attribute, self._owner, None)
             return attribute
         if name in CONSUMING or name in STREAMING:
             streaming = name in STREAMING
-            return lambda *args, **kwargs: self._read(lambda: attribute(*args, **kwargs), streaming)
+            warns = name in WARNING_METHODS
+            return lambda *args, **kwargs: self._read(
+                lambda: attribute(*args, **kwargs), streaming, warns
+            )
 
         def derived(*args: Any, **kwargs: Any) -> Any:
             return self._owner._wrap(unwrap_all(attribute, args, kwargs))
 
         return derived
+
+
+def passing_warnings(call: Callable[[], Any], stacklevel: int) -> Any:
+    """Run ``call``, then re-issue its warnings at the user's line, not at ours."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=stacklevel)
+    return result
 
 
 def _unwrap(value: Any) -> Any:
@@ -143,3 +174,8 @@ def _unwrap(value: Any) -> Any:
 def unwrap_all(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call DuckDB with our stand-ins replaced by what they stand for (joins, unions)."""
     return call(*map(_unwrap, args), **{key: _unwrap(value) for key, value in kwargs.items()})
+
+
+# DuckDB resolves `SELECT * FROM my_frame` by looking for `my_frame` in the first
+# Python frame whose module is not `duckdb` or `duckdb.*`; see _duckdb_proxy.
+__name__ = "duckdb._jobmeter_relation"

@@ -149,7 +149,7 @@ class DuckDBCollector(MetricsCollector):
         user_profiling = '"disabled"' not in connection.get_profiling_information(format="json")
         if self.profiler and not user_profiling:
             connection.execute(_duckdb_profile.install_statement(self.operators))
-        namespace = _current_database(connection)
+        namespace = current_database(connection)
         if self._tables is not None:
             self._tables.watch(connection, namespace)
         profiled = self.profiler or user_profiling
@@ -173,9 +173,10 @@ def _table_metrics() -> type[TableMetrics]:
     return TableMetrics
 
 
-def _current_database(connection: _duckdb.DuckDBPyConnection) -> str:
-    row = connection.execute("SELECT current_database()").fetchone()
-    return str(row[0]) if row else ""
+def current_database(connection: _duckdb.DuckDBPyConnection) -> str:
+    """The connection's current database; fetchall() so no result is left open."""
+    rows = connection.execute("SELECT current_database()").fetchall()
+    return str(rows[0][0]) if rows else ""
 
 
 _lock = threading.Lock()
