@@ -72,8 +72,10 @@ REL_TOL = 1e-9
 
 PLAIN = "plain"
 JOBMETER = "jobmeter"
+NO_PROFILER = "jobmeter_no_profiler"
 TARGETS = (
     Target("tpch, jobmeter / plain (sum of medians)", "tpch_jobmeter", "tpch_plain", 1.03),
+    Target("tpch, jobmeter profiler=False / plain", f"tpch_{NO_PROFILER}", "tpch_plain", 1.03),
     Target("SELECT 42, jobmeter / plain", "tiny_jobmeter", "tiny_plain", 1.5),
 )
 
@@ -152,7 +154,7 @@ class DuckDBBench:
     queries: list[QueryTimes]
     tiny: list[TinyCase]
     tiny_calls: int
-    statements: int  # run on jobmeter's connection
+    statements: int  # run on jobmeter's connections
     recorded: int  # counted by its duration histogram
     seconds: float = 0.0
 
@@ -425,12 +427,10 @@ def _tiny(sides: list[Side], progress: Callable[[str], None]) -> list[TinyCase]:
     return [case for case, _, _ in cases]
 
 
-def _jobmeter_profiler_settings() -> str | None:
-    """The SET statements jobmeter.duckdb runs on its connections, where they can be found."""
-    try:
-        from jobmeter._duckdb_profile import install_statement
-    except ImportError:
-        return None
+def _jobmeter_profiler_settings() -> str:
+    """The SET statements jobmeter.duckdb runs on its connections."""
+    from jobmeter._duckdb_profile import install_statement
+
     return install_statement(False)
 
 
@@ -449,18 +449,22 @@ def _sides(path: str, stack: ExitStack) -> list[Side]:
             plain("PRAGMA enable_profiling='no_output'"),
         ),
     ]
-    settings = _jobmeter_profiler_settings()
-    if settings is not None:
-        sides.append(
-            Side(
-                "profiler_lean",
-                "the same, with jobmeter's profiler settings (tracked_metrics)",
-                plain(settings),
-            )
+    sides.append(
+        Side(
+            "profiler_lean",
+            "the same, with jobmeter's profiler settings (tracked_metrics)",
+            plain(_jobmeter_profiler_settings()),
         )
+    )
     ours = jobmeter.duckdb.connect(path, read_only=True)
     stack.callback(ours.close)
     sides.append(Side(JOBMETER, "jobmeter.duckdb.connect(path, read_only=True)", ours))
+    quiet = jobmeter.duckdb.DuckDBCollector(
+        "bench.no_profiler", profiler=False, table_metrics=False
+    )
+    no_profiler = quiet.connect(path, read_only=True)
+    stack.callback(no_profiler.close)
+    sides.append(Side(NO_PROFILER, "DuckDBCollector(profiler=False).connect(...)", no_profiler))
     return sides
 
 
@@ -482,7 +486,7 @@ def run(scale: float = DEFAULT_SCALE, progress: Callable[[str], None] | None = N
         with _gc_off():
             tiny = _tiny(sides, report)
         count = recorded.count(DURATION_METRIC)
-    ours = next(side for side in sides if side.name == JOBMETER)
+    recording = [side for side in sides if side.name in (JOBMETER, NO_PROFILER)]
     return DuckDBBench(
         scale=scale,
         duckdb_version=duckdb.__version__,
@@ -494,7 +498,7 @@ def run(scale: float = DEFAULT_SCALE, progress: Callable[[str], None] | None = N
         queries=results,
         tiny=tiny,
         tiny_calls=TINY_CALLS,
-        statements=ours.statements,
+        statements=sum(side.statements for side in recording),
         recorded=count,
         seconds=perf_counter() - started,
     )
