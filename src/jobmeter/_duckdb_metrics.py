@@ -3,9 +3,16 @@
 Two synchronous histograms per query (duration and returned rows, as the
 database client semantic conventions define them); everything DuckDB's
 profiler adds (CPU time, rows scanned, bytes, row groups, phase times,
-operator times, peak buffer memory) is summed per query shape under one lock
-and published by asynchronous instruments when a reader collects: one lock
-and a few additions per query instead of a dozen SDK calls.
+operator times, peak buffer memory) is summed per query shape and published
+by asynchronous instruments when a reader collects.
+
+A statement costs the job one append: its duration, rows and the profile's
+JSON text go to a backlog, which is recorded and parsed in batches of
+``BATCH`` statements, or when a reader collects (the asynchronous callbacks
+run before the SDK gathers the histograms, so a collection sees every
+statement). Done right after each DuckDB call, the same work runs with cold
+CPU caches and costs three to four times as much: in a ``SELECT 42`` loop,
+two histogram records and a parse took 60 µs interleaved and 16 µs batched.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Final
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._duckdb_profile import QueryProfile
+from jobmeter._duckdb_profile import QueryProfile, parse
 from jobmeter._operations import DURATION_BUCKETS
 
 _log = logging.getLogger("jobmeter")
@@ -35,6 +42,12 @@ ROW_BUCKETS: Final = (
 MAX_SHAPES: Final = 400
 OTHER_SHAPES: Final = "(other)"
 PHASES: Final = ("planning", "optimizing", "physical_planning", "execution")
+# Statements recorded per batch: bounds the backlog (about 150 KB) and the
+# pause of one drain in the job's thread (a few milliseconds).
+BATCH: Final = 256
+
+# (attributes, seconds, rows or -1, profile JSON or None, operators wanted)
+Pending = tuple["Attributes", float, int, str | None, bool]
 
 
 class _ShapeTotals:
@@ -89,6 +102,9 @@ class QueryInstruments:
         self._lock = threading.Lock()
         # By the id of a ShapeAttributes dict; the totals hold the dict, so ids stay unique.
         self._shapes: dict[int, _ShapeTotals] = {}
+        self._backlog: list[Pending] = []
+        self._backlog_lock = threading.Lock()
+        self._warned_parse = False
         self.duration = meter.create_histogram(
             "db.client.operation.duration", unit="s",
             description="Duration of DuckDB statements, from the call that runs one until its "
@@ -137,6 +153,7 @@ class QueryInstruments:
 
     def _callback(self, points: Points) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
+            self.flush()  # the histograms too: the SDK gathers them after the callbacks
             with self._lock:
                 return [
                     Observation(value, attributes)
@@ -145,6 +162,54 @@ class QueryInstruments:
                 ]
 
         return callback
+
+    def add(
+        self,
+        attributes: Attributes,
+        seconds: float,
+        rows: int,
+        profile: str | None,
+        operators: bool,
+    ) -> None:
+        """One finished statement: recorded with the next batch or collection."""
+        with self._backlog_lock:
+            backlog = self._backlog
+            backlog.append((attributes, seconds, rows, profile, operators))
+            if len(backlog) < BATCH:
+                return
+            self._backlog = []
+        self._record(backlog)
+
+    def flush(self) -> None:
+        """Record every statement in the backlog now."""
+        with self._backlog_lock:
+            backlog, self._backlog = self._backlog, []
+        if backlog:
+            self._record(backlog)
+
+    def _record(self, backlog: list[Pending]) -> None:
+        duration, returned_rows = self.duration.record, self.returned_rows.record
+        for attributes, seconds, rows, text, operators in backlog:
+            duration(seconds, attributes)
+            if rows >= 0:
+                returned_rows(rows, attributes)
+            if text is None:
+                continue
+            try:
+                profile = parse(text, operators)
+            except (ValueError, TypeError, AttributeError):
+                self._warn_parse()
+                continue
+            if profile is not None:
+                self.add_profile(attributes, profile)
+
+    def _warn_parse(self) -> None:
+        if not self._warned_parse:
+            self._warned_parse = True
+            _log.warning(
+                "jobmeter: a DuckDB profile could not be read; its figures are left out",
+                exc_info=True,
+            )
 
     def add_profile(self, attributes: Attributes, profile: QueryProfile) -> None:
         """Add one finished query's profiler figures to its shape's totals."""
@@ -156,6 +221,8 @@ class QueryInstruments:
 
     def clear(self) -> None:
         """Forget every total (the child of a fork starts from zero)."""
+        self._backlog_lock = threading.Lock()
+        self._backlog = []
         with self._lock:
             self._shapes.clear()
 

@@ -110,30 +110,23 @@ class ProfiledConnection:
     # -- bookkeeping -------------------------------------------------------------------
 
     def _record(self, op: Operation, error: BaseException | None) -> None:
-        elapsed = perf_counter() - op.started
+        seconds = perf_counter() - op.started
         recorder = self._recorder
         fp = op.fingerprint
-        attributes = recorder.shapes.attributes(
-            self._namespace,
-            fp.operation,
-            fp.summary,
-            None if error is None else duckdb_error_type(error),
-        )
-        instruments = recorder.instruments
-        instruments.duration.record(elapsed, attributes)
         if error is not None:
+            failed = recorder.shapes.attributes(
+                self._namespace, fp.operation, fp.summary, duckdb_error_type(error)
+            )
+            recorder.instruments.add(failed, seconds, -1, None, False)
             return
-        if op.rows >= 0:
-            instruments.returned_rows.record(op.rows, attributes)
-        if not self._profiled:
-            return
-        try:
-            profile = _duckdb_profile.read(self._con, recorder.operators)
-        except Exception:  # a closed connection or an unexpected profile: never the user's problem
-            recorder.warn_once("reading DuckDB's profile failed")
-            return
-        if profile is not None:
-            instruments.add_profile(attributes, profile)
+        profile = None
+        if self._profiled:
+            try:  # read now: the next statement replaces it; parsed later, in a batch
+                profile = self._con.get_profiling_information("json")
+            except Exception:  # a closed connection: never the user's problem
+                recorder.warn_once("reading DuckDB's profile failed")
+        attributes = recorder.shapes.attributes(self._namespace, fp.operation, fp.summary, None)
+        recorder.instruments.add(attributes, seconds, op.rows, profile, recorder.operators)
 
     def _finish(self) -> None:
         """End the operation in flight, if any (its result is consumed or abandoned)."""
