@@ -2,8 +2,9 @@
 
 It configures jobmeter from the environment (by default a Prometheus endpoint
 on http://localhost:8000/metrics), runs a small DuckDB pipeline for
-``DEMO_SECONDS`` seconds (default 20) with every step measured, and prints what
-each step cost at the end.
+``DEMO_SECONDS`` seconds (default 20) with every step measured and every
+statement profiled, and prints what each step and each query shape cost at
+the end.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 import jobmeter
+import jobmeter.duckdb
 from jobmeter.testing import InMemoryMetrics
 
 
@@ -82,6 +84,27 @@ def _summary(recorded: InMemoryMetrics) -> Table:
     return table
 
 
+def _queries(recorded: InMemoryMetrics) -> Table:
+    table = Table(title="What each DuckDB query shape cost")
+    for column in ("db.query.summary", "calls", "total s", "rows scanned"):
+        table.add_column(column, justify="left" if column == "db.query.summary" else "right")
+    shapes = [
+        (point.sum, point.count, dict(point.attributes))
+        for point in recorded.points("db.client.operation.duration")
+        if isinstance(point, HistogramDataPoint) and point.attributes
+    ]
+    for total, calls, attributes in sorted(shapes, key=lambda shape: -shape[0])[:6]:
+        summary = str(attributes["db.query.summary"])
+        scanned = recorded.points("jobmeter.duckdb.rows.scanned", attributes)
+        table.add_row(
+            summary if len(summary) <= 70 else summary[:69] + "…",
+            f"{calls:.0f}",
+            f"{total:.3f}",
+            f"{recorded.value('jobmeter.duckdb.rows.scanned', attributes):.0f}" if scanned else "-",
+        )
+    return table
+
+
 def main() -> int:
     """Run the demo; returns the exit status."""
     console = Console()
@@ -99,7 +122,7 @@ def main() -> int:
     ops = jobmeter.MetricsCollector("jobmeter.demo", attributes={"pipeline": "orders"})
     deadline = time.monotonic() + seconds
     with tempfile.TemporaryDirectory() as tmp:
-        db = duckdb.connect(str(Path(tmp) / "demo.duckdb"))
+        db = jobmeter.duckdb.connect(str(Path(tmp) / "demo.duckdb"))  # every statement profiled
         i = 0
         while time.monotonic() < deadline:
             _pipeline(ops, db, Path(tmp), i)
@@ -110,8 +133,10 @@ def main() -> int:
         with urllib.request.urlopen(telemetry.prometheus_url, timeout=5) as response:
             lines = [x for x in response.read().decode().splitlines() if x.startswith("jobmeter_")]
         console.print(f"The endpoint served {len(lines)} jobmeter samples at the last scrape.")
-    console.print(_summary(InMemoryMetrics(reader, telemetry)))
+    recorded = InMemoryMetrics(reader, telemetry)
+    console.print(_summary(recorded))
     console.print("CPU s is the process's CPU time during each block; '-': resources=False.")
+    console.print(_queries(recorded))
     telemetry.shutdown()
     return 0
 
