@@ -1,7 +1,7 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run|duckdb] [--budget-s S]
-[--tpch-scale 0.1|1] [--strict]``.
+Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run|duckdb|backfill]
+[--budget-s S] [--tpch-scale 0.1|1] [--strict]``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import jobmeter
 from benchmarks import (
+    bench_backfill,
     bench_duckdb,
     bench_host,
     bench_measure,
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("measure", "scrape", "shutdown", "host", "run", "duckdb"),
+        choices=("measure", "scrape", "shutdown", "host", "run", "duckdb", "backfill"),
         help="run one part only",
     )
     parser.add_argument(
@@ -125,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         print(bench_duckdb.format_report(ducked), end="\n\n", flush=True)
         report["duckdb"] = ducked.to_json()
         checks += ducked.checks()
+
+    if args.only in (None, "backfill"):
+        backfilled = bench_backfill.run(progress=_progress)
+        print(bench_backfill.format_report(backfilled), end="\n\n", flush=True)
+        report["backfill"] = backfilled.to_json()
+        checks += backfilled.checks()
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
@@ -43,7 +44,7 @@ def _code(cell: str) -> str:
 NEEDS_SWAP = {"system.paging.usage", "system.paging.utilization"}
 # Documented, emitted only with a GPU: checked against the faked NVML driver below.
 NEEDS_GPU = {"jobmeter.process.gpu.memory.usage", "jobmeter.operation.gpu.memory.usage"}
-PREFIXES = ("`jobmeter.", "`process.", "`system.", "`hw.")
+PREFIXES = ("`jobmeter.", "`process.", "`system.", "`hw.", "`http.", "`db.")
 
 
 def _documented() -> dict[str, tuple[str, str, str]]:
@@ -55,6 +56,37 @@ def _documented() -> dict[str, tuple[str, str, str]]:
     }
 
 
+def _exercise_backfill() -> None:
+    """A Backfill that emits every one of its metrics (a scripted clock gives it a rate)."""
+    from _support.backfill import FakeClock
+    from jobmeter.backfill import Backfill
+
+    clock = FakeClock()
+    bf = Backfill("docs", total=10, clock=clock, progress=False)
+    for _ in bf.track(range(2)):
+        pass
+    clock.advance(1.0)
+    bf.failed(error_type="ValueError")
+    bf.retry("timeout")
+    bf.rate_limited(1.0, reason="429")
+    with bf.batch(5):
+        pass
+    bf.queue_size(3)
+    bf.request("GET", "https://api.example.com/x", status_code=200, duration=0.1)
+    bf.close()
+
+
+def _exercise_duckdb() -> Any:
+    """A DuckDB connection that emits every DuckDB metric: operators and a column profile on."""
+    from jobmeter.duckdb import DuckDBCollector
+
+    collector = DuckDBCollector("docs.duckdb", operators=True, profile_tables=["t"])
+    con = collector.connect()
+    con.execute("CREATE TABLE t AS SELECT range AS i, range % 3 AS g FROM range(100)")
+    con.execute("SELECT g, count(*) FROM t GROUP BY g").fetchall()
+    return con  # open until collected: table figures are read from open connections
+
+
 def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
     """Every instrument measure() and HostCollector emit: name -> (kind, unit), from real points."""
     with in_memory() as recorded:
@@ -63,8 +95,11 @@ def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
             pass
         HostCollector(gpu=gpu)
         RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
+        _exercise_backfill()
+        con = _exercise_duckdb()
         time.sleep(0.3)  # utilization needs an interval
         found = {m.name: m for _, m in recorded.metrics()}
+        con.close()
     kinds = {}
     for name, metric in found.items():
         data = metric.data
@@ -113,14 +148,21 @@ def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
         pass
     HostCollector(gpu=False)
     RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
+    _exercise_backfill()
+    con = _exercise_duckdb()
     time.sleep(0.3)
     assert telemetry.prometheus_url is not None
     with urllib.request.urlopen(telemetry.prometheus_url, timeout=5) as response:
         text = response.read().decode()
+    con.close()
     exposed = {
-        re.sub(r"(_seconds)_(bucket|count|sum)$", r"\1", line.split("{")[0].split(" ")[0])
+        re.sub(
+            r"(_seconds|_backfill_batch_size|_returned_rows)_(bucket|count|sum)$",
+            r"\1",
+            line.split("{")[0].split(" ")[0],
+        )
         for line in text.splitlines()
-        if line.startswith(("jobmeter_", "process_", "system_"))
+        if line.startswith(("jobmeter_", "process_", "system_", "http_", "db_"))
     }
     documented = {prometheus: name for name, (_, _, prometheus) in _documented().items()}
     needs_hardware = NEEDS_SWAP | NEEDS_GPU

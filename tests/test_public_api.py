@@ -12,6 +12,7 @@ import jobmeter
 import jobmeter.testing
 
 EXPECTED = [
+    "Backfill",
     "ConfigurationError",
     "GPUCollector",
     "HostCollector",
@@ -92,4 +93,3 @@ def test_duckdb_module_examples_run() -> None:
     failures, tried = doctest.testmod(jobmeter.duckdb, optionflags=doctest.ELLIPSIS)
     assert tried >= 2
     assert failures == 0
-

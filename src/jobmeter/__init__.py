@@ -13,11 +13,13 @@ Example:
 from jobmeter._errors import ConfigurationError
 from jobmeter._sdk import Telemetry, configure
 from jobmeter._version import __version__
+from jobmeter.backfill import Backfill
 from jobmeter.collector import Measurement, MetricsCollector
 from jobmeter.gpu import GPUCollector
 from jobmeter.host import HostCollector, start_host_metrics
 
 __all__ = [
+    "Backfill",
     "ConfigurationError",
     "GPUCollector",
     "HostCollector",

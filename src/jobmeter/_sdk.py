@@ -6,7 +6,7 @@ import atexit
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -241,6 +241,15 @@ def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemet
     return Telemetry(settings, provider, owns_provider=True, prometheus=endpoint, push=push)
 
 
+_reset_hooks: list[Callable[[], None]] = []
+
+
+def on_reset(hook: Callable[[], None]) -> None:
+    """Have ``reset()`` call ``hook`` too: collectors forget what earlier tests recorded."""
+    if hook not in _reset_hooks:
+        _reset_hooks.append(hook)
+
+
 def reset() -> None:
     """Shut down and forget jobmeter's and OpenTelemetry's global metrics state (for tests)."""
     global _current
@@ -253,3 +262,5 @@ def reset() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _sdk_internals.reset_api_globals()
     _operations.clear_all()
+    for hook in _reset_hooks:
+        hook()

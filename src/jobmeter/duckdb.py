@@ -28,7 +28,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter import _duckdb_profile, _fork
+from jobmeter import _duckdb_profile, _fork, _sdk
 from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
 from jobmeter._duckdb_proxy import ProfiledConnection
 from jobmeter._duckdb_tables import TableMetrics
@@ -193,12 +193,19 @@ def _after_fork_in_child() -> None:
         instruments.clear()
 
 
+def _forget_for_tests() -> None:
+    """What earlier tests recorded is not published to the next provider (``_sdk.reset()``)."""
+    for instruments in [*_by_meter.values(), *_by_proxy_name.values()]:
+        instruments.clear()
+
+
 def _instruments_for(name: str, meter: Meter) -> QueryInstruments:
     """One set of instruments per meter: collectors of one name share them."""
     global _hooked
     with _lock:
         if not _hooked:  # on first use, never at import
             _fork.on_fork_in_child(_after_fork_in_child)
+            _sdk.on_reset(_forget_for_tests)
             _hooked = True
         if is_proxy_meter(meter):
             found = _by_proxy_name.get(name)

@@ -1,0 +1,186 @@
+"""``Backfill.track()`` and ``Backfill.batch()``: items counted and timed as a loop runs.
+
+An item counts as done when the loop asks for the next one (or the iterable
+ends): its body finished. When the body itself counted something for the
+backfill (``done(n)``, ``failed()``, ``skipped()`` from the loop's thread),
+that replaces the item's own count: a body that skips an item, or counts the
+rows of a batch, is not counted twice.
+
+When the loop is left early, a generator cannot see why: ``break`` and an
+exception both close it the same way. ``track()`` tells them apart by the
+instruction the loop's frame is at when it drops the iterator: leaving by
+``break`` or ``return`` pops the iterator (``POP_TOP``, ``POP_ITER`` on newer
+Pythons); an exception leaves from the instruction that raised. An item left
+by an exception is counted as failed, with ``error.type`` ``_OTHER`` (the
+exception itself is out of reach of the generator); an item left by
+``break`` is not counted. tests/test_backfill.py pins this: a Python that
+compiles loops differently fails there first.
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
+from time import perf_counter
+from types import FrameType, TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+from opentelemetry.util.types import AttributeValue
+
+from jobmeter.collector import error_type
+
+T = TypeVar("T")
+
+_LEAVING_OPS = frozenset(
+    dis.opmap[name]
+    for name in ("POP_TOP", "POP_ITER", "END_FOR", "RETURN_VALUE", "RETURN_CONST")
+    if name in dis.opmap
+)
+
+
+def left_normally(frame: FrameType | None) -> bool:
+    """Whether ``frame`` dropped an iterator by leaving the loop (not by an exception)."""
+    if frame is None:
+        return True
+    try:
+        return frame.f_code.co_code[frame.f_lasti] in _LEAVING_OPS
+    except (IndexError, AttributeError):
+        return True
+
+
+class Cursor:
+    """The state one tracked loop shares with the backfill's counting methods."""
+
+    __slots__ = ("claimed", "stopping")
+
+    def __init__(self) -> None:
+        self.claimed = False
+        self.stopping = False
+
+
+class Counter(Protocol):
+    """What track() needs from the backfill."""
+
+    _lock: threading.Lock
+    _done: int
+    _local: threading.local
+    _tracking: int
+
+    def _track_failed(self) -> None: ...
+    def _tracking_changed(self, delta: int) -> None: ...
+
+
+def _abandoned(owner: Counter, cursor: Cursor) -> None:
+    """The loop dropped the tracker with an item in progress: failed if by an exception."""
+    if cursor.claimed or cursor.stopping:
+        return
+    try:
+        frame: FrameType | None = sys._getframe(2)  # the loop's frame: past this and _run
+    except ValueError:
+        frame = None
+    if not left_normally(frame):
+        owner._track_failed()
+
+
+def _run(
+    owner: Counter,
+    iterable: Iterable[T],
+    cursor: Cursor,
+    record: Callable[[float, Any], None] | None,
+    attributes: Any,
+) -> Generator[T, None, None]:
+    lock = owner._lock
+    local = owner._local
+    clock = perf_counter
+    outer = getattr(local, "cursor", None)
+    local.cursor = cursor
+    owner._tracking_changed(1)
+    try:
+        if record is None:
+            for item in iterable:
+                cursor.claimed = False
+                try:
+                    yield item
+                except GeneratorExit:
+                    _abandoned(owner, cursor)
+                    raise
+                if not cursor.claimed:
+                    with lock:
+                        owner._done += 1
+            return
+        for item in iterable:
+            cursor.claimed = False
+            start = clock()
+            try:
+                yield item
+            except GeneratorExit:
+                _abandoned(owner, cursor)
+                raise
+            record(clock() - start, attributes)
+            if not cursor.claimed:
+                with lock:
+                    owner._done += 1
+    finally:
+        local.cursor = outer
+        owner._tracking_changed(-1)
+
+
+class Batch:
+    """A timed batch: ``with bf.batch(500): ...`` records its duration (and ``error.type``)."""
+
+    __slots__ = ("_attributes", "_record", "_start")
+
+    def __init__(self, record: Callable[..., None], attributes: dict[str, AttributeValue]) -> None:
+        self._record = record
+        self._attributes = attributes
+        self._start = perf_counter()
+
+    def __enter__(self) -> Batch:
+        self._start = perf_counter()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: object, tb: TracebackType | None
+    ) -> None:
+        attributes = self._attributes
+        if exc_type is not None:
+            attributes = {**attributes, "error.type": error_type(exc_type)}
+        self._record(perf_counter() - self._start, attributes)
+
+
+class Tracked(Generic[T]):
+    """What ``Backfill.track()`` returns: iterate over it once, like the iterable it wraps."""
+
+    __slots__ = ("_cursor", "_gen", "_length")
+
+    def __init__(
+        self,
+        owner: Counter,
+        iterable: Iterable[T],
+        record: Callable[[float, Any], None] | None,
+        attributes: Any,
+    ) -> None:
+        try:
+            self._length: int | None = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            self._length = None
+        self._cursor = Cursor()
+        self._gen = _run(owner, iterable, self._cursor, record, attributes)
+
+    def __iter__(self) -> Iterator[T]:
+        return self._gen
+
+    def __next__(self) -> T:
+        return next(self._gen)
+
+    def __len__(self) -> int:
+        if self._length is None:
+            raise TypeError("the tracked iterable has no len()")
+        return self._length
+
+    def close(self) -> None:
+        """Stop early; the item in progress is not counted."""
+        self._cursor.stopping = True
+        self._gen.close()
