@@ -18,16 +18,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, Final, Protocol
+from typing import Any
 
 import duckdb
 
 from jobmeter import _duckdb_profile
-from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
+from jobmeter._duckdb_operation import (
+    READ_OPERATIONS,
+    Operation,
+    Recorder,
+    duckdb_error_type,
+    fingerprint_of,
+)
 from jobmeter._duckdb_relation import (
     CONSUMING,
     STREAMING,
-    UNKNOWN,
     WARNING_METHODS,
     ProfiledRelation,
     count_rows,
@@ -35,55 +40,8 @@ from jobmeter._duckdb_relation import (
     unwrap_all,
 )
 from jobmeter._sql import Fingerprint, fingerprint
-from jobmeter.collector import error_type
 
 _log = logging.getLogger("jobmeter")
-
-# Operations whose relation from sql() runs lazily, each time it is read.
-READ_OPERATIONS: Final = frozenset(
-    {"SELECT", "DESCRIBE", "SHOW", "SUMMARIZE", "EXPLAIN", "PIVOT", "UNPIVOT"}
-)
-
-
-class Recorder(Protocol):
-    """What the proxies need from their collector."""
-
-    instruments: QueryInstruments
-    shapes: ShapeAttributes
-    operators: bool
-
-    def wrap(self, connection: duckdb.DuckDBPyConnection) -> ProfiledConnection: ...
-
-    def closed(self, connection: duckdb.DuckDBPyConnection) -> None: ...
-
-    def warn_once(self, what: str) -> None: ...
-
-
-def duckdb_error_type(exc: BaseException) -> str:
-    """``error.type``: DuckDB's public exception name (``duckdb.ParserException``)."""
-    name = error_type(type(exc))
-    return "duckdb." + name[8:] if name.startswith("_duckdb.") else name
-
-
-def _fingerprint_of(query: object) -> Fingerprint:
-    text = query if isinstance(query, str) else getattr(query, "query", None)
-    return fingerprint(text) if isinstance(text, str) else UNKNOWN
-
-
-class Operation:
-    """A statement in flight: its shape, start time and the rows fetched so far (-1: none)."""
-
-    __slots__ = ("fingerprint", "rows", "source", "started")
-
-    def __init__(self, fp: Fingerprint, started: float, source: object) -> None:
-        self.fingerprint = fp
-        self.started = started
-        self.source = source
-        self.rows = -1
-
-    def fetched(self, rows: int) -> None:
-        if rows >= 0:
-            self.rows = rows if self.rows < 0 else self.rows + rows
 
 
 class ProfiledConnection:
@@ -231,7 +189,7 @@ class ProfiledConnection:
         # The hot path, written out: a loop of small queries pays for every call here.
         if self._pending is not None:
             self._finish()
-        fp = fingerprint(query) if type(query) is str else _fingerprint_of(query)
+        fp = fingerprint(query) if type(query) is str else fingerprint_of(query)
         if fp.touches_profiling:
             self._step_back()
         op = self._pending = Operation(fp, perf_counter(), self)
@@ -245,7 +203,7 @@ class ProfiledConnection:
         return self
 
     def executemany(self, query: Any, parameters: object | None = None) -> ProfiledConnection:
-        fp = _fingerprint_of(query)
+        fp = fingerprint_of(query)
         if fp.statements == 1:
             fp = Fingerprint(fp.summary, "BATCH " + fp.operation, 1, fp.touches_profiling)
         self._run(fp, lambda: self._con.executemany(query, parameters), self)
@@ -253,7 +211,7 @@ class ProfiledConnection:
         return self
 
     def sql(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        fp = _fingerprint_of(query)
+        fp = fingerprint_of(query)
         result = self._run(fp, lambda: self._con.sql(query, *args, **kwargs), self)
         if fp.operation in READ_OPERATIONS:
             # Nothing ran yet: the relation runs the query each time it is read.
