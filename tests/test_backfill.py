@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import doctest
+import json
 import logging
 import math
 import os
@@ -203,6 +204,14 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(
     assert bf.counts == before
 
 
+def test_checkpoint_directory_is_made(tmp_path: Path) -> None:
+    """A checkpoint under a directory that does not exist yet works, like `mkdir -p`."""
+    path = tmp_path / "state" / "nested" / "orders.json"
+    with Backfill("orders", total=2, checkpoint=path, progress=False) as bf:
+        bf.done(2)
+    assert json.loads(path.read_text())["counts"]["done"] == 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
@@ -213,7 +222,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(
         ({"attributes": ["a"]}, TypeError, "attributes must be a mapping"),
         ({"push_interval": 0}, ValueError, "push_interval must be a number of seconds > 0"),
         ({"rate_window": math.inf}, ValueError, "rate_window must be a number of seconds > 0"),
-        ({"checkpoint": "/nonexistent-dir/x.json"}, ValueError, "does not exist; create it"),
+        ({"checkpoint": "/etc/hostname/x.json"}, ValueError, "cannot be made"),
         ({"pushgateway": "ftp://gw"}, ConfigurationError, "accepted: a URL such as http://"),
         ({"push_grouping_key": {"job": "x"}}, ValueError, "cannot set 'job'"),
     ],

@@ -134,17 +134,19 @@ def load(path: Path, name: str) -> Snapshot | None:
 
 
 def check_path(raw: str | os.PathLike[str]) -> Path:
-    """A checkpoint path the backfill can write: its directory must exist."""
+    """A checkpoint path the backfill can write; its directory is made if missing."""
     if not isinstance(raw, str | os.PathLike):
         raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {type(raw).__name__}")
     path = Path(raw)
     if not str(raw).strip() or path.is_dir():
         raise ValueError(f"checkpoint must be a file path, got {str(raw)!r}")
-    if not path.parent.is_dir():
+    try:  # like `mkdir -p`: a fresh checkout has no state/ directory yet
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
         raise ValueError(
-            f"checkpoint {str(raw)!r}: the directory {str(path.parent)!r} does not exist; "
-            "create it first"
-        )
+            f"checkpoint {str(raw)!r}: its directory {str(path.parent)!r} cannot be made "
+            f"({error.strerror or error})"
+        ) from error
     return path
 
 
