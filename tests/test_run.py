@@ -334,3 +334,20 @@ def test_a_small_command_is_not_reported_at_the_wrappers_size(tmp_path: Path) ->
     summary = _record(_only_run(tmp_path))["summary"]
     assert isinstance(summary, dict)
     assert summary["peak_memory_bytes"] < 8 * MIB
+
+
+def test_a_command_faster_than_a_sample_uses_at_most_the_machines_cpus(tmp_path: Path) -> None:
+    """Regression: `true` ended before the first sample and showed 227 CPUs busy.
+
+    Its CPU time was divided by the microseconds since the sampling loop began,
+    not by its life since the run started.
+    """
+    done = _jobmeter(tmp_path, "--quiet", "--interval", "0.1", "--", "/bin/true")
+    assert done.returncode == 0
+    run = _only_run(tmp_path)
+    summary = _record(run)["summary"]
+    assert isinstance(summary, dict)
+    cpus = os.cpu_count() or 1
+    assert 0 <= summary["cpu_utilization_peak"] <= cpus
+    samples = [json.loads(line) for line in (run / "usage.jsonl").read_text().splitlines()]
+    assert all(0 <= s["cpu_utilization"] <= cpus for s in samples)

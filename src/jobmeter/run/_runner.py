@@ -252,7 +252,10 @@ def _measure(
     except (AttributeError, OSError):
         pidfd = None
     status: int | None = None
-    previous_cpu, previous_t = 0.0, time.time()
+    # From the start of the run: a command that ends before the first sample has
+    # its CPU time spread over its whole life, not over the last microseconds.
+    previous_cpu, previous_t = 0.0, run.started
+    cpus = float(os.cpu_count() or 1)
     while True:
         reaped = _reap(child_pid)
         if reaped is not None:
@@ -276,7 +279,8 @@ def _measure(
         result.written_bytes = max(result.written_bytes, reaped_written + sample.write_bytes)
         total_cpu = result.cpu_user_seconds + result.cpu_system_seconds
         if sample.t > previous_t:
-            sample.cpu_utilization = max(total_cpu - previous_cpu, 0.0) / (sample.t - previous_t)
+            busy = max(total_cpu - previous_cpu, 0.0) / (sample.t - previous_t)
+            sample.cpu_utilization = min(busy, cpus)  # clock granularity, never more CPUs
         previous_cpu, previous_t = total_cpu, sample.t
         result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
         result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
