@@ -351,3 +351,9 @@ def test_a_command_faster_than_a_sample_uses_at_most_the_machines_cpus(tmp_path:
     assert 0 <= summary["cpu_utilization_peak"] <= cpus
     samples = [json.loads(line) for line in (run / "usage.jsonl").read_text().splitlines()]
     assert all(0 <= s["cpu_utilization"] <= cpus for s in samples)
+
+
+def test_a_run_is_named_after_its_program_by_default(tmp_path: Path) -> None:
+    """run.json's name is the program's name unless --name says otherwise, as documented."""
+    assert _jobmeter(tmp_path, "--quiet", "--", "/bin/true").returncode == 0
+    assert _record(_only_run(tmp_path))["name"] == "true"

@@ -108,7 +108,8 @@ class _Run:
         self.started = time.time()
         self.record: dict[str, Any] = {
             "id": self.run_id,
-            "name": options.name,
+            # As on its metrics and its Pushgateway group: the program's name by default.
+            "name": options.name or (os.path.basename(self.argv[0]) if self.argv else None),
             "status": "running",
             "start": self.started,
             "end": None,
