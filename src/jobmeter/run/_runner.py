@@ -257,6 +257,10 @@ def _measure(
     # its CPU time spread over its whole life, not over the last microseconds.
     previous_cpu, previous_t = 0.0, run.started
     cpus = float(os.cpu_count() or 1)
+    # Live processes' CPU time comes in clock ticks (10 ms) and reaped ones' exactly,
+    # so over a few milliseconds (the sample right after the command ends) the
+    # difference is rounding, not work: average over half an interval at least.
+    window = run.interval / 2
     while True:
         reaped = _reap(child_pid)
         if reaped is not None:
@@ -280,7 +284,7 @@ def _measure(
         result.written_bytes = max(result.written_bytes, reaped_written + sample.write_bytes)
         total_cpu = result.cpu_user_seconds + result.cpu_system_seconds
         if sample.t > previous_t:
-            busy = max(total_cpu - previous_cpu, 0.0) / (sample.t - previous_t)
+            busy = max(total_cpu - previous_cpu, 0.0) / max(sample.t - previous_t, window)
             sample.cpu_utilization = min(busy, cpus)  # clock granularity, never more CPUs
         previous_cpu, previous_t = total_cpu, sample.t
         result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
