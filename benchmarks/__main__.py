@@ -1,6 +1,6 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run|duckdb|backfill]
+Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run|duckdb|backfill|store]
 [--budget-s S] [--tpch-scale 0.1|1] [--strict]``.
 """
 
@@ -26,6 +26,7 @@ from benchmarks import (
     bench_run,
     bench_scrape,
     bench_shutdown,
+    bench_store,
     pass_miss,
 )
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("measure", "scrape", "shutdown", "host", "run", "duckdb", "backfill"),
+        choices=("measure", "scrape", "shutdown", "host", "run", "duckdb", "backfill", "store"),
         help="run one part only",
     )
     parser.add_argument(
@@ -132,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         print(bench_backfill.format_report(backfilled), end="\n\n", flush=True)
         report["backfill"] = backfilled.to_json()
         checks += backfilled.checks()
+
+    if args.only in (None, "store"):
+        stored = bench_store.run(progress=_progress)
+        print(bench_store.format_report(stored), end="\n\n", flush=True)
+        report["store"] = stored.to_json()
+        checks += stored.checks()
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from jobmeter._cli_store import register as register_store
 from jobmeter._errors import ConfigurationError
 from jobmeter._machine import machine_info
 from jobmeter._sdk import Telemetry, configure
@@ -135,6 +136,9 @@ def run(
 def version() -> None:
     """Print jobmeter's version."""
     typer.echo(__version__)
+
+
+register_store(app)
 
 
 def main() -> None:
