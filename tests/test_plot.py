@@ -323,3 +323,20 @@ def test_missing_matplotlib_is_a_clear_error(
     assert str(raised.value) == MISSING_MATPLOTLIB
     assert str(raised.value) == "jobmeter plot needs matplotlib: pip install 'jobmeter[plot]'"
     assert isinstance(raised.value, ImportError)
+
+
+def test_cli_plots_the_latest_run_and_names_an_unknown_one(real_run: Path, tmp_path: Path) -> None:
+    """`jobmeter plot --latest -o DIR` writes <run id>.png; an unknown run is exit 2."""
+    from typer.testing import CliRunner
+
+    from jobmeter.cli import app
+
+    runner = CliRunner()
+    root = str(real_run.parent)
+    done = runner.invoke(app, ["plot", "--latest", "--dir", root, "-o", str(tmp_path), "--html"])
+    assert done.exit_code == 0, done.output
+    png = tmp_path / f"{real_run.name}.png"
+    assert _png_size(png) == (1200, 900)
+    assert png.with_suffix(".html").is_file()
+    missing = runner.invoke(app, ["plot", "no-such-run", "--dir", root, "-o", str(tmp_path)])
+    assert missing.exit_code == 2

@@ -54,7 +54,7 @@ class _Stderr(logging.Handler):
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
+def errors() -> Iterator[None]:
     """Store warnings on stderr, once; a StoreError is a message and exit status 2."""
     logger = logging.getLogger("jobmeter")
     handler = _Stderr(logging.WARNING)
@@ -98,7 +98,7 @@ def runs(
     found = store.list_runs(directory)
     if not found:
         print(f"jobmeter: {store.EmptyStoreError(store.runs_root(directory))}", file=sys.stderr)
-    with _errors():
+    with errors():
         rows = [_run_row(run) for run in found]
     if as_json:
         _emit(rows)
@@ -118,7 +118,7 @@ def runs(
     Console().print(table)
 
 
-def _pick(run: str | None, latest: bool) -> str:
+def pick(run: str | None, latest: bool) -> str:
     if run is None and not latest:
         print("jobmeter: give a run id (or a unique prefix), or --latest", file=sys.stderr)
         raise typer.Exit(2)
@@ -132,8 +132,8 @@ def report(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """What one run cost: time, CPU, memory, disk, GPU, processes."""
-    with _errors():
-        result = store.report(store.resolve(_pick(run, latest), directory))
+    with errors():
+        result = store.report(store.resolve(pick(run, latest), directory))
     if as_json:
         _emit(result.to_json())
         return
@@ -184,7 +184,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Two runs side by side, with the change from the first to the second."""
-    with _errors():
+    with errors():
         found = store.list_runs(directory)
         a = store.report(store.resolve(run_a, directory, found))
         b = store.report(store.resolve(run_b, directory, found))
@@ -224,7 +224,7 @@ def advise(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Memory, CPUs and GPU memory to request, from the measured peaks of past runs."""
-    with _errors():
+    with errors():
         found = store.list_runs(directory)
         if not found:
             raise store.EmptyStoreError(store.runs_root(directory))
@@ -274,7 +274,7 @@ def export(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write a run as Parquet: run.parquet (run.json, one row) and usage.parquet (the samples)."""
-    with _errors():
+    with errors():
         written = store.export_parquet(store.resolve(run, directory), parquet)
     if as_json:
         _emit(written)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from jobmeter._cli_plot import plot
 from jobmeter._cli_store import register as register_store
 from jobmeter._errors import ConfigurationError
 from jobmeter._machine import machine_info
@@ -139,6 +140,7 @@ def version() -> None:
 
 
 register_store(app)
+app.command()(plot)
 
 
 def main() -> None:
