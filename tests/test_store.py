@@ -350,3 +350,28 @@ def test_a_running_run_from_another_host_is_incomplete_once_its_files_are_stale(
     (run,) = store.list_runs(root)
     assert run.state == "incomplete"
     assert store.report(run).source == "samples"
+
+
+def test_a_dead_wrapper_pid_marks_the_run_incomplete_even_if_its_file_is_open(
+    tmp_path: Path,
+) -> None:
+    """run.json's wrapper pid decides first: here usage.jsonl is held open, the pid is gone."""
+    directory = _write_run(tmp_path, "20261123T000000Z-000001", 1, 0.5)
+    record = json.loads((directory / "run.json").read_text())
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    record.update(status="running", end=None, summary=None, pid=gone.pid,
+                  host={"host.name": os.uname().nodename})  # fmt: skip
+    (directory / "run.json").write_text(json.dumps(record))
+    with open(directory / "usage.jsonl", "a", encoding="utf-8"):  # as a live wrapper would
+        assert [run.state for run in store.list_runs(tmp_path)] == ["incomplete"]
+        record["pid"] = os.getpid()  # a live pid: the open file says it is running
+        (directory / "run.json").write_text(json.dumps(record))
+        assert [run.state for run in store.list_runs(tmp_path)] == ["running"]
+
+
+def test_a_run_records_its_wrappers_pid(tmp_path: Path) -> None:
+    _jobmeter_run(tmp_path, "pid", "pass")
+    (run,) = store.list_runs(tmp_path)
+    assert isinstance(run.record["pid"], int)
+    assert run.record["pid"] != os.getpid()

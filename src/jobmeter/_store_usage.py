@@ -119,11 +119,13 @@ def _open_files() -> set[str]:
 class Liveness:
     """Whether the wrapper that writes a run with status "running" is still alive.
 
-    run.json keeps no pid: the wrapper holds its usage.jsonl open for appending
-    until it ends (the command does not inherit it), so on the machine that made
-    the run, a run is alive if and only if some process holds that file open.
-    Where /proc cannot tell (another host, no /proc), a run whose files have not
-    changed for ``max(10 * interval, 60 s)`` is taken as abandoned.
+    On the machine that made the run: a wrapper pid in run.json that no
+    process has any more means abandoned at once. Otherwise (runs recorded
+    before the pid was, or a pid reused by another process) the wrapper holds
+    its usage.jsonl open for appending until it ends (the command does not
+    inherit it), so a run is alive if and only if some process holds that file
+    open. Where /proc cannot tell (another host, no /proc), a run whose files
+    have not changed for ``max(10 * interval, 60 s)`` is taken as abandoned.
     """
 
     def __init__(self) -> None:
@@ -132,15 +134,16 @@ class Liveness:
     def alive(self, record: dict[str, Any], directory: Path) -> bool:
         """True if the run's wrapper is still running."""
         usage = (directory / "usage.jsonl").resolve()
+        same_host = _same_host(record)
         pid = record.get("pid")
-        if isinstance(pid, int):
+        if same_host and isinstance(pid, int) and pid > 0:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
                 return False
             except PermissionError:
-                return True
-        if os.path.isdir("/proc/self/fd") and _same_host(record):
+                pass  # alive, someone else's: the open-file check below decides
+        if os.path.isdir("/proc/self/fd") and same_host:
             if self._held is None:
                 self._held = _open_files()
             return str(usage) in self._held

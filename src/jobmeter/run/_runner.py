@@ -111,6 +111,7 @@ class _Run:
             # As on its metrics and its Pushgateway group: the program's name by default.
             "name": options.name or (os.path.basename(self.argv[0]) if self.argv else None),
             "status": "running",
+            "pid": os.getpid(),  # the wrapper's: a dead pid marks an abandoned run
             "start": self.started,
             "end": None,
             "host": machine_info(),
