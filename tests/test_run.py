@@ -357,3 +357,24 @@ def test_a_run_is_named_after_its_program_by_default(tmp_path: Path) -> None:
     """run.json's name is the program's name unless --name says otherwise, as documented."""
     assert _jobmeter(tmp_path, "--quiet", "--", "/bin/true").returncode == 0
     assert _record(_only_run(tmp_path))["name"] == "true"
+
+
+def test_no_metrics_leaves_the_port_to_the_command(tmp_path: Path) -> None:
+    """With --no-metrics the wrapper opens no endpoint: the command binds the same port."""
+    from _support.ports import free_port
+
+    port = free_port()
+    code = (
+        "import jobmeter, urllib.request; t = jobmeter.configure(); "
+        "print(urllib.request.urlopen(t.prometheus_url).status)"
+    )
+    env = _env(tmp_path, OTEL_METRICS_EXPORTER="prometheus",
+               OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+               OTEL_EXPORTER_PROMETHEUS_PORT=str(port))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "jobmeter", "run", "--quiet", "--no-metrics", "--no-capture",
+         "--", sys.executable, "-c", code],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "200"

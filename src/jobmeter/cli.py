@@ -114,13 +114,19 @@ def run(
         help="Store the full command line (off: program and argument count only).",
     ),
     name: str | None = typer.Option(None, "--name", help="A name for the run."),
+    metrics: bool = typer.Option(
+        True,
+        "--metrics/--no-metrics",
+        help="Publish the run's figures while it runs through the OTEL_* exporters "
+        "(off: no endpoint of the wrapper's own, e.g. when the command serves :8000).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run COMMAND and measure its whole process tree: jobmeter run -- CMD [ARGS...]."""
     options = RunOptions(interval=interval, output=output, capture=capture,
                          record_args=record_args, name=name)  # fmt: skip
-    telemetry = _configure_quietly()
+    telemetry = _configure_quietly() if metrics else configure(exporters="none")
     job = name or os.path.basename(command[0])
     live = RunCollector(attributes={"jobmeter.run.name": job})
     result = run_command(command, options, on_sample=live.update)
