@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Collection, Mapping
 from typing import Any, cast
 
@@ -32,6 +31,7 @@ from jobmeter import _duckdb_profile, _fork, _sdk
 from jobmeter._duckdb_metrics import QueryInstruments, ShapeAttributes
 from jobmeter._duckdb_proxy import ProfiledConnection
 from jobmeter._duckdb_tables import TableMetrics
+from jobmeter._per_meter import PerMeter
 from jobmeter._sdk_internals import is_proxy_meter
 from jobmeter.collector import MetricsCollector
 
@@ -167,55 +167,35 @@ class DuckDBCollector(MetricsCollector):
             _log.warning("jobmeter: %s; the query's profile is left out", what, exc_info=True)
 
 
-def _table_metrics() -> type[TableMetrics]:
-    from jobmeter._duckdb_tables import TableMetrics
-
-    return TableMetrics
-
-
 def current_database(connection: _duckdb.DuckDBPyConnection) -> str:
     """The connection's current database; fetchall() so no result is left open."""
     rows = connection.execute("SELECT current_database()").fetchall()
     return str(rows[0][0]) if rows else ""
 
 
-_lock = threading.Lock()
-_by_meter: weakref.WeakKeyDictionary[Meter, QueryInstruments] = weakref.WeakKeyDictionary()
-_by_proxy_name: dict[str, QueryInstruments] = {}
+_instruments: PerMeter[QueryInstruments] = PerMeter(QueryInstruments, QueryInstruments.clear)
 _hooked = False
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _default_lock
-    _lock = threading.Lock()
+    global _default_lock
     _default_lock = threading.Lock()
-    for instruments in [*_by_meter.values(), *_by_proxy_name.values()]:
-        instruments.clear()
 
 
 def _forget_for_tests() -> None:
     """What earlier tests recorded is not published to the next provider (``_sdk.reset()``)."""
-    for instruments in [*_by_meter.values(), *_by_proxy_name.values()]:
+    for instruments in _instruments.values():
         instruments.clear()
 
 
 def _instruments_for(name: str, meter: Meter) -> QueryInstruments:
     """One set of instruments per meter: collectors of one name share them."""
     global _hooked
-    with _lock:
-        if not _hooked:  # on first use, never at import
-            _fork.on_fork_in_child(_after_fork_in_child)
-            _sdk.on_reset(_forget_for_tests)
-            _hooked = True
-        if is_proxy_meter(meter):
-            found = _by_proxy_name.get(name)
-            if found is None:
-                found = _by_proxy_name[name] = QueryInstruments(meter)
-            return found
-        found = _by_meter.get(meter)
-        if found is None:
-            found = _by_meter[meter] = QueryInstruments(meter)
-        return found
+    if not _hooked:  # on first use, never at import
+        _hooked = True
+        _fork.on_fork_in_child(_after_fork_in_child)
+        _sdk.on_reset(_forget_for_tests)
+    return _instruments.get(name, meter)
 
 
 _default: DuckDBCollector | None = None

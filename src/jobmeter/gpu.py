@@ -21,16 +21,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter import _fork
 from jobmeter._nvml import GpuDevice, GpuSample, nvml
-from jobmeter._sdk_internals import is_proxy_meter
+from jobmeter._per_meter import PerMeter
 from jobmeter.collector import MetricsCollector
 
 _log = logging.getLogger("jobmeter")
@@ -100,7 +98,7 @@ class GPUCollector(MetricsCollector):
         self._pids = pids if pids is not None else _own_pid
         self._pids_failed = False
         self._device_attributes: dict[str, dict[str, AttributeValue]] = {}
-        _instruments_for(name, self.meter).add(self)
+        _instruments.get(name, self.meter).add(self)
 
     @property
     def available(self) -> bool:
@@ -194,34 +192,7 @@ class _Instruments:
             return []
 
 
-_by_meter: weakref.WeakKeyDictionary[Meter, _Instruments] = weakref.WeakKeyDictionary()
-# Proxy meters (collectors made before configure()) are new objects at every
-# get_meter() but bind to one real meter later: one set of instruments per name.
-_by_proxy_name: dict[str, _Instruments] = {}
-_lock = threading.Lock()
-_hooked = False
-
-
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # a parent thread may have held it at fork time
-
-
-def _instruments_for(name: str, meter: Meter) -> _Instruments:
-    global _hooked
-    with _lock:
-        if not _hooked:  # on first use, never at import
-            _fork.on_fork_in_child(_after_fork_in_child)
-            _hooked = True
-        if is_proxy_meter(meter):
-            found = _by_proxy_name.get(name)
-            if found is None:
-                found = _by_proxy_name[name] = _Instruments(meter)
-            return found
-        found = _by_meter.get(meter)
-        if found is None:
-            found = _by_meter[meter] = _Instruments(meter)
-        return found
+_instruments: PerMeter[_Instruments] = PerMeter(_Instruments)
 
 
 __all__ = ["GPUCollector"]
