@@ -18,6 +18,7 @@ EXPECTED = [
     "HostCollector",
     "Measurement",
     "MetricsCollector",
+    "Run",
     "Telemetry",
     "__version__",
     "configure",

@@ -17,6 +17,7 @@ from jobmeter.backfill import Backfill
 from jobmeter.collector import Measurement, MetricsCollector
 from jobmeter.gpu import GPUCollector
 from jobmeter.host import HostCollector, start_host_metrics
+from jobmeter.run import Run
 
 __all__ = [
     "Backfill",
@@ -25,6 +26,7 @@ __all__ = [
     "HostCollector",
     "Measurement",
     "MetricsCollector",
+    "Run",
     "Telemetry",
     "__version__",
     "configure",

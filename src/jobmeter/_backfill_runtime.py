@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import atexit
 import logging
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
-from typing import Any, Protocol
+from typing import Protocol
 
-from jobmeter import _backfill_metrics, _fork, _sdk
-from jobmeter._exit import is_our_sigterm_handler
+from jobmeter import _backfill_metrics, _exit, _fork, _sdk
 
 _log = logging.getLogger("jobmeter")
 
@@ -72,7 +69,6 @@ class Ticker:
 _lock = threading.Lock()
 _open: dict[int, Closable] = {}
 _atexit_registered = False
-_previous_sigterm: Any = None
 _sigterm_installed = False
 
 
@@ -116,35 +112,28 @@ def _at_exit() -> None:
 
 
 def _install_sigterm() -> None:
-    global _previous_sigterm, _sigterm_installed
-    if threading.current_thread() is not threading.main_thread():
-        return
+    global _sigterm_installed
     with _lock:
         if _sigterm_installed:
             return
-        current = signal.getsignal(signal.SIGTERM)
-        if current is not signal.SIG_DFL and not is_our_sigterm_handler(current):
-            _log.debug("jobmeter: the application handles SIGTERM; close backfills there")
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _previous_sigterm = current
         _sigterm_installed = True
+    if not _exit.on_sigterm(_close_on_sigterm, _exit.BACKFILLS):
+        _log.debug("jobmeter: the application handles SIGTERM; close backfills there")
+    _exit.on_sigterm(_shutdown_telemetry, _exit.TELEMETRY)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    global _sigterm_installed
+def _close_on_sigterm() -> None:
     for backfill in _take_open():
         try:
             backfill._close_at_exit("interrupted")
         except Exception:
             _log.debug("jobmeter: closing a backfill on SIGTERM failed", exc_info=True)
+
+
+def _shutdown_telemetry() -> None:
     telemetry = _sdk.current()
     if telemetry is not None:
         telemetry.shutdown()  # bounded; the last OTLP export
-    previous = _previous_sigterm if _previous_sigterm is not None else signal.SIG_DFL
-    _sigterm_installed = False
-    signal.signal(signum, previous if not is_our_sigterm_handler(previous) else signal.SIG_DFL)
-    signal.raise_signal(signum)
 
 
 def _after_fork_in_child() -> None:
@@ -156,12 +145,10 @@ def _after_fork_in_child() -> None:
 
 def reset_for_tests() -> None:
     """Close open backfills, unpublish them, put SIGTERM back as it was (tests only)."""
-    global _sigterm_installed, _previous_sigterm
+    global _sigterm_installed
     for backfill in _take_open():
         backfill._close_at_exit("interrupted")
     _backfill_metrics.clear_for_tests()
     with _lock:
-        if _sigterm_installed and signal.getsignal(signal.SIGTERM) is _on_sigterm:
-            signal.signal(signal.SIGTERM, _previous_sigterm or signal.SIG_DFL)
         _sigterm_installed = False
-        _previous_sigterm = None
+    _exit.remove_sigterm_handler()

@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from jobmeter import _backfill_args as args
 from jobmeter._backfill_rate import SmoothedRate
@@ -37,6 +38,19 @@ class CountState:
         self._last_success: float | None = None
         self._queue: int | Callable[[], int] | None = None
         self._warned: set[str] = set()
+        self._status = "running"
+
+    # -- the run being recorded (jobmeter._recording): progress is read at each drain --------
+
+    def recording_started(self) -> None:
+        """Nothing to keep per item: the counts are read when the recorder drains."""
+
+    def recording_stopped(self) -> None:
+        """Nothing kept to drop."""
+
+    def drain_into(self, recorder: Any) -> None:
+        """Hand the counts now to the run's recorder (it writes a line when they changed)."""
+        recorder.add_progress(self.name, self._snapshot(), self._status)
 
     def _claim(self) -> None:
         cursor = getattr(self._local, "cursor", None)

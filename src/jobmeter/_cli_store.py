@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobmeter import store
+from jobmeter._cli_records import compared, print_compared, print_records
 from jobmeter._store_advise import BASIS
 
 DIR_HELP = "Runs directory (default JOBMETER_RUN_DIR, else ./.jobmeter/runs)."
@@ -163,12 +164,20 @@ def report(
         ("samples", f"{f['samples']} read, {result.skipped_lines} skipped"),
         ("figures from", "run.json summary" if result.source == "summary"
                          else "usage.jsonl samples (no summary: the run did not end)"),
-        ("operations, queries", "not recorded (jobmeter.Run is not built yet)"),
+        ("git commit", _git(stored.record.get("git"))),
         ("run directory", str(stored.directory)),
     ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    print_records(console, result)
+
+
+def _git(git: Any) -> str:
+    if not isinstance(git, dict) or not git.get("commit"):
+        return "-"
+    return str(git["commit"])[:12] + (" (with uncommitted changes)" if git.get("dirty") else "")
 
 
 def _change(a: Any, b: Any) -> tuple[float | None, float | None]:
@@ -193,8 +202,11 @@ def compare(
         change, percent = _change(a.figures[name], b.figures[name])
         figures[name] = {"a": a.figures[name], "b": b.figures[name],
                          "change": change, "change_percent": percent}  # fmt: skip
+    operations = compared(a, b, "operations")
+    queries = compared(a, b, "queries")
     if as_json:
-        _emit({"a": a.to_json(), "b": b.to_json(), "figures": figures})
+        _emit({"a": a.to_json(), "b": b.to_json(), "figures": figures,
+               "operations": operations, "queries": queries})  # fmt: skip
         return
     table = Table(title=f"jobmeter compare {a.run.id} → {b.run.id}")
     for column in ("figure", f"A {a.run.name}", f"B {b.run.name}", "change", "%"):
@@ -210,7 +222,10 @@ def compare(
             name, shown(name, row["a"]), shown(name, row["b"]),
             f"[{color}]{delta}[/]" if color else delta, f"[{color}]{pct}[/]" if color else pct,
         )  # fmt: skip
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    print_compared(console, operations, "operations")
+    print_compared(console, queries, "queries")
 
 
 def advise(

@@ -38,6 +38,7 @@ PROMETHEUS_HOST: Final = "OTEL_EXPORTER_PROMETHEUS_HOST"
 PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
 HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
 RUN_DIR: Final = "JOBMETER_RUN_DIR"
+RUN_FLUSH_INTERVAL: Final = "JOBMETER_RUN_FLUSH_INTERVAL"
 PUSHGATEWAY_URL: Final = "JOBMETER_PUSHGATEWAY_URL"
 
 EXPORTERS: Final = ("prometheus", "otlp", "console", "none")
@@ -132,6 +133,17 @@ def parse_millis(setting: str, raw: str | float) -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise ConfigurationError(setting, raw, "a number of milliseconds, more than 0")
+    return value
+
+
+def parse_seconds(setting: str, raw: str | float) -> float:
+    """Parse a duration in seconds: a finite number above zero."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(setting, raw, "a number of seconds, more than 0")
     return value
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter import _recording
 from jobmeter._duckdb_profile import QueryProfile, parse
 from jobmeter._operations import DURATION_BUCKETS
 
@@ -105,6 +106,8 @@ class QueryInstruments:
         self._backlog: list[Pending] = []
         self._backlog_lock = threading.Lock()
         self._warned_parse = False
+        # While a run records: (attributes, seconds, rows or -1) per statement.
+        self._run_pending: list[tuple[Attributes, float, int]] | None = None
         self.duration = meter.create_histogram(
             "db.client.operation.duration", unit="s",
             description="Duration of DuckDB statements, from the call that runs one until its "
@@ -150,6 +153,7 @@ class QueryInstruments:
             description="Peak buffer memory of the database instance during the latest query "
                         "of this shape (instance-wide: includes what other connections hold).",
         )  # fmt: skip
+        _recording.register(self)
 
     def _callback(self, points: Points) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
@@ -173,6 +177,12 @@ class QueryInstruments:
     ) -> None:
         """One finished statement: recorded with the next batch or collection."""
         with self._backlog_lock:
+            if self._run_pending is not None:
+                self._run_pending.append((attributes, seconds, rows))
+                if "error.type" in attributes:
+                    _recording.failure(
+                        "duckdb", str(attributes["db.query.summary"]), str(attributes["error.type"])
+                    )
             backlog = self._backlog
             backlog.append((attributes, seconds, rows, profile, operators))
             if len(backlog) < BATCH:
@@ -223,8 +233,30 @@ class QueryInstruments:
         """Forget every total (the child of a fork starts from zero)."""
         self._backlog_lock = threading.Lock()
         self._backlog = []
+        if self._run_pending is not None:
+            self._run_pending = []
         with self._lock:
             self._shapes.clear()
+
+    def recording_started(self) -> None:
+        """Keep each statement's figures for the run being recorded."""
+        with self._backlog_lock:
+            if self._run_pending is None:
+                self._run_pending = []
+
+    def recording_stopped(self) -> None:
+        """Stop keeping statements for a run."""
+        with self._backlog_lock:
+            self._run_pending = None
+
+    def drain_into(self, recorder: Any) -> None:
+        """Hand the statements since the last drain to the run's recorder."""
+        with self._backlog_lock:
+            pending = self._run_pending
+            if not pending:
+                return
+            self._run_pending = []
+        recorder.add_queries(pending)
 
 
 class ShapeAttributes:

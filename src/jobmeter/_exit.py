@@ -49,21 +49,54 @@ def bounded(what: str, action: Callable[[], object], budget_ms: float) -> bool:
     return True
 
 
+# Callbacks run by jobmeter's SIGTERM handler, by order: backfills close (0), the
+# run being recorded writes its last records (50), telemetry exports (100).
+BACKFILLS, RUN_RECORD, TELEMETRY = 0, 50, 100
+_callbacks: dict[Callable[[], object], int] = {}
+_previous: object = None
+
+
+def on_sigterm(callback: Callable[[], object], order: int) -> bool:
+    """Run ``callback`` when SIGTERM ends the process, then die by SIGTERM as before.
+
+    The handler is installed from the main thread only, over the default
+    handler or jobmeter's own; an application that handles SIGTERM itself keeps
+    it (its exit runs atexit, where jobmeter flushes too). Returns whether the
+    handler is in place.
+    """
+    global _previous
+    _callbacks[callback] = order
+    if threading.current_thread() is not threading.main_thread():
+        return is_our_sigterm_handler(signal.getsignal(signal.SIGTERM))
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm:
+        return True
+    if current is not signal.SIG_DFL:
+        return False
+    _previous = current
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    return True
+
+
 def install_sigterm_flush(shutdown: Callable[[], object]) -> None:
     """On SIGTERM, export the last data before dying, if nobody else handles SIGTERM."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
+    on_sigterm(shutdown, TELEMETRY)
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        shutdown()
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    for callback, _ in sorted(_callbacks.items(), key=lambda item: item[1]):
+        quietly(callback)
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 def is_our_sigterm_handler(handler: object) -> bool:
-    """Whether ``handler`` is the one install_sigterm_flush() installed."""
-    return getattr(handler, "__qualname__", "").startswith("install_sigterm_flush")
+    """Whether ``handler`` is jobmeter's SIGTERM handler."""
+    return handler is _on_sigterm
+
+
+def remove_sigterm_handler() -> None:
+    """Put the default SIGTERM handler back and forget the callbacks (tests' reset)."""
+    _callbacks.clear()
+    if is_our_sigterm_handler(signal.getsignal(signal.SIGTERM)):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -18,7 +18,7 @@ from typing import Any, Final
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter import _fork
+from jobmeter import _fork, _recording
 from jobmeter._sdk_internals import is_proxy_meter
 
 _log = logging.getLogger("jobmeter")
@@ -46,7 +46,7 @@ class _Totals:
 
     __slots__ = (
         "active", "attributes", "cpu_system", "cpu_user", "gpu_memory", "growth",
-        "has_resources", "io_read", "io_write", "modes", "rss",
+        "has_resources", "io_read", "io_write", "modes", "pending", "rss",
     )  # fmt: skip
 
     def __init__(self, attributes: Attributes) -> None:
@@ -63,6 +63,8 @@ class _Totals:
         self.cpu_user = self.cpu_system = 0.0
         self.io_read = self.io_write = self.rss = self.growth = 0
         self.gpu_memory: int | None = None
+        # While a run records: (duration s, CPU s or None, RSS B or None) per block.
+        self.pending: list[tuple[float, float | None, int | None]] | None = None
 
 
 def make_key(attributes: Attributes) -> Key:
@@ -78,11 +80,13 @@ def make_key(attributes: Attributes) -> Key:
 class OperationStore:
     """Instruments and cumulative totals of ``measure()`` for one meter."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, name: str = "") -> None:
         self.meter = meter
+        self.name = name
         self._lock = threading.Lock()
         self._totals: dict[Key, _Totals] = {}
         self._overflow_warned = False
+        self._recording = False
         self.duration = meter.create_histogram(
             "jobmeter.operation.duration",
             unit="s",
@@ -147,6 +151,8 @@ class OperationStore:
                 if totals is not None:
                     return totals
             totals = self._totals[key] = _Totals(attributes)
+            if self._recording:
+                totals.pending = []
         return totals
 
     def started(self, key: Key, attributes: Attributes) -> None:
@@ -154,10 +160,25 @@ class OperationStore:
             totals = self._totals.get(key) or self._totals_for(key, attributes)
             totals.active += 1
 
-    def ended(self, key: Key, attributes: Attributes) -> None:
+    def ended(
+        self,
+        started_key: Key,
+        started_attributes: Attributes,
+        key: Key,
+        attributes: Attributes,
+        duration: float,
+    ) -> None:
+        """End a block measured without resources."""
         with self._lock:
-            totals = self._totals.get(key) or self._totals_for(key, attributes)
+            totals = self._totals.get(started_key) or self._totals_for(
+                started_key, started_attributes
+            )
             totals.active -= 1
+            if totals.pending is not None:  # a run records
+                if key is not started_key:
+                    totals = self._totals_for(key, attributes)
+                if totals.pending is not None:
+                    totals.pending.append((duration, None, None))
 
     def ended_with_resources(
         self,
@@ -166,6 +187,7 @@ class OperationStore:
         key: Key,
         attributes: Attributes,
         usage: tuple[float, float, int, int, int, int],
+        duration: float,
     ) -> None:
         """End a block and add its usage: (cpu user s, cpu system s, read B, written B,
         RSS at the end B, RSS growth B); one lock for both."""
@@ -173,6 +195,9 @@ class OperationStore:
         with self._lock:
             self._totals_for(started_key, started_attributes).active -= 1
             totals = self._totals_for(key, attributes)
+            pending = totals.pending
+            if pending is not None:  # a run records: one append, aggregated at its interval
+                pending.append((duration, cpu_user + cpu_system, rss))
             totals.has_resources = True
             totals.cpu_user += cpu_user
             totals.cpu_system += cpu_system
@@ -185,6 +210,32 @@ class OperationStore:
         """Keep the GPU memory the process used when a ``gpu=True`` block ended."""
         with self._lock:
             self._totals_for(key, attributes).gpu_memory = used
+
+    def recording_started(self) -> None:
+        """Keep what each block measured for the run being recorded."""
+        with self._lock:
+            if not self._recording:
+                self._recording = True
+                for totals in self._totals.values():
+                    totals.pending = []
+
+    def recording_stopped(self) -> None:
+        """Stop keeping records; drop what was not drained."""
+        with self._lock:
+            self._recording = False
+            for totals in self._totals.values():
+                totals.pending = None
+
+    def drain_into(self, recorder: Any) -> None:
+        """Hand the blocks measured since the last drain to the run's recorder."""
+        with self._lock:
+            drained = []
+            for totals in self._totals.values():
+                if totals.pending:
+                    drained.append((totals.attributes, totals.pending))
+                    totals.pending = []
+        for attributes, entries in drained:
+            recorder.add_operations(self.name, attributes, entries)
 
     def _snapshot(self) -> list[_Totals]:
         # A SIGTERM handler's final export runs while the main thread is paused,
@@ -239,6 +290,9 @@ class OperationStore:
         with self._lock:
             self._totals = {}
             self._overflow_warned = False
+        if self._recording:
+            self._recording = False
+            self.recording_started()  # a forked child records for its own pid
 
 
 # Stores are keyed by collector name (the meter's scope) and provider, not by
@@ -268,9 +322,12 @@ def store_for(name: str, meter: Meter, provider: MeterProvider | None) -> Operat
             _hooked = True
         stores = _global_stores if provider is None else _provider_stores.setdefault(provider, {})
         store = stores.get(name)
+        created = store is None
         if store is None:
-            store = stores[name] = OperationStore(meter)
-        return store
+            store = stores[name] = OperationStore(meter, name)
+    if created:
+        _recording.register(store)
+    return store
 
 
 def clear_all() -> None:

@@ -1,8 +1,8 @@
 """The data of a plot: a run directory read back, and the units it is shown in.
 
-``load_run`` reads ``run.json``, ``usage.jsonl`` and, when there is one,
-``operations.jsonl``; an unreadable line is skipped and counted, with one
-warning. No matplotlib here: the figures can be checked without it.
+``load_run`` reads ``run.json``, ``usage.jsonl``, the spans the run recorded
+and, when there is one, an ``operations.jsonl`` of spans a user wrote; an
+unreadable line is skipped and counted, with one warning. No matplotlib here: the figures can be checked without it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobmeter import _store_records
+
 _log = logging.getLogger("jobmeter")
 
 UNIX_SECONDS = 1e9
+#: Spans drawn at most: the longest ones.
+MAX_SPANS = 200
 _UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1))
 
 
@@ -82,7 +86,11 @@ def _json_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 
 def load_run(run_dir: Path) -> RunData:
-    """Read ``run.json``, ``usage.jsonl`` and ``operations.jsonl`` of a run directory.
+    """Read ``run.json``, ``usage.jsonl`` and the operation spans of a run directory.
+
+    Spans are the ``MAX_SPANS`` longest operations the run recorded (``spans``
+    records: ``measure()`` blocks of 0.1 s or more), plus any ``operations.jsonl``
+    of ``{"name", "start", "end"}`` lines a user wrote.
 
     Lines that cannot be read (a truncated last line of a run whose wrapper was
     killed) are skipped, and one warning says how many.
@@ -112,6 +120,14 @@ def load_run(run_dir: Path) -> RunData:
                 continue
             start, end = run.relative(start), run.relative(end)
             run.operations.append(Operation(str(op.get("name", "")), start, max(start, end)))
+    spans = _store_records.read(run_dir, "spans")
+    run.skipped_lines += spans.skipped
+    longest = sorted(spans.rows, key=lambda r: (r["end"] or 0) - (r["start"] or 0))[-MAX_SPANS:]
+    for span in sorted(longest, key=lambda r: r["start"] or 0):
+        if span["start"] is None or span["end"] is None:
+            continue
+        start, end = run.relative(span["start"]), run.relative(span["end"])
+        run.operations.append(Operation(str(span["name"] or ""), start, max(start, end)))
     if run.skipped_lines:
         _log.warning(
             "jobmeter plot: skipped %d unreadable line(s) in %s", run.skipped_lines, run_dir

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -18,7 +17,7 @@ from opentelemetry.sdk.metrics.export import MetricReader
 
 from jobmeter import _fork, _operations, _sdk_internals
 from jobmeter._config import Settings, resolve
-from jobmeter._exit import bounded, install_sigterm_flush, is_our_sigterm_handler, quietly
+from jobmeter._exit import bounded, install_sigterm_flush, quietly, remove_sigterm_handler
 from jobmeter._exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._prometheus import PrometheusEndpoint
 from jobmeter._resource import build_resource
@@ -258,8 +257,7 @@ def reset() -> None:
     if telemetry is not None:
         telemetry.shutdown()
         atexit.unregister(telemetry.shutdown)
-    if is_our_sigterm_handler(signal.getsignal(signal.SIGTERM)):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    remove_sigterm_handler()
     _sdk_internals.reset_api_globals()
     _operations.clear_all()
     for hook in _reset_hooks:

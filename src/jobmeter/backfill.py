@@ -25,7 +25,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter import _backfill_args as args
-from jobmeter import _backfill_runtime, _fork
+from jobmeter import _backfill_runtime, _fork, _recording
 from jobmeter._backfill_checkpoint import CheckpointError, check_path, load
 from jobmeter._backfill_http import RequestMethods
 from jobmeter._backfill_metrics import NAME, instruments_for
@@ -147,6 +147,7 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         self._outputs = Outputs(name, self.unit, self._base, self._snapshot, settings)
         _backfill_runtime.register(self, on_sigterm=self._outputs.active)
         _fork.on_fork_in_child_weak(self, "_after_fork_in_child")
+        _recording.register(self)
 
     # -- counting ---------------------------------------------------------------------------
 
@@ -317,7 +318,10 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         if not self._closing.acquire(blocking=False):
             return  # closed already, or closing in another frame
         self._closed = True
+        self._status = status
         _backfill_runtime.unregister(self)
+        if _recording.active is not None:  # the last counts, before the backfill is gone
+            self.drain_into(_recording.active)
         success = None
         if status == "succeeded":
             success = self._last_success = time.time()

@@ -14,7 +14,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter import _fork, _nvml, _probes
+from jobmeter import _fork, _nvml, _probes, _recording
 from jobmeter._operations import Attributes, OperationStore, make_key, store_for
 from jobmeter._version import __version__
 
@@ -25,6 +25,7 @@ _getrusage = _probes.getrusage
 _RUSAGE_SELF = _probes.RUSAGE_SELF
 _rss_bytes = _probes.rss_bytes
 _BLOCK = _probes.BLOCK_SIZE
+_SPAN_MIN_S = _recording.SPAN_MIN_S
 
 
 def error_type(exc_type: type[BaseException]) -> str:
@@ -92,12 +93,18 @@ class Measurement:
             return
         key = started_key = self._key
         attributes = started_attributes = self._attributes
+        duration = end - start[-1]
+        failure = None
         if exc_type is not None and exc_type is not GeneratorExit:
-            attributes = {**attributes, "error.type": error_type(exc_type)}
+            failure = error_type(exc_type)
+            attributes = {**attributes, "error.type": failure}
             key = make_key(attributes)
-        store.duration.record(end - start[-1], attributes)
+            _recording.failure(store.name, str(attributes["operation.name"]), failure)
+        if duration >= _SPAN_MIN_S:  # long enough to be drawn on a run's plot
+            _recording.span(store.name, str(attributes["operation.name"]), duration, failure)
+        store.duration.record(duration, attributes)
         if len(start) == 2:
-            store.ended(started_key, started_attributes)
+            store.ended(started_key, started_attributes, key, attributes, duration)
             return
         ru = _getrusage(_RUSAGE_SELF)
         rss = _rss_bytes()
@@ -109,7 +116,9 @@ class Measurement:
             rss,
             rss - start[5],
         )
-        store.ended_with_resources(started_key, started_attributes, key, attributes, usage)
+        store.ended_with_resources(
+            started_key, started_attributes, key, attributes, usage, duration
+        )
         if self._gpu:
             used = _nvml.nvml().process_memory((os.getpid(),))
             if used is not None:

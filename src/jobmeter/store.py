@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from jobmeter._store_summary import RecordSummary, summarize
 from jobmeter._store_usage import Liveness, SampleFigures, read_figures
 from jobmeter.run._files import runs_root
 
@@ -199,6 +200,7 @@ class RunReport:
     samples_read: int
     skipped_lines: int
     warnings: list[str] = field(default_factory=list)
+    records: RecordSummary = field(default_factory=RecordSummary)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (docs/run-store.md)."""
@@ -217,8 +219,11 @@ class RunReport:
             "samples_read": self.samples_read,
             "skipped_lines": self.skipped_lines,
             "warnings": list(self.warnings),
-            "operations": [],
-            "queries": [],
+            "git": self.run.record.get("git"),
+            "operations": self.records.operations,
+            "queries": self.records.queries,
+            "failures": self.records.failures,
+            "backfills": self.records.backfills,
         }
 
 
@@ -275,11 +280,14 @@ def report(run: StoredRun) -> RunReport:
         source = "samples"
     figures["cpu_utilization_p95"] = samples.cpu_utilization_p95
     figures["samples"] = samples.samples
+    records = summarize(run.directory)
+    for kind, skipped in records.skipped.items():
+        warnings.append(f"skipped {skipped} unreadable {kind} record(s) in {run.directory}")
     for warning in warnings:
         _log.warning("jobmeter store: %s", warning)
     return RunReport(
         run, {name: figures.get(name) for name in FIGURES}, source, samples.samples,
-        samples.skipped, warnings,
+        samples.skipped, warnings, records,
     )  # fmt: skip
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from jobmeter import _nvml, _probes
-from jobmeter._machine import machine_info
-from jobmeter._version import __version__
+from jobmeter._recording import RUN_ENV
 from jobmeter.run._files import RunDirectory, new_run_id, runs_root
 from jobmeter.run._kernel import MemoryCgroup, become_subreaper, join_cgroup
+from jobmeter.run._record import command_record, new_record
 from jobmeter.run._sampler import TreeSample, TreeSampler
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -105,38 +105,25 @@ class _Run:
         self.interval = max(options.interval, MIN_INTERVAL_S)
         self.run_id = new_run_id()
         self.directory = RunDirectory((runs_root(options.output) / self.run_id).resolve())
-        self.started = time.time()
-        self.record: dict[str, Any] = {
-            "id": self.run_id,
-            # As on its metrics and its Pushgateway group: the program's name by default.
-            "name": options.name or (os.path.basename(self.argv[0]) if self.argv else None),
-            "status": "running",
-            "pid": os.getpid(),  # the wrapper's: a dead pid marks an abandoned run
-            "start": self.started,
-            "end": None,
-            "host": machine_info(),
-            "jobmeter_version": __version__,
-            "command": self._command(),
-            "interval_seconds": self.interval,
-        }
+        # As on its metrics and its Pushgateway group: the program's name by default.
+        name = options.name or (os.path.basename(self.argv[0]) if self.argv else None)
+        command = command_record(self.argv, options.record_args)
+        self.record = new_record(self.run_id, name, "command", command, self.interval)
+        self.started: float = self.record["start"]
         self.result = RunResult(self.run_id, self.directory.path, exit_code=-1, status="running")
         self.latest: TreeSample | None = None
         self.inherited_rss = 0
-
-    def _command(self) -> dict[str, Any]:
-        # Full command lines can hold secrets: by default only the program and a count.
-        command: dict[str, Any] = {
-            "executable": os.path.basename(self.argv[0]) if self.argv else "",
-            "argument_count": max(len(self.argv) - 1, 0),
-        }
-        if self.options.record_args:
-            command["argv"] = self.argv
-        return command
 
     def finish(self, status: str, exit_code: int) -> RunResult:
         self.result.status = status
         self.result.exit_code = exit_code
         self.result.wall_seconds = time.time() - self.started
+        try:
+            from jobmeter._store_records import compact
+
+            self.record["records"] = compact(self.directory.path)
+        except Exception as error:  # the JSONL files stay readable
+            print(f"jobmeter: the run's records stay as JSONL ({error})", file=sys.stderr)
         self.record.update(
             status=status, end=time.time(), exit_code=exit_code, summary=self.result.to_json()
         )
@@ -176,6 +163,8 @@ def run_command(
             stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE if capture else None,
             preexec_fn=functools.partial(join_cgroup, cgroup.procs_file) if cgroup else None,
+            # jobmeter in the command records its operations into this run.
+            env={**os.environ, RUN_ENV: str(run.directory.path)},
         )
     except (FileNotFoundError, PermissionError, IndexError) as error:
         if cgroup:
@@ -301,7 +290,7 @@ def _measure(
         result.peak_threads = max(result.peak_threads, sample.threads)
         if cgroup:
             result.peak_cgroup_bytes = cgroup.peak_bytes()
-        _headline_peak(result)
+        headline_peak(result)
         result.samples += 1
         record = sample.to_json()
         record.update(cpu_user_total=result.cpu_user_seconds,
@@ -322,7 +311,7 @@ def _measure(
     return status
 
 
-def _headline_peak(result: RunResult) -> None:
+def headline_peak(result: RunResult) -> None:
     """The peak to report first, and where it came from."""
     # The cgroup peak stays a figure of its own: it includes page cache, so a
     # job that writes 200 MB would look 200 MB bigger than its processes.

@@ -68,8 +68,11 @@ def _pss_and_hwm(pid: int) -> tuple[int, int]:
 class TreeSampler:
     """Samples the descendants of ``root`` (default: this process, the wrapper)."""
 
-    def __init__(self, root: int | None = None, procs_file: str | None = None) -> None:
+    def __init__(
+        self, root: int | None = None, procs_file: str | None = None, include_root: bool = False
+    ) -> None:
         self._root = psutil.Process(root if root is not None else os.getpid())
+        self._include_root = include_root  # a run inside a Python program counts itself
         # With a cgroup of its own, the tree is the cgroup's member list: no scan of
         # every /proc/PID/stat on the machine (psutil's children() reads them all).
         self._procs_file = procs_file
@@ -96,9 +99,10 @@ class TreeSampler:
                     del self._known[gone]
                 return members
         try:
-            return self._root.children(recursive=True)
+            children: list[psutil.Process] = self._root.children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+        return [self._root, *children] if self._include_root else children
 
     def sample(self) -> TreeSample:
         """Read every live descendant now."""

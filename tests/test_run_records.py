@@ -1,0 +1,462 @@
+"""What a run records besides samples: operations, DuckDB queries, failures, backfill progress.
+
+Runs are real: ``jobmeter.Run`` blocks and ``jobmeter run`` commands in
+subprocesses, killed with real signals where the test is about dying. Figures
+are checked against what the same process recorded through OpenTelemetry (the
+histogram's exact count, sum, min and max) and against known workloads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from jobmeter import _recording, _store_records, store
+from jobmeter._operations import OperationStore
+from jobmeter._sketch import RELATIVE_ERROR, Sketch
+from jobmeter.cli import app
+
+PRELUDE = """
+import json, os, sys, time
+import jobmeter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+reader = InMemoryMetricReader()
+provider = MeterProvider(metric_readers=[reader])
+ops = jobmeter.MetricsCollector("etl", meter_provider=provider)
+
+def otel_points():
+    found = {}
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "jobmeter.operation.duration":
+                    for p in metric.data.data_points:
+                        key = p.attributes["operation.name"]
+                        found[key] = [p.count, p.sum, p.min, p.max]
+    return found
+"""
+
+
+def _env(root: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != _recording.RUN_ENV}
+    env.update(JOBMETER_RUN_DIR=str(root), OTEL_METRICS_EXPORTER="none", **extra)
+    return env
+
+
+def _python(root: Path, code: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        env=_env(root, **extra), capture_output=True, text=True, timeout=120, cwd=root.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _report(root: Path, ref: str = "latest") -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["report", ref, "--json", "--dir", str(root)])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.stdout))
+
+
+def _by_label(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {op["label"]: op for op in report["operations"]}
+
+
+# -- the sketch ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(min_value=1e-8, max_value=1e7, allow_nan=False), min_size=1, max_size=400),
+    st.sampled_from([0.0, 0.25, 0.5, 0.9, 0.95, 0.99, 1.0]),
+)
+def test_a_sketch_quantile_is_within_its_relative_error_of_the_exact_one(
+    values: list[float], q: float
+) -> None:
+    ordered = sorted(values)
+    sketch = Sketch()
+    sketch.add_sorted(ordered)
+    exact = ordered[math.floor(q * (len(ordered) - 1))]
+    estimate = sketch.quantile(q, ordered[0], ordered[-1])
+    assert abs(estimate - exact) <= RELATIVE_ERROR * exact * 1.0001
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=1e6, allow_nan=False), min_size=2, max_size=300))
+def test_sketches_of_parts_merge_into_the_sketch_of_the_whole(values: list[float]) -> None:
+    whole, left, right = Sketch(), Sketch(), Sketch()
+    whole.add_sorted(sorted(values))
+    half = len(values) // 2
+    left.add_sorted(sorted(values[:half]))
+    right.add_sorted(sorted(values[half:]))
+    left.merge(Sketch.from_json(right.to_json()))
+    assert (left.zeros, left.buckets) == (whole.zeros, whole.buckets)
+    assert left.count == len(values)
+
+
+def test_a_damaged_sketch_reads_as_empty_and_an_empty_one_has_no_quantile() -> None:
+    for text in (None, "", "not json", "[1, 2]", '{"x": 3, "5": -1}'):
+        assert Sketch.from_json(text).count == 0
+    with pytest.raises(ValueError, match="empty sketch"):
+        Sketch().quantile(0.5)
+    with pytest.raises(ValueError, match="within 0 and 1"):
+        Sketch().quantile(95)
+
+
+# -- jobmeter.Run -------------------------------------------------------------------------------
+
+
+def test_a_run_block_records_each_operation_as_opentelemetry_saw_it(tmp_path: Path) -> None:
+    """Count, sum, min and max equal the OTel histogram's; p50/p95 match the known workload."""
+    root = tmp_path / "runs"
+    done = _python(root, """
+        with jobmeter.Run("block", interval=0.1) as run:
+            for i in range(100):
+                with ops.measure("sleep", {"kind": "short" if i < 90 else "long"}):
+                    time.sleep(0.002 if i < 90 else 0.05)
+            for i in range(500):
+                with ops.measure("hot", resources=False):
+                    pass
+            for i in range(3):
+                try:
+                    with ops.measure("parse"):
+                        raise KeyError(i)
+                except KeyError:
+                    pass
+        print(json.dumps({"status": run.status, "id": run.id, "otel": otel_points()}))
+    """)  # fmt: skip
+    out = json.loads(done.stdout)
+    assert out["status"] == "succeeded"
+    report = _report(root)
+    assert report["id"] == out["id"]
+    assert report["status"] == "succeeded"
+    ops = _by_label(report)
+    assert set(ops) == {"sleep {kind=short}", "sleep {kind=long}", "hot", "parse"}
+    count, total, low, high = out["otel"]["hot"]
+    hot = ops["hot"]
+    assert (hot["count"], hot["errors"]) == (count, 0) == (500, 0)
+    assert hot["duration_total_seconds"] == pytest.approx(total, rel=1e-9)
+    assert (hot["duration_min_seconds"], hot["duration_max_seconds"]) == (low, high)
+    assert hot["cpu_total_seconds"] is None  # resources=False measures no CPU
+    short, long_ = ops["sleep {kind=short}"], ops["sleep {kind=long}"]
+    assert (short["count"], long_["count"]) == (90, 10)
+    assert 0.002 <= short["duration_p50_seconds"] < 0.02
+    assert 0.05 <= long_["duration_p95_seconds"] <= long_["duration_max_seconds"]
+    assert ops["parse"]["count"] == ops["parse"]["errors"] == 3
+    assert ops["parse"]["memory_p95_bytes"] > 10 * 2**20  # an interpreter's RSS at least
+    assert report["operations"][0]["label"] == "sleep {kind=long}"  # largest total first
+    assert report["failures"] == [{
+        "source": "etl", "name": "parse", "error_type": "KeyError", "count": 3,
+        "first_unix": report["failures"][0]["first_unix"],
+        "last_unix": report["failures"][0]["last_unix"],
+    }]  # fmt: skip
+    assert report["start_unix"] <= report["failures"][0]["first_unix"] <= report["end_unix"]
+    directory = Path(report["directory"])
+    assert sorted(p.name for p in directory.glob("*.parquet")) == [
+        "failures.parquet",
+        "operations.parquet",
+    ]  # compacted at the clean end
+    assert not list(directory.glob("*.jsonl.*"))
+    assert not list(directory.glob("operations.*.jsonl"))
+    assert report["figures"]["samples"] >= 2
+    assert report["figures"]["wall_seconds"] > 0.6
+
+
+def test_a_run_records_duckdb_query_shapes_and_backfill_progress(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    _python(root, """
+        with jobmeter.Run("db"):
+            con = jobmeter.duckdb.DuckDBCollector(meter_provider=provider).connect()
+            for i in range(1, 21):
+                con.execute(f"SELECT * FROM range({i * 10})").fetchall()
+            try:
+                con.execute("SELECT * FROM missing_table")
+            except Exception:
+                pass
+            with jobmeter.Backfill("days", total=12, progress=False, meter_provider=provider) as bf:
+                for day in bf.track(range(10)):
+                    pass
+                bf.skipped(1)
+                bf.failed(1, error_type="TimeoutError")
+    """)  # fmt: skip
+    report = _report(root)
+    shapes = {q["summary"]: q for q in report["queries"]}
+    ranged = shapes["SELECT * FROM RANGE (?)"]
+    assert (ranged["count"], ranged["rows"], ranged["rows_max"], ranged["errors"]) == (
+        20, sum(i * 10 for i in range(1, 21)), 200, 0)  # fmt: skip
+    assert ranged["duration_p50_seconds"] <= ranged["duration_p95_seconds"]
+    assert shapes["SELECT * FROM missing_table"]["errors"] == 1
+    assert [(f["source"], f["error_type"]) for f in report["failures"]] == [
+        ("duckdb", "duckdb.CatalogException")]  # fmt: skip
+    [days] = report["backfills"]
+    assert (days["status"], days["done"], days["skipped"], days["failed"], days["total"]) == (
+        "succeeded", 10, 1, 1, 12)  # fmt: skip
+    assert days["progress"] == 1.0
+
+
+def test_jobmeter_run_records_the_operations_of_its_command_and_forked_workers(
+    tmp_path: Path,
+) -> None:
+    """No code change: the command finds the run in JOBMETER_RUN; Pool workers record too."""
+    root = tmp_path / "runs"
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing, os
+        import jobmeter
+        ops = jobmeter.MetricsCollector("etl")
+
+        def work(n):
+            with ops.measure("worker"):
+                return sum(range(n))
+
+        if __name__ == "__main__":
+            for i in range(50):
+                with ops.measure("step", {"i": i % 2}):
+                    pass
+            with jobmeter.Run("inner") as inner:
+                print("joined", inner.joined, inner.id)
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                print(sum(pool.map(work, [1000] * 40, chunksize=1)))
+    """))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "jobmeter", "run", "-q", "--no-metrics", "--name", "job", "--",
+         sys.executable, str(script)],
+        env=_env(root), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = _report(root)
+    assert f"joined True {report['id']}" in done.stdout
+    assert len(store.list_runs(root)) == 1
+    ops = _by_label(report)
+    assert ops["worker"]["count"] == 40
+    assert (ops["step {i=0}"]["count"], ops["step {i=1}"]["count"]) == (25, 25)
+    assert [p.name for p in Path(report["directory"]).glob("operations*")] == [
+        "operations.parquet"]  # fmt: skip
+
+
+def test_a_git_commit_is_kept_with_the_run(tmp_path: Path) -> None:
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    git = ["git", "-C", str(repository), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repository / "job.py").write_text("print('hi')\n")
+    subprocess.run([*git, "add", "job.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+    root = repository / "runs"
+    subprocess.run([sys.executable, "-m", "jobmeter", "run", "-q", "--no-metrics", "--",
+                    sys.executable, "job.py"], env=_env(root), cwd=repository, check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+    report = _report(root)
+    assert report["git"] == {"commit": head, "dirty": False}
+
+
+# -- dying, damage and faults -------------------------------------------------------------------
+
+LOOP = """
+with jobmeter.Run("loop", interval=0.1):
+    for i in range(100):
+        with ops.measure("step"):
+            pass
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+
+def _start_loop(root: Path) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", PRELUDE + LOOP], env=_env(root, JOBMETER_RUN_FLUSH_INTERVAL="0.1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    return process
+
+
+def test_a_sigkilled_run_is_incomplete_and_keeps_what_it_flushed(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    process = _start_loop(root)
+    time.sleep(0.5)  # a few flush intervals
+    process.kill()
+    process.wait(timeout=10)
+    report = _report(root)
+    assert report["status"] == "incomplete"
+    assert _by_label(report)["step"]["count"] == 100
+    directory = Path(report["directory"])
+    [records] = list(directory.glob("operations.*.jsonl"))  # never compacted
+    with open(records, "a", encoding="utf-8") as damaged:
+        damaged.write('not json\n{"t": 1795000000.0, "pid": 1, "collector": "etl", "oper')
+    result = CliRunner().invoke(app, ["report", "--latest", "--json", "--dir", str(root)])
+    assert result.exit_code == 0
+    again = json.loads(result.stdout)
+    assert _by_label(again)["step"]["count"] == 100
+    assert any("skipped 2 unreadable operations record(s)" in w for w in again["warnings"])
+
+
+def test_a_sigterm_ends_the_run_as_killed_with_every_record_written(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    process = _start_loop(root)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == -signal.SIGTERM  # still dies by SIGTERM
+    report = _report(root)
+    assert (report["status"], report["exit_code"]) == ("killed", 143)
+    assert _by_label(report)["step"]["count"] == 100
+
+
+def test_a_run_directory_deleted_mid_run_is_a_warning_and_the_job_goes_on(tmp_path: Path) -> None:
+    doomed = tmp_path / "doomed"
+    doomed.mkdir()
+    done = _python(tmp_path / "runs", """
+        import shutil
+        from jobmeter import _recording
+        with ops.measure("first"):
+            pass
+        shutil.rmtree(os.environ["JOBMETER_RUN"])
+        for i in range(10):
+            with ops.measure("later"):
+                pass
+        _recording.active.flush()
+        print("job finished")
+    """, JOBMETER_RUN=str(doomed))  # fmt: skip
+    assert "job finished" in done.stdout
+    assert "could not write operations records into" in done.stderr
+    assert done.stderr.count("could not write") == 1  # warned once
+
+
+def test_compare_matches_operations_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for count, only in ((10, "only_a"), (20, "only_b")):
+        _python(root, f"""
+            with jobmeter.Run("cmp"):
+                for i in range({count}):
+                    with ops.measure("x"):
+                        time.sleep(0.001)
+                with ops.measure("{only}"):
+                    pass
+        """)  # fmt: skip
+        time.sleep(1.1)  # ids sort by start second
+    first, second = (run.id for run in store.list_runs(root))
+    result = CliRunner().invoke(app, ["compare", first, second, "--json", "--dir", str(root)])
+    assert result.exit_code == 0, result.output
+    matched = {tuple(row["key"]): row for row in json.loads(result.stdout)["operations"]}
+    x = matched[("etl", "x")]
+    assert (x["a"]["count"], x["b"]["count"], x["count_change_percent"]) == (10, 20, 100.0)
+    assert matched[("etl", "only_a")]["b"] is None
+    assert matched[("etl", "only_b")]["a"] is None
+    text = CliRunner().invoke(app, ["compare", first, second, "--dir", str(root)],
+                              env={"COLUMNS": "160"}).stdout  # fmt: skip
+    rows = [line for line in text.splitlines() if line.startswith("│ x ")]
+    assert rows
+    assert rows[0].split("│")[2:4] == ["      10 ", "      20 "]
+
+
+def test_report_shows_operations_queries_and_failures_as_tables(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    _python(root, """
+        with jobmeter.Run("tables"):
+            with ops.measure("load", {"table": "orders"}):
+                pass
+            try:
+                with ops.measure("load", {"table": "orders"}):
+                    raise ValueError("bad row")
+            except ValueError:
+                pass
+    """)  # fmt: skip
+    text = CliRunner().invoke(app, ["report", "--latest", "--dir", str(root)],
+                              env={"COLUMNS": "160"}).stdout  # fmt: skip
+    assert "top operations by total time (1 in all)" in text
+    assert "load {table=orders}" in text
+    assert "ValueError" in text
+    assert "bad row" not in text  # messages are never recorded
+
+
+# -- in this process: what recording costs when nothing records, and bad input -------------------
+
+
+def test_without_a_run_nothing_is_kept_per_block() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    import jobmeter
+
+    assert _recording.active is None
+    ops = jobmeter.MetricsCollector("idle", meter_provider=MeterProvider())
+    for _ in range(1000):
+        with ops.measure("x"):
+            pass
+    store_: OperationStore = ops._store
+    assert all(t.pending is None for t in store_._totals.values())
+
+
+def test_bad_run_arguments_are_clear_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jobmeter
+
+    with pytest.raises(ValueError, match="name must be a non-empty string"):
+        jobmeter.Run("")
+    with pytest.raises(ValueError, match=r"interval must be a number of seconds, 0\.05 or more"):
+        jobmeter.Run(interval=0)
+    monkeypatch.delenv(_recording.RUN_ENV, raising=False)
+    monkeypatch.setenv("JOBMETER_RUN_FLUSH_INTERVAL", "soon")
+    with pytest.raises(jobmeter.ConfigurationError, match="JOBMETER_RUN_FLUSH_INTERVAL"):
+        jobmeter.Run(directory=tmp_path).start()
+    assert not list(tmp_path.iterdir())  # nothing was made
+
+
+def test_compaction_merges_processes_and_intervals(tmp_path: Path) -> None:
+    """Rows of two pids and several intervals become one row per key, with merged sketches."""
+    rows = []
+    for pid, values in ((1, [0.001, 0.002]), (2, [0.003]), (1, [0.004, 0.005])):
+        sketch = Sketch()
+        sketch.add_sorted(values)
+        rows.append({"t": 1.0, "pid": pid, "collector": "c", "operation": "op",
+                     "attributes": "{}", "error_type": None, "count": len(values),
+                     "resources_count": 0, "duration_sum": sum(values),
+                     "duration_min": values[0], "duration_max": values[-1],
+                     "duration_p50": 0.0, "duration_p95": 0.0,
+                     "duration_sketch": sketch.to_json()})  # fmt: skip
+    for pid in (1, 2):
+        lines = [json.dumps(r) for r in rows if r["pid"] == pid]
+        (tmp_path / f"operations.{pid}.jsonl").write_text("\n".join(lines) + "\n")
+    assert _store_records.compact(tmp_path) == {"operations": 1}
+    [row] = _store_records.read(tmp_path, "operations").rows
+    assert (row["count"], row["pid"], row["duration_min"], row["duration_max"]) == (
+        5, None, 0.001, 0.005)  # fmt: skip
+    assert row["duration_sum"] == pytest.approx(0.015)
+    assert row["duration_p50"] == pytest.approx(0.003, rel=RELATIVE_ERROR)
+    assert row["cpu_sum"] is None
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_operations_of_a_tenth_of_a_second_or_more_are_spans_on_the_plot(tmp_path: Path) -> None:
+    from jobmeter._plot_data import load_run
+
+    root = tmp_path / "runs"
+    _python(root, """
+        with jobmeter.Run("spans", interval=0.1):
+            for i in range(100):
+                with ops.measure("short"):
+                    pass
+            with ops.measure("load", {"table": "orders"}):
+                time.sleep(0.3)
+    """)  # fmt: skip
+    data = load_run(store.resolve("latest", root).directory)
+    [span] = data.operations
+    assert span.name == "load"
+    assert 0.3 <= span.end - span.start < 1.0
+    assert 0 <= span.start <= data.samples[-1]["t"] - data.record["start"]
