@@ -5,14 +5,23 @@ never collected while timing, so only the recording path is measured. Cases are
 timed with ``timeit`` (garbage collector off) from source statements, so the
 loop adds no function call of its own; repeats of the cases are interleaved, so
 that a slow stretch of the machine hits every case alike.
+
+The ``*_recording`` cases time the same statements while a run is recorded: a
+``jobmeter.run._recorder.Recorder`` is started on a fresh directory before each
+of their repeats and stopped after it, and the time of ``stop()`` (its final
+drain, aggregation and write) is added to the repeat's. The recorder routes
+every source of the process, so it is active around those repeats only. After
+each, the operations recorded in the run directory must count every call.
 """
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import timeit
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from time import perf_counter
 from types import TracebackType
 from typing import Any
@@ -25,8 +34,9 @@ from opentelemetry.util.types import AttributeValue
 
 import jobmeter
 from benchmarks import Target, pass_miss
-from jobmeter import _sdk
+from jobmeter import _sdk, _store_records
 from jobmeter._operations import DURATION_BUCKETS
+from jobmeter.run._recorder import Recorder
 
 CALLS_FAST = 200_000
 CALLS_NAIVE = 20_000
@@ -37,11 +47,20 @@ REPEATS = 7
 BUDGET_S = 40.0
 MIN_REPEATS = 5
 MIN_SCALE = 0.1
+# Drain interval of the recorder in the *_recording cases.
+RECORDING_INTERVAL_S = 1.0
 
 TARGETS = (
     Target("measure_full / bare_record", "measure_full", "bare_record", 3.0),
     Target("measure_duration_only / bare_record", "measure_duration_only", "bare_record", 1.5),
     Target("measure_full / naive_psutil", "measure_full", "naive_psutil", 0.25),
+    Target("measure_full_recording / measure_full", "measure_full_recording", "measure_full", 1.05),
+    Target(
+        "measure_duration_only_recording / measure_duration_only",
+        "measure_duration_only_recording",
+        "measure_duration_only",
+        1.05,
+    ),
 )
 
 
@@ -115,9 +134,12 @@ class Case:
     calls: int
     reader: InMemoryMetricReader
     histogram: str
+    recording: bool = False
     estimate_us: float = 0.0
     per_call_us: list[float] = field(default_factory=list)
+    stop_ms: list[float] = field(default_factory=list)
     executed: int = 0
+    run_recorded: int = 0
 
 
 @dataclass
@@ -131,6 +153,10 @@ class CaseResult:
     max_us: float
     per_call_us: list[float]
     recorded: int
+    # *_recording cases: Recorder.stop() per repeat (included in per_call_us), and
+    # the calls counted in the run directories, warm-up included.
+    stop_ms: list[float] = field(default_factory=list)
+    run_recorded: int | None = None
 
 
 @dataclass
@@ -213,7 +239,68 @@ def _cases(calls_fast: int, calls_naive: int) -> tuple[list[Case], list[MeterPro
         reader,
         "naive.operation.duration",
     )
-    return [bare, full, duration_only, naive], providers
+    provider, reader = new()
+    full_recording = Case(
+        "measure_full_recording",
+        "measure_full while a run is recorded (Recorder.stop() included)",
+        full.stmt,
+        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
+        calls_fast,
+        reader,
+        "jobmeter.operation.duration",
+        recording=True,
+    )
+
+    provider, reader = new()
+    duration_only_recording = Case(
+        "measure_duration_only_recording",
+        "measure_duration_only while a run is recorded",
+        duration_only.stmt,
+        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
+        calls_fast,
+        reader,
+        "jobmeter.operation.duration",
+        recording=True,
+    )
+    # Each recording case right after its base case, so that both see the same stretch.
+    cases = [bare, full, full_recording, duration_only, duration_only_recording, naive]
+    return cases, providers
+
+
+def _run_count(directory: Path) -> int:
+    """The calls counted by the operations recorded in a run directory."""
+    records = _store_records.read(directory, "operations")
+    if records.skipped:
+        raise RuntimeError(f"{records.skipped} damaged operation record(s) in {directory}")
+    return sum(row["count"] or 0 for row in records.rows)
+
+
+def _timeit(case: Case, timer: timeit.Timer, calls: int) -> float:
+    """Seconds for ``calls`` runs of the case; a recording case's Recorder.stop() included."""
+    if not case.recording:
+        seconds = timer.timeit(calls)
+        case.executed += calls
+        return seconds
+    with tempfile.TemporaryDirectory(prefix="jobmeter-bench-recording-") as temporary:
+        directory = Path(temporary)
+        recorder = Recorder(directory, interval=RECORDING_INTERVAL_S).start()
+        try:
+            seconds = timer.timeit(calls)
+            started = perf_counter()
+            recorder.stop()
+            stopped = perf_counter() - started
+        finally:
+            recorder.stop()  # idempotent; routes nothing anywhere after a failure
+        case.executed += calls
+        counted = _run_count(directory)
+        if counted != calls:
+            raise RuntimeError(
+                f"{case.name}: {calls} blocks ran while recording but the run's operations "
+                f"count {counted}: records were lost or doubled"
+            )
+        case.run_recorded += counted
+    case.stop_ms.append(stopped * 1e3)
+    return seconds + stopped
 
 
 def _histogram_count(reader: InMemoryMetricReader, name: str) -> int:
@@ -247,9 +334,10 @@ def run(
         timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
         for case in cases:  # warm-up (caches, first aggregation), and a first estimate
             warm = max(case.calls // 10, 1)
-            seconds = timers[case.name].timeit(warm)
-            case.executed += warm
+            seconds = _timeit(case, timers[case.name], warm)
             case.estimate_us = seconds / warm * 1e6
+        for case in cases:
+            case.stop_ms.clear()  # the warm-up's are not figures
         repeats, scale = _fit(cases, repeats, budget_s)
         for case in cases:
             case.calls = max(round(case.calls * scale), 1)
@@ -257,8 +345,7 @@ def run(
             if progress is not None:
                 progress(f"measure: repeat {repeat + 1}/{repeats}")
             for case in cases:
-                seconds = timers[case.name].timeit(case.calls)
-                case.executed += case.calls
+                seconds = _timeit(case, timers[case.name], case.calls)
                 case.per_call_us.append(seconds / case.calls * 1e6)
         results: dict[str, CaseResult] = {}
         for case in cases:
@@ -278,6 +365,8 @@ def run(
                 max_us=max(case.per_call_us),
                 per_call_us=case.per_call_us,
                 recorded=recorded,
+                stop_ms=case.stop_ms,
+                run_recorded=case.run_recorded if case.recording else None,
             )
     finally:
         for provider in providers:
@@ -307,18 +396,28 @@ def format_report(results: MeasureResults) -> str:
         "measure(): cost per block, microseconds per call "
         "(timeit, GC off, median and min of the repeats)",
         "",
-        f"  {'case':<24}{'calls x repeats':>17}{'median us':>11}{'min us':>9}{'max us':>9}  what",
+        f"  {'case':<32}{'calls x repeats':>17}{'median us':>11}{'min us':>9}{'max us':>9}  what",
     ]
     for r in results.cases.values():
         runs = f"{r.calls:,} x {r.repeats}"
         lines.append(
-            f"  {r.name:<24}{runs:>17}{r.median_us:>11.3f}{r.min_us:>9.3f}{r.max_us:>9.3f}"
+            f"  {r.name:<32}{runs:>17}{r.median_us:>11.3f}{r.min_us:>9.3f}{r.max_us:>9.3f}"
             f"  {r.description}"
         )
-    lines += ["", f"  {'ratio (of medians)':<38}{'value':>7}{'of mins':>9}{'target':>10}"]
+    recording = [r for r in results.cases.values() if r.stop_ms]
+    if recording:
+        lines.append("")
+    for r in recording:
+        stop = statistics.median(r.stop_ms)
+        lines.append(
+            f"  {r.name}: Recorder.stop() {stop:.1f} ms median "
+            f"({stop * 1e3 / r.calls:.3f} us per call, in the figure above); "
+            f"run records count {r.run_recorded:,} calls, all of them"
+        )
+    lines += ["", f"  {'ratio (of medians)':<56}{'value':>7}{'of mins':>9}{'target':>10}"]
     for ratio in results.ratios:
         lines.append(
-            f"  {ratio.name:<38}{ratio.median_ratio:>7.2f}{ratio.min_ratio:>9.2f}"
+            f"  {ratio.name:<56}{ratio.median_ratio:>7.2f}{ratio.min_ratio:>9.2f}"
             f"{'<= ' + format(ratio.limit, '.2f'):>10}  {pass_miss(ratio.passed)}"
         )
     if results.scale < 1.0:

@@ -7,6 +7,7 @@ Not part of ``make test`` (testpaths is ``tests``), and pyproject's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.metrics import Histogram
@@ -17,6 +18,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 import jobmeter
 from jobmeter import _sdk
 from jobmeter._operations import DURATION_BUCKETS
+from jobmeter.run._recorder import Recorder
 
 
 @pytest.fixture
@@ -31,6 +33,14 @@ def provider() -> Iterator[MeterProvider]:
 @pytest.fixture
 def collector(provider: MeterProvider) -> jobmeter.MetricsCollector:
     return jobmeter.MetricsCollector("bench", meter_provider=provider)
+
+
+@pytest.fixture
+def recording(tmp_path: Path) -> Iterator[Recorder]:
+    """A run recorded into tmp_path while the test runs (its final drain is not timed here)."""
+    recorder = Recorder(tmp_path, interval=1.0).start()
+    yield recorder
+    recorder.stop()
 
 
 @pytest.fixture
@@ -63,3 +73,25 @@ def test_measure_duration_only(
             pass
 
     benchmark(measure_duration_only)
+
+
+@pytest.mark.usefixtures("recording")
+def test_measure_full_recording(
+    benchmark: BenchmarkFixture, collector: jobmeter.MetricsCollector
+) -> None:
+    def measure_full_recording() -> None:
+        with collector.measure("load", {"table": "orders"}):
+            pass
+
+    benchmark(measure_full_recording)
+
+
+@pytest.mark.usefixtures("recording")
+def test_measure_duration_only_recording(
+    benchmark: BenchmarkFixture, collector: jobmeter.MetricsCollector
+) -> None:
+    def measure_duration_only_recording() -> None:
+        with collector.measure("load", {"table": "orders"}, resources=False):
+            pass
+
+    benchmark(measure_duration_only_recording)

@@ -363,6 +363,13 @@ def test_compare_matches_operations_by_name(tmp_path: Path) -> None:
     rows = [line for line in text.splitlines() if line.startswith("│ x ")]
     assert rows
     assert rows[0].split("│")[2:4] == ["      10 ", "      20 "]
+    exported = CliRunner().invoke(app, ["export", second, "--parquet", str(tmp_path / "out"),
+                                        "--json", "--dir", str(root)])  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(exported.stdout)["records"] == {"operations": 2}
+    [row] = [r for r in _store_records.read(tmp_path / "out", "operations").rows
+             if r["operation"] == "x"]  # fmt: skip
+    assert row["count"] == 20
 
 
 def test_report_shows_operations_queries_and_failures_as_tables(tmp_path: Path) -> None:

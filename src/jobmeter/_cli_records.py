@@ -42,18 +42,21 @@ def print_records(console: Console, report: RunReport) -> None:
     """Top operations and queries by total time, failures and backfills, where there are any."""
     records = report.records
     if records.operations:
+        # The collector only where there are several: the operation's name needs the room.
+        several = len({op["collector"] for op in records.operations}) > 1
         table = Table(title=f"top operations by total time ({len(records.operations)} in all)")
         for column in ("operation", "collector", "count", "errors", "total", "mean", "p50",
                        "p95", "max", "CPU", "RSS p95"):  # fmt: skip
-            table.add_column(column, justify="left" if column in ("operation", "collector")
-                             else "right")  # fmt: skip
+            if column != "collector" or several:
+                table.add_column(column, justify="left" if column in ("operation", "collector")
+                                 else "right")  # fmt: skip
         for op in records.operations[:TOP]:
             table.add_row(
-                op["label"], op["collector"], str(op["count"]), str(op["errors"]),
-                seconds(op["duration_total_seconds"]), seconds(op["duration_mean_seconds"]),
-                seconds(op["duration_p50_seconds"]), seconds(op["duration_p95_seconds"]),
-                seconds(op["duration_max_seconds"]), seconds(op["cpu_total_seconds"]),
-                _size(op["memory_p95_bytes"]),
+                op["label"], *([op["collector"]] if several else []), str(op["count"]),
+                str(op["errors"]), seconds(op["duration_total_seconds"]),
+                seconds(op["duration_mean_seconds"]), seconds(op["duration_p50_seconds"]),
+                seconds(op["duration_p95_seconds"]), seconds(op["duration_max_seconds"]),
+                seconds(op["cpu_total_seconds"]), _size(op["memory_p95_bytes"]),
             )  # fmt: skip
         console.print(table)
     if records.queries:

@@ -288,13 +288,16 @@ def export(
     directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Write a run as Parquet: run.parquet (run.json, one row) and usage.parquet (the samples)."""
+    """Write a run as Parquet: run.parquet, usage.parquet (the samples) and its records."""
     with errors():
         written = store.export_parquet(store.resolve(run, directory), parquet)
     if as_json:
         _emit(written)
     else:
-        typer.echo(f"wrote {written['run']} and {written['usage']} ({written['samples']} samples)")
+        records = ", ".join(f"{kind}.parquet ({rows} rows)" for kind, rows in
+                            written["records"].items())  # fmt: skip
+        typer.echo(f"wrote {written['run']} and {written['usage']} ({written['samples']} samples)"
+                   + (f", {records}" if records else ""))  # fmt: skip
 
 
 def gc(

@@ -39,6 +39,7 @@ PROMETHEUS_PORT: Final = "OTEL_EXPORTER_PROMETHEUS_PORT"
 HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
 RUN_DIR: Final = "JOBMETER_RUN_DIR"
 RUN_FLUSH_INTERVAL: Final = "JOBMETER_RUN_FLUSH_INTERVAL"
+RUN: Final = "JOBMETER_RUN"  # set by jobmeter for the processes of a recorded run
 PUSHGATEWAY_URL: Final = "JOBMETER_PUSHGATEWAY_URL"
 
 EXPORTERS: Final = ("prometheus", "otlp", "console", "none")

@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 _log = logging.getLogger("jobmeter")
 
 # How far past the export timeout shutdown() and force_flush() may run.
 GRACE_S = 0.5
+
+
+_DEFERRED = {signal.SIGTERM, signal.SIGINT}
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT until the block ends (in the main thread; elsewhere a no-op).
+
+    Python runs signal handlers in the main thread between any two bytecodes:
+    a handler that flushes (or re-enters the code it interrupted, holding a
+    lock) could end the process between taking records and writing them.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def quietly(action: Callable[[], object]) -> None:

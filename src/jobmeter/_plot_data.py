@@ -2,7 +2,8 @@
 
 ``load_run`` reads ``run.json``, ``usage.jsonl``, the spans the run recorded
 and, when there is one, an ``operations.jsonl`` of spans a user wrote; an
-unreadable line is skipped and counted, with one warning. No matplotlib here: the figures can be checked without it.
+unreadable line is skipped and counted, with one warning. No matplotlib here:
+the figures can be checked without it.
 """
 
 from __future__ import annotations

@@ -20,10 +20,12 @@ import time
 import weakref
 from typing import Any, Final, Protocol
 
+from jobmeter._config import RUN
+
 _log = logging.getLogger("jobmeter")
 
 #: The run directory a child process records into (set by ``jobmeter run`` and ``Run``).
-RUN_ENV: Final = "JOBMETER_RUN"
+RUN_ENV: Final = RUN
 #: Failures, and spans, kept per process and flush interval; more are counted, not listed.
 MAX_EVENTS: Final = 10_000
 #: Operations lasting this long or more are also kept as spans (start, end) for plots.

@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from jobmeter import store
+from jobmeter._store_records import compact
 from jobmeter._store_usage import COLUMNS, usage_source
 
 MEMORY_STEP = 256 * 2**20
@@ -140,10 +141,12 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def export_parquet(run: store.StoredRun, directory: str | Path) -> dict[str, Any]:
-    """Write ``run.parquet`` (run.json flattened, one row) and ``usage.parquet`` (the samples).
+    """Write ``run.parquet`` (run.json flattened, one row), ``usage.parquet`` (the samples)
+    and the run's records, merged (``operations.parquet``, ``queries.parquet``, ...).
 
     Returns:
-        ``{"run": path, "usage": path, "samples": rows written to usage.parquet}``.
+        ``{"run": path, "usage": path, "samples": rows written to usage.parquet,
+        "records": {kind: rows written}}``.
     """
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
@@ -177,4 +180,6 @@ def export_parquet(run: store.StoredRun, directory: str | Path) -> dict[str, Any
         count = connection.execute(
             "SELECT count(*) FROM read_parquet($p)", {"p": str(usage_path)}
         ).fetchone()
-    return {"run": str(run_path), "usage": str(usage_path), "samples": count[0] if count else 0}
+    records = compact(run.directory, target)
+    return {"run": str(run_path), "usage": str(usage_path), "samples": count[0] if count else 0,
+            "records": records}  # fmt: skip

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import duckdb
-
 from jobmeter._sketch import merged
 
 _STATS: Final = ("sum", "min", "max", "p50", "p95")
@@ -86,6 +84,8 @@ def read(directory: Path, kind: str) -> Records:
     files = _jsonl_files(directory, kind)
     if not files and not parquet.is_file():
         return Records([])
+    import duckdb  # here: a run without records (and jobmeter run's wrapper) never loads it
+
     with duckdb.connect() as connection:
         if parquet.is_file():
             try:
@@ -149,23 +149,27 @@ def merge(kind: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def compact(directory: Path) -> dict[str, int]:
+def compact(directory: Path, target: Path | None = None) -> dict[str, int]:
     """Merge each kind's records into ``<kind>.parquet`` and remove its JSONL files.
 
-    Returns the rows written per kind. Damaged lines are left out (they were
-    unreadable anyway); a kind with no records gets no file.
+    With ``target``, write the merged files there instead and leave the run
+    directory as it is (``jobmeter export``). Returns the rows written per
+    kind. Damaged lines are left out (they were unreadable anyway); a kind with
+    no records gets no file.
     """
     written: dict[str, int] = {}
     for kind, columns in COLUMNS.items():
         files = _jsonl_files(directory, kind)
-        if not files:
+        if not files and (target is None or not (directory / f"{kind}.parquet").is_file()):
             continue
+        import duckdb
+
         records = read(directory, kind)
         rows = merge(kind, records.rows) if kind in _KEYS else records.rows
         rows.sort(key=lambda row: row["t"] or 0.0)
-        target = directory / f"{kind}.parquet"
-        staging = directory / f".{kind}.compact.jsonl"
-        temporary = directory / f".{kind}.parquet.tmp"
+        into = directory if target is None else target
+        staging = into / f".{kind}.compact.jsonl"
+        temporary = into / f".{kind}.parquet.tmp"
         staging.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
         spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
         names = ", ".join(f'"{name}"' for name in columns)
@@ -174,10 +178,11 @@ def compact(directory: Path) -> dict[str, int]:
                 f"COPY (SELECT {names} FROM read_ndjson('{_quoted(staging)}', columns={spec}, "
                 f"format='newline_delimited')) TO '{_quoted(temporary)}' (FORMAT parquet)"
             )
-        os.replace(temporary, target)
+        os.replace(temporary, into / f"{kind}.parquet")
         staging.unlink()
-        for name in files:
-            Path(name).unlink(missing_ok=True)
+        if target is None:
+            for name in files:
+                Path(name).unlink(missing_ok=True)
         written[kind] = len(rows)
     return written
 

@@ -45,6 +45,10 @@ def _quantiles(rows: list[dict[str, Any]], prefix: str) -> dict[str, float | Non
     }
 
 
+def _whole(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
 def _grouped(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[dict[str, Any]]]:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -85,9 +89,9 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "cpu_total_seconds": cpu["total"],
             "cpu_p50_seconds": cpu["p50"],
             "cpu_p95_seconds": cpu["p95"],
-            "memory_p50_bytes": memory["p50"],
-            "memory_p95_bytes": memory["p95"],
-            "memory_max_bytes": memory["max"],
+            "memory_p50_bytes": _whole(memory["p50"]),
+            "memory_p95_bytes": _whole(memory["p95"]),
+            "memory_max_bytes": _whole(memory["max"]),
         })  # fmt: skip
     for operation in out:
         operation["label"] = operation_label(operation)

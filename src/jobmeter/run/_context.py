@@ -118,6 +118,10 @@ class Run:
 
         A joined run only writes what it measured; the run it joined ends it.
         """
+        with _exit.signals_deferred():  # SIGTERM's handler ends the run too: not halfway
+            return self._stop(status, exit_code)
+
+    def _stop(self, status: str, exit_code: int) -> RunResult | None:
         if self.status != "running":
             return self.result
         self.status = status

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -33,7 +32,6 @@ _log = logging.getLogger("jobmeter")
 DEFAULT_FLUSH_INTERVAL_S: Final = 5.0
 KINDS: Final = ("operations", "queries", "failures", "spans", "progress")
 _HIDDEN: Final = frozenset({"operation.name", "error.type"})
-_DEFERRED: Final = {signal.SIGTERM, signal.SIGINT}
 
 
 class Stats:
@@ -108,6 +106,7 @@ class Recorder:
         self._progress_written: dict[str, tuple[Any, ...]] = {}
         self._files: dict[str, IO[str]] = {}
         self._stop = threading.Event()
+        self._stopped = False
         self._thread: threading.Thread | None = None
         self._warned = False
         self.write_errors = 0
@@ -125,9 +124,19 @@ class Recorder:
         error = attributes.get("error.type")
         key = (collector, str(attributes.get("operation.name", "")),
                attributes_text(attributes), None if error is None else str(error))  # fmt: skip
-        durations = sorted([entry[0] for entry in entries])
-        cpus = sorted([entry[1] for entry in entries if entry[1] is not None])
-        memory = sorted([float(entry[2]) for entry in entries if entry[2] is not None])
+        # One C-level transpose, and no filtering unless blocks with and without
+        # resources share an attribute set (rare): the drain costs the job too.
+        duration_column, cpu_column, memory_column = zip(*entries, strict=True)
+        durations = sorted(duration_column)
+        missing = cpu_column.count(None)
+        if missing == len(cpu_column):
+            cpus: list[float] = []
+            memory: list[float] = []
+        elif missing:
+            cpus = sorted([value for value in cpu_column if value is not None])
+            memory = sorted([value for value in memory_column if value is not None])
+        else:
+            cpus, memory = sorted(cpu_column), sorted(memory_column)
         with self._lock:
             found = self._operations.get(key)
             if found is None:
@@ -187,10 +196,8 @@ class Recorder:
         SIGINT wait until the flush is written (their handlers would otherwise
         end the process between taking the records and writing them).
         """
-        main = threading.current_thread() is threading.main_thread()
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED) if main else None
         try:
-            with self._flush_lock:
+            with _exit.signals_deferred(), self._flush_lock:
                 for source in _recording.sources():
                     source.drain_into(self)
                 failures = _recording.failures.take() if _recording.failures is not None else []
@@ -198,9 +205,6 @@ class Recorder:
                 self._write(self._lines(failures, spans))
         except Exception:
             self._warn(f"could not record into the run at {self.directory}", exc_info=True)
-        finally:
-            if blocked is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _lines(
         self, failures: list[tuple[Any, ...]], spans: list[tuple[Any, ...]]
@@ -283,17 +287,23 @@ class Recorder:
             self.flush()
 
     def stop(self) -> None:
-        """The last drain; then nothing more is kept. Idempotent."""
-        if self._stop.is_set() and _recording.active is not self:
-            return
-        self._stop.set()
-        self.flush()
-        _recording.stop(self)
-        for handle in self._files.values():
-            with contextlib.suppress(OSError):
-                handle.close()
-        self._files = {}
-        atexit.unregister(self.stop)
+        """The last drain; then nothing more is kept. Idempotent, and safe from a handler.
+
+        SIGTERM and SIGINT wait while it runs: their handler calls it too, and
+        re-entering it halfway (the thread's event holds a lock) would hang.
+        """
+        with _exit.signals_deferred():
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stop.set()
+            self.flush()
+            _recording.stop(self)
+            for handle in self._files.values():
+                with contextlib.suppress(OSError):
+                    handle.close()
+            self._files = {}
+            atexit.unregister(self.stop)
 
     def _after_fork_in_child(self) -> None:
         # The parent's files and thread are the parent's: this pid writes its own.
@@ -302,6 +312,7 @@ class Recorder:
         self._files = {}
         self._operations, self._queries, self._progress = {}, {}, {}
         self.pid = os.getpid()
+        self._stopped = False
         if _recording.active is not self:
             return
         _recording.after_fork_in_child()

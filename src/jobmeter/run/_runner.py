@@ -117,7 +117,8 @@ class _Run:
     def finish(self, status: str, exit_code: int) -> RunResult:
         self.result.status = status
         self.result.exit_code = exit_code
-        self.result.wall_seconds = time.time() - self.started
+        end = time.time()  # before the compaction: it is not the command's time
+        self.result.wall_seconds = end - self.started
         try:
             from jobmeter._store_records import compact
 
@@ -125,7 +126,7 @@ class _Run:
         except Exception as error:  # the JSONL files stay readable
             print(f"jobmeter: the run's records stay as JSONL ({error})", file=sys.stderr)
         self.record.update(
-            status=status, end=time.time(), exit_code=exit_code, summary=self.result.to_json()
+            status=status, end=end, exit_code=exit_code, summary=self.result.to_json()
         )
         self.directory.write_run(self.record)
         self.directory.close()
