@@ -71,6 +71,27 @@ def test_testing_module_example_runs() -> None:
     assert failures == 0
 
 
+def test_import_and_the_store_commands_load_no_sdk_until_used() -> None:
+    """``import jobmeter`` and ``jobmeter report`` leave the OTel SDK, psutil and DuckDB alone."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import jobmeter
+        heavy = ("opentelemetry.sdk", "psutil", "duckdb")
+        assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
+        import jobmeter.cli
+        assert "opentelemetry.sdk" not in sys.modules and "jobmeter._sdk" not in sys.modules
+        from jobmeter import MetricsCollector
+        assert jobmeter.Run.__name__ == "Run" and "Run" in dir(jobmeter)
+        print("lazy")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "lazy", done.stderr
+
+
 def test_duckdb_module_is_loaded_on_first_use() -> None:
     """``import jobmeter`` does not import DuckDB; ``jobmeter.duckdb`` works without its import."""
     script = textwrap.dedent(

@@ -10,14 +10,21 @@ Example:
     ...     load()
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from jobmeter._errors import ConfigurationError
-from jobmeter._sdk import Telemetry, configure
 from jobmeter._version import __version__
-from jobmeter.backfill import Backfill
-from jobmeter.collector import Measurement, MetricsCollector
-from jobmeter.gpu import GPUCollector
-from jobmeter.host import HostCollector, start_host_metrics
-from jobmeter.run import Run
+
+if TYPE_CHECKING:
+    from jobmeter._sdk import Telemetry, configure
+    from jobmeter.backfill import Backfill
+    from jobmeter.collector import Measurement, MetricsCollector
+    from jobmeter.gpu import GPUCollector
+    from jobmeter.host import HostCollector, start_host_metrics
+    from jobmeter.run import Run
 
 __all__ = [
     "Backfill",
@@ -33,12 +40,31 @@ __all__ = [
     "start_host_metrics",
 ]
 
+# Loaded on first use: `import jobmeter` stays cheap (the OpenTelemetry SDK, psutil
+# and DuckDB load with what needs them), and `jobmeter report` starts fast.
+_LAZY = {
+    "Backfill": "jobmeter.backfill",
+    "GPUCollector": "jobmeter.gpu",
+    "HostCollector": "jobmeter.host",
+    "Measurement": "jobmeter.collector",
+    "MetricsCollector": "jobmeter.collector",
+    "Run": "jobmeter.run",
+    "Telemetry": "jobmeter._sdk",
+    "configure": "jobmeter._sdk",
+    "start_host_metrics": "jobmeter.host",
+}
+
 
 def __getattr__(name: str) -> object:
-    # ``jobmeter.duckdb`` after a bare ``import jobmeter``, without importing DuckDB
-    # (a tenth of a second) into programs that never use it.
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # once: later lookups are plain attribute reads
+        return value
     if name == "duckdb":
-        import importlib
-
         return importlib.import_module("jobmeter.duckdb")
     raise AttributeError(f"module 'jobmeter' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "duckdb"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,11 +14,11 @@ from rich.table import Table
 from jobmeter._cli_plot import plot
 from jobmeter._cli_store import register as register_store
 from jobmeter._errors import ConfigurationError
-from jobmeter._machine import machine_info
-from jobmeter._sdk import Telemetry, configure
 from jobmeter._version import __version__
-from jobmeter.run import RunOptions, RunResult, run_command
-from jobmeter.run._live import RunCollector, push_result
+
+if TYPE_CHECKING:
+    from jobmeter._sdk import Telemetry
+    from jobmeter.run import RunResult
 
 app = typer.Typer(
     name="jobmeter",
@@ -32,6 +33,8 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Print what machine this is: host, OS, CPU, memory and GPU."""
+    from jobmeter._machine import machine_info
+
     facts = machine_info()
     if as_json:
         typer.echo(json.dumps(facts, indent=2, sort_keys=True))
@@ -83,6 +86,8 @@ def _summary_table(result: RunResult) -> Table:
 
 def _configure_quietly() -> Telemetry:
     """configure() from the environment; a busy port must not stop the command from running."""
+    from jobmeter._sdk import configure
+
     try:
         return configure()
     except ConfigurationError as error:
@@ -124,6 +129,11 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run COMMAND and measure its whole process tree: jobmeter run -- CMD [ARGS...]."""
+    # Here, not at the top: `jobmeter report` and the other commands start faster.
+    from jobmeter._sdk import configure
+    from jobmeter.run import RunOptions, run_command
+    from jobmeter.run._live import RunCollector, push_result
+
     options = RunOptions(interval=interval, output=output, capture=capture,
                          record_args=record_args, name=name)  # fmt: skip
     telemetry = _configure_quietly() if metrics else configure(exporters="none")
