@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench system-deps clean
+.PHONY: demo test lint typecheck pytest bench system-deps clean dashboards
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ demo: $(STAMP)
 	$(BIN)/jobmeter report --latest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks dashboards
+	$(BIN)/ruff format --check src tests benchmarks dashboards
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -40,6 +40,10 @@ pytest: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Regenerate dashboards/*.json from dashboards/generate.py; commit the result.
+dashboards: $(STAMP)
+	$(BIN)/python dashboards/generate.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -10,7 +10,7 @@ import math
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -443,6 +443,42 @@ def test_close_and_with_set_the_last_success_only_on_success(recorded: InMemoryM
         raise RuntimeError("boom")
     assert bad.closed
     assert recorded.points("jobmeter.backfill.last_success.timestamp", {NAME: "ends-badly"}) == []
+
+
+def test_deadline_is_published_as_unix_seconds(recorded: InMemoryMetrics) -> None:
+    """The deadline gauge is exactly the given time, for a number and for an aware datetime."""
+    metric = "jobmeter.backfill.deadline.timestamp"
+    Backfill("by-number", progress=False, deadline=1_767_225_600.5)
+    two_hours_east = timezone(timedelta(hours=2))  # 04:00 there is 02:00 UTC
+    Backfill("by-datetime", progress=False, deadline=datetime(2026, 1, 1, 4, tzinfo=two_hours_east))
+    Backfill("no-deadline", progress=False)
+    assert recorded.value(metric, {NAME: "by-number"}) == 1_767_225_600.5
+    assert recorded.value(metric, {NAME: "by-datetime"}) == 1_767_232_800.0
+    assert recorded.points(metric, {NAME: "no-deadline"}) == []
+    (point,) = _numbers(recorded, metric, {NAME: "by-number"})
+    assert dict(point.attributes or {}) == {NAME: "by-number"}
+    # Two open at once with one identity are one series: the earlier deadline can be missed first.
+    Backfill("shared", progress=False, deadline=2_000_000_000)
+    Backfill("shared", progress=False, deadline=1_900_000_000)
+    assert recorded.value(metric, {NAME: "shared"}) == 1_900_000_000
+
+
+@pytest.mark.parametrize(
+    ("deadline", "error", "message"),
+    [
+        (datetime(2026, 1, 1), ValueError, "deadline must be .* timezone-aware .* naive"),
+        ("2026-01-01", TypeError, "deadline must be a Unix timestamp in seconds"),
+        (True, TypeError, "deadline must be a Unix timestamp in seconds"),
+        (math.nan, ValueError, "deadline must be .* > 0, got nan"),
+        (-5, ValueError, "deadline must be .* > 0, got -5"),
+        (1_767_225_600_000, ValueError, "looks like milliseconds"),
+    ],
+)
+def test_bad_deadline_is_a_clear_error(
+    deadline: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        Backfill("bad", progress=False, deadline=deadline)  # type: ignore[arg-type]
 
 
 def test_measure_works_and_carries_the_backfill_name(recorded: InMemoryMetrics) -> None:

@@ -62,7 +62,7 @@ def _exercise_backfill() -> None:
     from jobmeter.backfill import Backfill
 
     clock = FakeClock()
-    bf = Backfill("docs", total=10, clock=clock, progress=False)
+    bf = Backfill("docs", total=10, clock=clock, progress=False, deadline=2_000_000_000)
     for _ in bf.track(range(2)):
         pass
     clock.advance(1.0)

@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 import time
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,32 @@ def label(setting: str, value: Any) -> str:
             f"{setting} must be a non-empty str, an exception or an exception class, got {value!r}"
         )
     return value[:LABEL_MAX_CHARS]
+
+
+# Unix seconds past this (the year 5138) are taken for milliseconds, a common slip.
+_DEADLINE_MAX = 1e11
+_DEADLINE_ACCEPTED = "a Unix timestamp in seconds (int or float) or a timezone-aware datetime"
+
+
+def deadline(value: Any) -> float | None:
+    """When the backfill should be finished, as Unix seconds; None when not given."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        # A naive datetime would be read in the local zone of whichever host runs the job.
+        if value.utcoffset() is None:
+            raise ValueError(f"deadline must be {_DEADLINE_ACCEPTED}; got a naive datetime "
+                             f"{value!r} (add tzinfo=, such as datetime.UTC)")  # fmt: skip
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"deadline must be {_DEADLINE_ACCEPTED}, got {value!r}")
+    when = float(value)
+    if not math.isfinite(when) or when <= 0:
+        raise ValueError(f"deadline must be {_DEADLINE_ACCEPTED} > 0, got {value!r}")
+    if when > _DEADLINE_MAX:
+        raise ValueError(f"deadline must be {_DEADLINE_ACCEPTED}; {value!r} looks like "
+                         "milliseconds (divide by 1000)")  # fmt: skip
+    return when
 
 
 def pushgateway_url(value: str | None) -> str | None:

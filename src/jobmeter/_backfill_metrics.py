@@ -110,6 +110,9 @@ ASYNC_METRICS: Final = (
     ("jobmeter.backfill.last_success.timestamp", "gauge", "s",
      "When the backfill last ended without an exception (Unix time).",
      _value(lambda s: s.last_success)),
+    ("jobmeter.backfill.deadline.timestamp", "gauge", "s",
+     "When the backfill should be finished (Unix time), when a deadline was given.",
+     _value(lambda s: s.deadline)),
 )  # fmt: skip
 
 

@@ -57,6 +57,7 @@ class Snapshot:
     queue: int | None = None
     rate: float | None = None
     last_success: float | None = None
+    deadline: float | None = None
 
     @property
     def failed_total(self) -> int:
@@ -95,6 +96,8 @@ class Snapshot:
         queues = [s.queue for s in snapshots if s.queue is not None]
         rates = [s.rate for s in snapshots if s.rate is not None]
         successes = [s.last_success for s in snapshots if s.last_success is not None]
+        # The earliest deadline is the one that can be missed first.
+        deadlines = [s.deadline for s in snapshots if s.deadline is not None]
         return Snapshot(
             started=min(s.started for s in snapshots),
             done=sum(s.done for s in snapshots),
@@ -106,4 +109,5 @@ class Snapshot:
             queue=sum(queues) if queues else None,
             rate=sum(rates) if rates else None,
             last_success=max(successes) if successes else None,
+            deadline=min(deadlines) if deadlines else None,
         )

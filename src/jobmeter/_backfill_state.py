@@ -24,6 +24,7 @@ class CountState:
 
     name: str
     _total: int | None
+    _deadline: float | None
     _rate: SmoothedRate
 
     def _init_counts(self) -> None:
@@ -96,7 +97,8 @@ class CountState:
         return Snapshot(started=self._started, done=done, skipped=skipped, failed=failed,
                         retries=retries, rate_limit_hits=hits, total=total,
                         queue=self._queue_now(), rate=rate,
-                        last_success=self._last_success)  # fmt: skip
+                        last_success=self._last_success,
+                        deadline=self._deadline)  # fmt: skip
 
     def _queue_now(self) -> int | None:
         queue = self._queue

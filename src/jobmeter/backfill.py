@@ -4,7 +4,7 @@ A backfill counts items by outcome and publishes, as OpenTelemetry metrics
 under ``jobmeter.backfill.*`` (see docs/backfill.md): items done, failed and
 skipped; the planned total and the progress; a smoothed rate and the ETA;
 retries and rate-limit hits by reason; batch sizes and times; item times;
-the queue size; start and last-success timestamps; and
+the queue size; start, last-success and deadline timestamps; and
 ``http.client.request.duration`` for the requests it makes. It can keep a
 checkpoint to resume from after a crash, push to a Pushgateway, and show a
 progress bar (or log lines when stderr is not a terminal).
@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -73,6 +74,9 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         rate_window: time constant of the smoothed rate, in seconds.
         clock: monotonic seconds for the rate (tests script it); ``time.monotonic``.
         meter_provider: where the instruments live; the global one by default.
+        deadline: when the backfill should be finished: Unix seconds or a
+            timezone-aware datetime, published as ``jobmeter.backfill.deadline.timestamp``
+            for alerts that compare it with the ETA. Not kept in the checkpoint.
 
     Raises:
         ValueError, TypeError: a bad argument, or a checkpoint that cannot be resumed.
@@ -104,10 +108,12 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         rate_window: float = 30.0,
         clock: Callable[[], float] | None = None,
         meter_provider: MeterProvider | None = None,
+        deadline: float | datetime | None = None,
     ) -> None:
         name = args.text("name", name)
         self.unit = args.text("unit", unit)
         total = args.optional_count("total", total)
+        self._deadline = args.deadline(deadline)
         settings = Settings(
             checkpoint=None if checkpoint is None else check_path(checkpoint),
             checkpoint_interval=args.seconds("checkpoint_interval", checkpoint_interval),

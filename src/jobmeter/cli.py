@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from jobmeter._cli_grafana import register as register_grafana
 from jobmeter._cli_plot import plot
 from jobmeter._cli_store import register as register_store
 from jobmeter._errors import ConfigurationError
@@ -156,6 +157,7 @@ def version() -> None:
 
 
 register_store(app)
+register_grafana(app)
 app.command()(plot)
 
 
