@@ -128,23 +128,21 @@ def parse_exporters(setting: str, raw: str | Sequence[str]) -> tuple[str, ...]:
 
 def parse_millis(setting: str, raw: str | float) -> float:
     """Parse a duration in milliseconds: a finite number above zero."""
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(setting, raw, "a number of milliseconds, more than 0")
-    return value
+    return _positive(setting, raw, "a number of milliseconds, more than 0")
 
 
 def parse_seconds(setting: str, raw: str | float) -> float:
     """Parse a duration in seconds: a finite number above zero."""
+    return _positive(setting, raw, "a number of seconds, more than 0")
+
+
+def _positive(setting: str, raw: str | float, accepted: str) -> float:
     try:
         value = float(raw)
     except (TypeError, ValueError):
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(setting, raw, "a number of seconds, more than 0")
+        raise ConfigurationError(setting, raw, accepted)
     return value
 
 

@@ -62,6 +62,23 @@ def operation_label(operation: dict[str, Any]) -> str:
     return f"{operation['operation']} {{{extra}}}" if extra else str(operation["operation"])
 
 
+def _calls(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """Count, errors and duration figures of the rows of one operation or query shape."""
+    count = sum(row["count"] or 0 for row in group)
+    duration = _quantiles(group, "duration")
+    total = duration["total"] or 0.0
+    return {
+        "count": count,
+        "errors": sum(row["count"] or 0 for row in group if row["error_type"]),
+        "duration_total_seconds": total,
+        "duration_mean_seconds": total / count if count else None,
+        "duration_min_seconds": duration["min"],
+        "duration_p50_seconds": duration["p50"],
+        "duration_p95_seconds": duration["p95"],
+        "duration_max_seconds": duration["max"],
+    }
+
+
 def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for group in _grouped(rows, ("collector", "operation", "attributes")):
@@ -70,22 +87,13 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             attributes = json.loads(first["attributes"] or "{}")
         except ValueError:
             attributes = {}
-        count = sum(row["count"] or 0 for row in group)
-        duration = _quantiles(group, "duration")
         cpu = _quantiles(group, "cpu")
         memory = _quantiles(group, "memory")
         out.append({
             "collector": first["collector"],
             "operation": first["operation"],
             "attributes": attributes if isinstance(attributes, dict) else {},
-            "count": count,
-            "errors": sum(row["count"] or 0 for row in group if row["error_type"]),
-            "duration_total_seconds": duration["total"] or 0.0,
-            "duration_mean_seconds": (duration["total"] or 0.0) / count if count else None,
-            "duration_min_seconds": duration["min"],
-            "duration_p50_seconds": duration["p50"],
-            "duration_p95_seconds": duration["p95"],
-            "duration_max_seconds": duration["max"],
+            **_calls(group),
             "cpu_total_seconds": cpu["total"],
             "cpu_p50_seconds": cpu["p50"],
             "cpu_p95_seconds": cpu["p95"],
@@ -102,20 +110,12 @@ def _queries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for group in _grouped(rows, ("namespace", "operation", "summary")):
         first = group[0]
-        duration = _quantiles(group, "duration")
-        count = sum(row["count"] or 0 for row in group)
         maxima = [row["rows_max"] for row in group if row["rows_max"] is not None]
         out.append({
             "namespace": first["namespace"],
             "operation": first["operation"],
             "summary": first["summary"],
-            "count": count,
-            "errors": sum(row["count"] or 0 for row in group if row["error_type"]),
-            "duration_total_seconds": duration["total"] or 0.0,
-            "duration_mean_seconds": (duration["total"] or 0.0) / count if count else None,
-            "duration_p50_seconds": duration["p50"],
-            "duration_p95_seconds": duration["p95"],
-            "duration_max_seconds": duration["max"],
+            **_calls(group),
             "rows": sum(row["rows"] or 0 for row in group),
             "rows_max": max(maxima) if maxima else None,
         })  # fmt: skip

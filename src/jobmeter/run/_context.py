@@ -19,7 +19,7 @@ from jobmeter import _exit, _nvml, _recording
 from jobmeter.run._files import RunDirectory, new_run_id, runs_root
 from jobmeter.run._record import command_record, new_record
 from jobmeter.run._recorder import Recorder, flush_interval
-from jobmeter.run._runner import MIN_INTERVAL_S, RunResult, headline_peak
+from jobmeter.run._runner import MIN_INTERVAL_S, RunResult, fold_peaks, write_sample
 from jobmeter.run._sampler import TreeSampler
 
 _log = logging.getLogger("jobmeter")
@@ -251,19 +251,8 @@ class _SelfSampler:
             if sample.gpu_memory is not None:
                 result.peak_gpu_memory_bytes = max(result.peak_gpu_memory_bytes or 0,
                                                    sample.gpu_memory)  # fmt: skip
-        result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
-        result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
-        result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
-        result.peak_rss_single_process_bytes = max(result.peak_rss_single_process_bytes,
-                                                   sample.hwm)  # fmt: skip
-        result.peak_processes = max(result.peak_processes, sample.processes)
-        result.peak_threads = max(result.peak_threads, sample.threads)
-        headline_peak(result)
-        result.samples += 1
-        record = sample.to_json()
-        record.update(cpu_user_total=result.cpu_user_seconds,
-                      cpu_system_total=result.cpu_system_seconds)  # fmt: skip
-        self._files.append_usage(record)
+        fold_peaks(result, sample)
+        write_sample(result, sample, self._files)
 
     def stop(self) -> None:
         """A last sample, so that even a short block has one."""

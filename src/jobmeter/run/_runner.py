@@ -278,25 +278,13 @@ def _measure(
             busy = max(total_cpu - previous_cpu, 0.0) / max(sample.t - previous_t, window)
             sample.cpu_utilization = min(busy, cpus)  # clock granularity, never more CPUs
         previous_cpu, previous_t = total_cpu, sample.t
-        result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
-        result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
-        result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
         reaped_peak = now.ru_maxrss * 1024
         if now.ru_maxrss <= before.ru_maxrss or reaped_peak <= run.inherited_rss:
             reaped_peak = 0  # an earlier child's, or the wrapper's own size
-        result.peak_rss_single_process_bytes = max(
-            result.peak_rss_single_process_bytes, sample.hwm, reaped_peak
-        )
-        result.peak_processes = max(result.peak_processes, sample.processes)
-        result.peak_threads = max(result.peak_threads, sample.threads)
+        fold_peaks(result, sample, reaped_peak)
         if cgroup:
             result.peak_cgroup_bytes = cgroup.peak_bytes()
-        headline_peak(result)
-        result.samples += 1
-        record = sample.to_json()
-        record.update(cpu_user_total=result.cpu_user_seconds,
-                      cpu_system_total=result.cpu_system_seconds)  # fmt: skip
-        run.directory.append_usage(record)
+        write_sample(result, sample, run.directory)
         run.latest = sample
         if on_sample is not None:
             on_sample(sample, result)
@@ -310,6 +298,28 @@ def _measure(
         (result.cpu_user_seconds + result.cpu_system_seconds) / wall if wall > 0 else 0.0
     )
     return status
+
+
+def fold_peaks(result: RunResult, sample: TreeSample, single_process_peak: int = 0) -> None:
+    """Raise the run's peaks to what this sample saw."""
+    result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
+    result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
+    result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
+    result.peak_rss_single_process_bytes = max(
+        result.peak_rss_single_process_bytes, sample.hwm, single_process_peak
+    )
+    result.peak_processes = max(result.peak_processes, sample.processes)
+    result.peak_threads = max(result.peak_threads, sample.threads)
+
+
+def write_sample(result: RunResult, sample: TreeSample, directory: RunDirectory) -> None:
+    """Count the sample, set the headline peak, append the sample to usage.jsonl."""
+    headline_peak(result)
+    result.samples += 1
+    record = sample.to_json()
+    record.update(cpu_user_total=result.cpu_user_seconds,
+                  cpu_system_total=result.cpu_system_seconds)  # fmt: skip
+    directory.append_usage(record)
 
 
 def headline_peak(result: RunResult) -> None:
