@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench system-deps clean dashboards
+.PHONY: demo test lint typecheck pytest docs docs-check bench system-deps clean dashboards
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,8 @@ demo: $(STAMP)
 	$(BIN)/jobmeter report --latest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks dashboards
-	$(BIN)/ruff format --check src tests benchmarks dashboards
+	$(BIN)/ruff check src tests benchmarks dashboards docs/_cli.py
+	$(BIN)/ruff format --check src tests benchmarks dashboards docs/_cli.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,7 +39,16 @@ typecheck: $(STAMP)
 pytest: $(STAMP) system-deps
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint typecheck docs-check pytest
+
+# The documentation site (mkdocs.yml, docs/): `make docs` builds it into site/;
+# docs-check builds it strictly (a broken link or a page left out of the nav fails).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-check: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$tmp/site"
 
 # Regenerate dashboards/*.json from dashboards/generate.py; commit the result.
 dashboards: $(STAMP)

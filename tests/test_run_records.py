@@ -467,3 +467,30 @@ def test_operations_of_a_tenth_of_a_second_or_more_are_spans_on_the_plot(tmp_pat
     assert span.name == "load"
     assert 0.3 <= span.end - span.start < 1.0
     assert 0 <= span.start <= data.samples[-1]["t"] - data.record["start"]
+
+
+def test_a_run_directory_that_cannot_be_made_leaves_the_job_running_unrecorded(
+    tmp_path: Path,
+) -> None:
+    """A file where the runs directory should be: one warning, the command's own exit code."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("in the way")
+    root = blocker / "runs"
+    code = "import jobmeter\nops = jobmeter.MetricsCollector('etl')\nwith ops.measure('x'): pass\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "jobmeter", "run", "-q", "--no-metrics", "--", sys.executable,
+         "-c", code + "raise SystemExit(3)"],
+        env=_env(root), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "cannot create the run directory" in done.stderr
+    assert "Traceback" not in done.stderr
+    block = 'with jobmeter.Run("blocked") as run:\n    with ops.measure("x"):\n        pass\n'
+    inline = subprocess.run(
+        [sys.executable, "-c", PRELUDE + block + "print(run.status)"],
+        env=_env(root), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert inline.returncode == 0, inline.stderr
+    assert inline.stdout.strip() == "succeeded"
+    assert inline.stderr.count("cannot create the run directory") == 1
+    assert "Traceback" not in inline.stderr

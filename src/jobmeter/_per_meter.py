@@ -30,7 +30,7 @@ class PerMeter(Generic[T]):
         self._make = make
         self._after_fork = after_fork
         self._by_meter: weakref.WeakKeyDictionary[Meter, T] = weakref.WeakKeyDictionary()
-        self._by_proxy_name: dict[str, T] = {}
+        self._by_proxy_name: dict[str, tuple[Meter, T]] = {}
         self._lock = threading.Lock()
         self._hooked = False
 
@@ -41,19 +41,27 @@ class PerMeter(Generic[T]):
                 _fork.on_fork_in_child_weak(self, "_after_fork_in_child")
                 self._hooked = True
             if is_proxy_meter(meter):
-                found = self._by_proxy_name.get(name)
-                if found is None:
-                    found = self._by_proxy_name[name] = self._make(meter)
-                return found
+                entry = self._by_proxy_name.get(name)
+                if entry is None:
+                    entry = self._by_proxy_name[name] = (meter, self._make(meter))
+                return entry[1]
             found = self._by_meter.get(meter)
             if found is None:
-                found = self._by_meter[meter] = self._make(meter)
+                # A proxy's instruments live on the real meter once a provider is set:
+                # a second set there would register its callbacks again, and the SDK
+                # keeps only the first (the new set's asynchronous points would be lost).
+                entry = self._by_proxy_name.get(name)
+                if entry is not None and getattr(entry[0], "_real_meter", None) is meter:
+                    found = entry[1]
+                else:
+                    found = self._make(meter)
+                self._by_meter[meter] = found
             return found
 
     def values(self) -> list[T]:
         """Every ``T`` made so far that is still in use."""
         with self._lock:
-            return [*self._by_meter.values(), *self._by_proxy_name.values()]
+            return [*self._by_meter.values(), *(t for _, t in self._by_proxy_name.values())]
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()  # a parent thread may have held it at fork time

@@ -126,6 +126,12 @@ def run(
         help="Publish the run's figures while it runs through the OTEL_* exporters "
         "(off: no endpoint of the wrapper's own, e.g. when the command serves :8000).",
     ),
+    comet: bool = typer.Option(
+        False,
+        "--comet",
+        help="Log the run to Comet when it ends (COMET_API_KEY, COMET_PROJECT_NAME, "
+        "COMET_WORKSPACE; offline when COMET_OFFLINE_DIRECTORY is set).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -147,6 +153,10 @@ def run(
         print(json.dumps(result.to_json(), indent=2, sort_keys=True), file=sys.stderr)
     elif not quiet:
         Console(stderr=True).print(_summary_table(result))
+    if comet:
+        from jobmeter._comet_hook import log_at_end
+
+        log_at_end(result.directory, {})
     raise typer.Exit(result.exit_code)
 
 

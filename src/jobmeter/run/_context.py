@@ -9,13 +9,14 @@ import resource
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import psutil
 
-from jobmeter import _exit, _nvml, _recording
+from jobmeter import _comet_hook, _exit, _nvml, _recording
 from jobmeter.run._files import RunDirectory, new_run_id, runs_root
 from jobmeter.run._record import command_record, new_record
 from jobmeter.run._recorder import Recorder, flush_interval
@@ -40,6 +41,9 @@ class Run:
         interval: seconds between resource samples (0.05 or more).
         directory: the runs directory (default ``JOBMETER_RUN_DIR``, else
             ``./.jobmeter/runs``).
+        comet: log the run to Comet when it ends (``jobmeter.cometml.log_run``;
+            offline when ``COMET_OFFLINE_DIRECTORY`` is set): True, or a mapping
+            of ``offline``, ``project_name``, ``workspace``. Not for a joined run.
 
     Example:
         >>> with jobmeter.Run("nightly-etl") as run:
@@ -55,6 +59,7 @@ class Run:
         *,
         interval: float = 1.0,
         directory: str | os.PathLike[str] | None = None,
+        comet: bool | Mapping[str, Any] = False,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValueError(f"name must be a non-empty string or None, got {name!r}")
@@ -64,6 +69,7 @@ class Run:
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self.name = name or (program if program not in ("", "-c", "-m") else "python")
         self.interval = float(interval)
+        self._comet = _comet_hook.options(comet)
         self._root = directory
         self.id = ""
         self.directory: Path | None = None
@@ -119,7 +125,13 @@ class Run:
         A joined run only writes what it measured; the run it joined ends it.
         """
         with _exit.signals_deferred():  # SIGTERM's handler ends the run too: not halfway
-            return self._stop(status, exit_code)
+            was_running = self.status == "running"
+            result = self._stop(status, exit_code)
+        # Comet last, outside the deferral: a slow Comet must not hold SIGTERM back.
+        if was_running and not self.joined and self._comet is not None and status != "killed":
+            assert self.directory is not None
+            _comet_hook.log_at_end(self.directory, self._comet)
+        return result
 
     def _stop(self, status: str, exit_code: int) -> RunResult | None:
         if self.status != "running":
@@ -156,10 +168,7 @@ class Run:
                 _log.warning("jobmeter: the run's records stay as JSONL (%s)", error)
         self._record.update(status=status, end=end, exit_code=exit_code,
                             summary=self.result.to_json())  # fmt: skip
-        try:
-            self._files.write_run(self._record)
-        except OSError as error:
-            _log.warning("jobmeter: could not write run.json of %s: %s", self.directory, error)
+        self._files.write_run(self._record)  # a failure is the directory's one warning
         self._files.close()
         return self.result
 

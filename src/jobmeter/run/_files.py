@@ -7,6 +7,7 @@ and a run.json that still says ``"status": "running"``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from jobmeter._config import RUN_DIR
+
+_log = logging.getLogger("jobmeter")
 
 DEFAULT_RUN_DIR = Path(".jobmeter") / "runs"
 
@@ -31,32 +34,61 @@ def new_run_id() -> str:
 
 
 class RunDirectory:
-    """Where one run writes; every write is a warning on failure, never a crash."""
+    """Where one run writes; every write is a warning on failure, never a crash.
+
+    A directory that cannot be made (permissions, a file in the way, a full
+    disk) leaves the run unrecorded, with one warning: the job runs all the same.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._usage: IO[str] | None = open(path / "usage.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.failed = False
+        self._usage: IO[str] | None = None
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._usage = open(path / "usage.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as error:
+            self._fail(f"cannot create the run directory {path}: {error}; the job runs, "
+                       "unrecorded")  # fmt: skip
+
+    def _fail(self, message: str) -> None:
+        if not self.failed:
+            self.failed = True
+            _log.warning("jobmeter: %s", message)
 
     def write_run(self, record: dict[str, Any]) -> None:
         """Replace run.json atomically."""
         target = self.path / "run.json"
         temporary = target.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(temporary, target)
+        try:
+            temporary.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
+                                 encoding="utf-8")  # fmt: skip
+            os.replace(temporary, target)
+        except OSError as error:
+            self._fail(f"cannot write {target}: {error}")
 
     def append_usage(self, record: dict[str, Any]) -> None:
         """One line per sample, flushed at once."""
         if self._usage is not None:
-            self._usage.write(json.dumps(record, sort_keys=True) + "\n")
-            self._usage.flush()
+            try:
+                self._usage.write(json.dumps(record, sort_keys=True) + "\n")
+                self._usage.flush()
+            except (OSError, ValueError) as error:
+                self._fail(f"cannot write samples to {self.path}: {error}")
 
     def log_file(self, name: str) -> IO[bytes]:
-        """A captured output file (stdout.log, stderr.log)."""
-        return open(self.path / name, "ab", buffering=0)
+        """A captured output file (stdout.log, stderr.log); /dev/null when it cannot be made."""
+        try:
+            return open(self.path / name, "ab", buffering=0)
+        except OSError as error:
+            self._fail(f"cannot write {self.path / name}: {error}")
+            return open(os.devnull, "ab", buffering=0)
 
     def close(self) -> None:
         """Close usage.jsonl."""
         if self._usage is not None:
-            self._usage.close()
+            try:
+                self._usage.close()
+            except OSError as error:
+                self._fail(f"cannot write samples to {self.path}: {error}")
             self._usage = None
