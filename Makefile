@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest docs docs-check bench system-deps clean dashboards
+.PHONY: demo test lint typecheck pytest soak docs docs-check bench system-deps clean dashboards
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ pytest: $(STAMP) system-deps
 	$(BIN)/pytest
 
 test: lint typecheck docs-check pytest
+
+# Long reliability tests (10 M measure() calls, a 10-minute run); not part of `make test`.
+soak: $(STAMP)
+	$(BIN)/pytest -m soak tests/reliability
 
 # The documentation site (mkdocs.yml, docs/): `make docs` builds it into site/;
 # docs-check builds it strictly (a broken link or a page left out of the nav fails).

@@ -245,3 +245,140 @@ def test_configure_after_shutdown_warns_and_installs_nothing(
 def test_disabled_handle_reports_no_exporter() -> None:
     telemetry = jobmeter.configure(disabled=True)
     assert telemetry.settings.exporters == ("none",)
+
+
+# --- the Prometheus endpoint's TLS and basic-auth settings --------------------------------------
+
+
+@pytest.fixture
+def pem_files(tmp_path: Any) -> dict[str, str]:
+    """Paths that exist (their content is checked when the endpoint starts, not here)."""
+    files = {}
+    for name in ("cert.pem", "key.pem", "ca.pem"):
+        (tmp_path / name).write_text("-----BEGIN PLACEHOLDER-----\n")
+        files[name] = str(tmp_path / name)
+    return files
+
+
+def test_prometheus_security_defaults_are_off() -> None:
+    settings = settings_from_env({})
+    assert settings.prometheus_certfile is None
+    assert settings.prometheus_keyfile is None
+    assert settings.prometheus_client_cafile is None
+    assert settings.prometheus_basic_auth is None
+
+
+def test_prometheus_tls_and_basic_auth_from_the_environment(pem_files: dict[str, str]) -> None:
+    settings = settings_from_env(
+        {
+            "JOBMETER_PROMETHEUS_CERTFILE": pem_files["cert.pem"],
+            "JOBMETER_PROMETHEUS_KEYFILE": f" {pem_files['key.pem']} ",
+            "JOBMETER_PROMETHEUS_CLIENT_CAFILE": pem_files["ca.pem"],
+            "JOBMETER_PROMETHEUS_BASIC_AUTH": "prom:pa:ss word",
+        }
+    )
+    assert settings.prometheus_certfile == pem_files["cert.pem"]
+    assert settings.prometheus_keyfile == pem_files["key.pem"]
+    assert settings.prometheus_client_cafile == pem_files["ca.pem"]
+    assert settings.prometheus_basic_auth == ("prom", "pa:ss word")  # the first ':' splits
+    assert "pa:ss word" not in repr(settings)
+
+
+def test_basic_auth_file_holds_the_secret(tmp_path: Any) -> None:
+    secret = tmp_path / "auth"
+    secret.write_text("prom:s3cret\nignored second line\n")
+    env = {"JOBMETER_PROMETHEUS_BASIC_AUTH_FILE": str(secret)}
+    assert settings_from_env(env).prometheus_basic_auth == ("prom", "s3cret")
+    assert resolve({"prometheus_basic_auth_file": str(secret)}, {}).prometheus_basic_auth == (
+        "prom",
+        "s3cret",
+    )
+    assert resolve({"prometheus_basic_auth": ("u", "p")}, {}).prometheus_basic_auth == ("u", "p")
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting", "detail"),
+    [
+        ({"JOBMETER_PROMETHEUS_CERTFILE": "CERT"}, "JOBMETER_PROMETHEUS_CERTFILE",
+         "JOBMETER_PROMETHEUS_KEYFILE (keyword prometheus_keyfile) is not set"),
+        ({"JOBMETER_PROMETHEUS_KEYFILE": "KEY"}, "JOBMETER_PROMETHEUS_KEYFILE",
+         "JOBMETER_PROMETHEUS_CERTFILE (keyword prometheus_certfile) is not set"),
+        ({"JOBMETER_PROMETHEUS_CLIENT_CAFILE": "CA"}, "JOBMETER_PROMETHEUS_CLIENT_CAFILE",
+         "client certificates need TLS"),
+        ({"JOBMETER_PROMETHEUS_CERTFILE": "/no/such.pem", "JOBMETER_PROMETHEUS_KEYFILE": "KEY"},
+         "JOBMETER_PROMETHEUS_CERTFILE", "no such file"),
+        ({"JOBMETER_PROMETHEUS_BASIC_AUTH_FILE": "/no/such/file"},
+         "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE", "no such file"),
+        ({"JOBMETER_PROMETHEUS_BASIC_AUTH": "a:b", "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE": "CA"},
+         "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE", "not both"),
+    ],
+)  # fmt: skip
+def test_bad_prometheus_security_variables(
+    pem_files: dict[str, str], environ: dict[str, str], setting: str, detail: str
+) -> None:
+    names = {"CERT": "cert.pem", "KEY": "key.pem", "CA": "ca.pem"}
+    env = {k: pem_files[names[v]] if v in names else v for k, v in environ.items()}
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        settings_from_env(env)
+    assert raised.value.setting == setting
+    assert detail in str(raised.value)
+
+
+def test_tls_files_mixed_from_environment_and_keywords(pem_files: dict[str, str]) -> None:
+    env = {"JOBMETER_PROMETHEUS_CERTFILE": pem_files["cert.pem"]}
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        resolve({"prometheus_client_cafile": pem_files["ca.pem"]}, env)
+    assert raised.value.setting == "JOBMETER_PROMETHEUS_CERTFILE"
+    settings = resolve({"prometheus_keyfile": pem_files["key.pem"]}, env)
+    assert (settings.prometheus_certfile, settings.prometheus_keyfile) == (
+        pem_files["cert.pem"],
+        pem_files["key.pem"],
+    )
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        resolve({"prometheus_keyfile": pem_files["key.pem"]}, {})
+    assert raised.value.setting == "prometheus_keyfile"
+    assert "(keyword prometheus_certfile) is not set" in str(raised.value)
+
+
+@pytest.mark.parametrize("raw", ["justauser", ":s3cret", "prom:", ""])
+def test_bad_basic_auth_never_shows_the_password(raw: str, tmp_path: Any) -> None:
+    for env_value in [raw] if raw else []:
+        with pytest.raises(jobmeter.ConfigurationError) as raised:
+            settings_from_env({"JOBMETER_PROMETHEUS_BASIC_AUTH": env_value + " "})
+        assert raised.value.setting == "JOBMETER_PROMETHEUS_BASIC_AUTH"
+        assert "s3cret" not in str(raised.value)
+        assert "user:password" in str(raised.value)
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        resolve({"prometheus_basic_auth": raw}, {})
+    assert raised.value.setting == "prometheus_basic_auth"
+    assert "s3cret" not in str(raised.value)
+    secret = tmp_path / "auth"
+    secret.write_text(raw + "\n")
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        settings_from_env({"JOBMETER_PROMETHEUS_BASIC_AUTH_FILE": str(secret)})
+    assert raised.value.setting == "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE"
+    assert "s3cret" not in str(raised.value)
+    assert str(secret) in str(raised.value)
+
+
+def test_configure_applies_the_prometheus_security_keywords(tmp_path: Any) -> None:
+    with pytest.raises(jobmeter.ConfigurationError) as raised:
+        jobmeter.configure(
+            prometheus_host="127.0.0.1",
+            prometheus_port=0,
+            prometheus_certfile=str(tmp_path),  # a directory: not a file
+        )
+    assert raised.value.setting == "prometheus_certfile"
+    secret = tmp_path / "auth"
+    secret.write_text("prom:s3cret")
+    telemetry = jobmeter.configure(
+        prometheus_host="127.0.0.1", prometheus_port=0, prometheus_basic_auth_file=str(secret)
+    )
+    assert telemetry.prometheus_url is not None
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(telemetry.prometheus_url, timeout=5)
+    assert refused.value.code == 401
+    refused.value.close()

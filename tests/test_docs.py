@@ -179,4 +179,4 @@ def test_configuration_md_documents_every_variable() -> None:
     }
     documented = {_code(row[0]) for row in _table_rows(DOCS / "configuration.md")}
     assert variables <= documented, sorted(variables - documented)
-    assert len(variables) == 22
+    assert len(variables) == 27

@@ -375,3 +375,15 @@ def test_a_run_records_its_wrappers_pid(tmp_path: Path) -> None:
     (run,) = store.list_runs(tmp_path)
     assert isinstance(run.record["pid"], int)
     assert run.record["pid"] != os.getpid()
+
+
+def test_a_run_whose_store_failed_is_shown_incomplete(tmp_path: Path) -> None:
+    """run.json says incomplete (the disk filled): the state says so; the exit status stays."""
+    directory = _write_run(tmp_path, "20261124T000000Z-abcdef", 2**20, 0.5)
+    record = json.loads((directory / "run.json").read_text())
+    record.update(incomplete=True, store_error="cannot write usage.jsonl", status="failed",
+                  exit_code=3)  # fmt: skip
+    (directory / "run.json").write_text(json.dumps(record))
+    [run] = store.list_runs(tmp_path)
+    assert run.state == "incomplete"
+    assert store.report(run).to_json()["recorded_status"] == "failed"

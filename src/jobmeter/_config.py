@@ -41,6 +41,11 @@ RUN_DIR: Final = "JOBMETER_RUN_DIR"
 RUN_FLUSH_INTERVAL: Final = "JOBMETER_RUN_FLUSH_INTERVAL"
 RUN: Final = "JOBMETER_RUN"  # set by jobmeter for the processes of a recorded run
 PUSHGATEWAY_URL: Final = "JOBMETER_PUSHGATEWAY_URL"
+PROMETHEUS_CERTFILE: Final = "JOBMETER_PROMETHEUS_CERTFILE"
+PROMETHEUS_KEYFILE: Final = "JOBMETER_PROMETHEUS_KEYFILE"
+PROMETHEUS_CLIENT_CAFILE: Final = "JOBMETER_PROMETHEUS_CLIENT_CAFILE"
+PROMETHEUS_BASIC_AUTH: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH"
+PROMETHEUS_BASIC_AUTH_FILE: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE"
 
 EXPORTERS: Final = ("prometheus", "otlp", "console", "none")
 # HostCollector's metric groups; the default set leaves per-CPU series out.
@@ -79,6 +84,11 @@ class Settings:
     export_timeout_ms: float = DEFAULT_EXPORT_TIMEOUT_MS
     prometheus_host: str = DEFAULT_PROMETHEUS_HOST
     prometheus_port: int = DEFAULT_PROMETHEUS_PORT
+    prometheus_certfile: str | None = None
+    prometheus_keyfile: str | None = None
+    prometheus_client_cafile: str | None = None
+    # (user, password); kept out of repr() so that logging the settings leaks no secret.
+    prometheus_basic_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def shutdown_budget_ms(self) -> float:
@@ -190,14 +200,81 @@ def parse_key_values(setting: str, raw: str | Mapping[str, Any]) -> dict[str, st
 def parse_endpoint(setting: str, raw: str) -> str:
     """Check that an OTLP endpoint is an http(s) URL with a host."""
     value = raw.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(setting, raw, "a URL such as http://localhost:4317")
-    try:
+    try:  # urlsplit itself raises on a broken IPv6 host ("http://[::1")
+        parts = urlsplit(value)
         _ = parts.port
     except ValueError:
         raise ConfigurationError(setting, raw, "a URL such as http://localhost:4317") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(setting, raw, "a URL such as http://localhost:4317")
     return value
+
+
+def parse_file(setting: str, raw: str) -> str:
+    """Check that a path names a readable regular file; return it unchanged."""
+    path = str(raw).strip()
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ConfigurationError(setting, raw, "the path of a readable file", "no such file")
+    return path
+
+
+_BASIC_AUTH_FORM: Final = "user:password (a user name without ':', then a non-empty password)"
+
+
+def parse_basic_auth(setting: str, raw: str | Sequence[str]) -> tuple[str, str]:
+    """Parse ``user:password`` (or a (user, password) pair); errors never show the password."""
+    if isinstance(raw, str):
+        user, sep, password = raw.partition(":")
+    else:
+        pair = list(raw)
+        user, password = (str(pair[0]), str(pair[1])) if len(pair) == 2 else ("", "")
+        sep = ":"
+    if not sep or not user or not password or ":" in user:
+        masked = f"{user}:***" if sep else "***"
+        raise ConfigurationError(setting, masked, _BASIC_AUTH_FORM)
+    return user, password
+
+
+def parse_basic_auth_file(setting: str, raw: str) -> tuple[str, str]:
+    """Read ``user:password`` from the first line of a file (a secret kept out of the env)."""
+    path = parse_file(setting, raw)
+    try:
+        with open(path, encoding="utf-8") as file:
+            line = file.readline().rstrip("\r\n")
+    except (OSError, UnicodeError) as error:
+        raise ConfigurationError(setting, raw, "a readable UTF-8 file", str(error)) from None
+    try:
+        return parse_basic_auth(setting, line)
+    except ConfigurationError:
+        raise ConfigurationError(
+            setting, raw, f"a file whose first line is {_BASIC_AUTH_FORM}"
+        ) from None
+
+
+def _check_prometheus_security(settings: Settings, names: Mapping[str, str]) -> None:
+    # Across settings: these may come from the environment and keywords mixed.
+    cert, key = settings.prometheus_certfile, settings.prometheus_keyfile
+    if (cert is None) != (key is None):
+        given, missing = ("prometheus_certfile", "prometheus_keyfile")[:: 1 if key is None else -1]
+        unset = f"{_SECURITY_NAMES[missing]} (keyword {missing})"
+        raise ConfigurationError(
+            names[given], getattr(settings, given),
+            f"set together with {unset}, or neither", f"{unset} is not set",
+        )  # fmt: skip
+    if settings.prometheus_client_cafile is not None and cert is None:
+        raise ConfigurationError(
+            names["prometheus_client_cafile"],
+            settings.prometheus_client_cafile,
+            f"a CA file, with {names['prometheus_certfile']} and {names['prometheus_keyfile']}",
+            "client certificates need TLS, and no server certificate is set",
+        )
+
+
+_SECURITY_NAMES: Final = {
+    "prometheus_certfile": PROMETHEUS_CERTFILE,
+    "prometheus_keyfile": PROMETHEUS_KEYFILE,
+    "prometheus_client_cafile": PROMETHEUS_CLIENT_CAFILE,
+}
 
 
 def _otlp_endpoint(environ: Mapping[str, str], protocol: str) -> str:
@@ -215,7 +292,13 @@ def _otlp_endpoint(environ: Mapping[str, str], protocol: str) -> str:
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every OTEL_* variable jobmeter honours; raise ConfigurationError on a bad value."""
-    env = os.environ if environ is None else environ
+    settings = _settings_from_env(os.environ if environ is None else environ)
+    _check_prometheus_security(settings, _SECURITY_NAMES)
+    return settings
+
+
+def _settings_from_env(env: Mapping[str, str]) -> Settings:
+    # Each value alone; settings that must agree are checked once keywords are applied too.
     values: dict[str, Any] = {}
     if (raw := _env(env, SDK_DISABLED)) is not None:
         values["disabled"] = parse_bool(SDK_DISABLED, raw)
@@ -250,6 +333,20 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
         values["prometheus_host"] = raw
     if (raw := _env(env, PROMETHEUS_PORT)) is not None:
         values["prometheus_port"] = parse_port(PROMETHEUS_PORT, raw)
+    for key, name in _SECURITY_NAMES.items():
+        if (raw := _env(env, name)) is not None:
+            values[key] = parse_file(name, raw)
+    auth, auth_file = _env(env, PROMETHEUS_BASIC_AUTH), _env(env, PROMETHEUS_BASIC_AUTH_FILE)
+    if auth is not None and auth_file is not None:
+        raise ConfigurationError(
+            PROMETHEUS_BASIC_AUTH_FILE, auth_file, f"either it or {PROMETHEUS_BASIC_AUTH}, not both"
+        )
+    if auth is not None:
+        values["prometheus_basic_auth"] = parse_basic_auth(PROMETHEUS_BASIC_AUTH, auth)
+    if auth_file is not None:
+        values["prometheus_basic_auth"] = parse_basic_auth_file(
+            PROMETHEUS_BASIC_AUTH_FILE, auth_file
+        )
     return Settings(**values)
 
 
@@ -269,6 +366,11 @@ _OVERRIDES: Final[dict[str, Any]] = {
     "export_timeout_ms": lambda v: parse_millis("export_timeout_ms", v),
     "prometheus_host": str,
     "prometheus_port": lambda v: parse_port("prometheus_port", v),
+    "prometheus_certfile": lambda v: parse_file("prometheus_certfile", v),
+    "prometheus_keyfile": lambda v: parse_file("prometheus_keyfile", v),
+    "prometheus_client_cafile": lambda v: parse_file("prometheus_client_cafile", v),
+    "prometheus_basic_auth": lambda v: parse_basic_auth("prometheus_basic_auth", v),
+    "prometheus_basic_auth_file": lambda v: parse_basic_auth_file("prometheus_basic_auth_file", v),
 }
 
 
@@ -282,13 +384,23 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = No
             ", ".join(sorted(_OVERRIDES)),
             "unknown keyword argument",
         )
-    settings = settings_from_env(environ)
+    env = os.environ if environ is None else environ
+    settings = _settings_from_env(env)
     changes = {k: _OVERRIDES[k](v) for k, v in overrides.items() if v is not None}
     if "otlp_protocol" in changes and "otlp_endpoint" not in changes:
         # The default endpoint depends on the protocol; recompute it.
-        env = os.environ if environ is None else environ
         changes["otlp_endpoint"] = _otlp_endpoint(env, changes["otlp_protocol"])
-    return replace(settings, **changes)
+    if "prometheus_basic_auth_file" in changes:
+        if "prometheus_basic_auth" in changes:
+            raise ConfigurationError(
+                "prometheus_basic_auth_file", overrides["prometheus_basic_auth_file"],
+                "either it or prometheus_basic_auth, not both",
+            )  # fmt: skip
+        changes["prometheus_basic_auth"] = changes.pop("prometheus_basic_auth_file")
+    settings = replace(settings, **changes)
+    names = {key: key if key in changes else name for key, name in _SECURITY_NAMES.items()}
+    _check_prometheus_security(settings, names)
+    return settings
 
 
 def host_groups(

@@ -55,8 +55,42 @@ _INSTRUMENTS = (
 )
 
 
+# The SDK's OTLP exporters log each failed attempt and each retry: hundreds of
+# lines while a collector is down for an hour. jobmeter warns once per outage.
+_SDK_LOGGERS = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+)
+
+
+class _OutageFilter(logging.Filter):
+    """Keeps the SDK exporters' first message of an export, and drops them during an outage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing: set[int] = set()  # id() of each TrackedExporter in an outage
+        self.first_message: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # The first says why (refused, TLS, 503); later ones say "aborting retry".
+        if self.first_message is None:
+            self.first_message = record.getMessage()
+        return not self.failing  # the first failure's messages pass
+
+
+_outage = _OutageFilter()
+
+
+def _quiet_sdk_loggers() -> None:
+    for name in _SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if _outage not in logger.filters:
+            logger.addFilter(_outage)
+
+
 def otlp_exporter(settings: Settings) -> MetricExporter:
     """An OTLP exporter; every option passed explicitly, in the unit it expects."""
+    _quiet_sdk_loggers()
     timeout_s = settings.otlp_timeout_ms / 1000.0  # the Python exporters take seconds
     preferred = temporality(settings.otlp_temporality)
     headers = dict(settings.otlp_headers)
@@ -103,12 +137,16 @@ class TrackedExporter(MetricExporter):
         self.in_flight = False
         self.last_ok = True
         self.failures = 0
+        self.last_error: str | None = None  # why the exports of this outage fail
+        self.shut_down = False
+        self.cut_off = False  # shut down while an export waited for an answer
         self._lock = threading.Lock()
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
     ) -> MetricExportResult:
         self.in_flight = True
+        _outage.first_message = None
         try:
             result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as error:
@@ -119,7 +157,8 @@ class TrackedExporter(MetricExporter):
             if result is MetricExportResult.SUCCESS:
                 self._succeeded()
             else:
-                self._failed("export failed")
+                # The SDK returns FAILURE without a reason; its first log line says why.
+                self._failed(_outage.first_message or "export failed")
         finally:
             self.in_flight = False
         return result
@@ -129,6 +168,10 @@ class TrackedExporter(MetricExporter):
             self.failures += 1
             first = self.last_ok
             self.last_ok = False
+            # The first failure's reason is the telling one; at shutdown the SDK only
+            # says "aborting retry".
+            self.last_error = reason if first else self.last_error
+            _outage.failing.add(id(self))
         if first:
             _log.warning(
                 "jobmeter: cannot export metrics to %s (%s); the job goes on and jobmeter "
@@ -139,6 +182,8 @@ class TrackedExporter(MetricExporter):
         with self._lock:
             recovered = not self.last_ok
             self.last_ok = True
+            self.last_error = None
+            _outage.failing.discard(id(self))
         if recovered:
             _log.warning("jobmeter: exporting metrics to %s works again", self.target)
 
@@ -146,6 +191,10 @@ class TrackedExporter(MetricExporter):
         return self.inner.force_flush(timeout_millis=timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        if self.shut_down:
+            return  # the SDK's exporters log a warning on a second shutdown
+        self.shut_down = True
+        self.cut_off = self.in_flight
         self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 

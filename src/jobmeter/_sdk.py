@@ -104,12 +104,19 @@ class Telemetry:
             for exporter, _ in self._push:
                 if exporter.in_flight or not exporter.last_ok:
                     ok = False
+                    why = (
+                        f"no answer within {budget:.0f} ms"
+                        if exporter.in_flight or exporter.cut_off
+                        else f"exports fail: {exporter.last_error or 'unknown error'}"
+                    )
                     _log.warning(
-                        "jobmeter: the last export to %s was lost at shutdown", exporter.target
+                        "jobmeter: the last export to %s was lost at shutdown (%s)",
+                        exporter.target,
+                        why,
                     )
                     if exporter.in_flight:
                         # Unblock an export still retrying, so that nothing outlives us long.
-                        quietly(exporter.inner.shutdown)
+                        quietly(exporter.shutdown)
         if self._prometheus is not None:
             quietly(self._prometheus.close)
         return ok
@@ -164,8 +171,10 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
         **overrides: ``service_name``, ``service_version``, ``resource_attributes``,
             ``exporters``, ``otlp_endpoint``, ``otlp_protocol``, ``otlp_headers``,
             ``otlp_timeout_ms``, ``otlp_temporality``, ``export_interval_ms``,
-            ``export_timeout_ms``, ``prometheus_host``, ``prometheus_port`` and
-            ``disabled``.
+            ``export_timeout_ms``, ``prometheus_host``, ``prometheus_port``,
+            ``prometheus_certfile``, ``prometheus_keyfile``,
+            ``prometheus_client_cafile``, ``prometheus_basic_auth``,
+            ``prometheus_basic_auth_file`` and ``disabled``.
 
     Returns:
         The :class:`Telemetry` handle: ``shutdown()``, ``force_flush()`` and
@@ -220,7 +229,7 @@ def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemet
     readers: list[MetricReader] = []
     push: list[tuple[TrackedExporter, MetricReader]] = []
     if "prometheus" in settings.exporters:
-        endpoint = PrometheusEndpoint(settings.prometheus_host, settings.prometheus_port)
+        endpoint = PrometheusEndpoint.from_settings(settings)
         readers.append(endpoint.reader)
     try:
         for name in settings.exporters:

@@ -20,6 +20,7 @@ from typing import Any, Final
 from jobmeter._sketch import merged
 
 _STATS: Final = ("sum", "min", "max", "p50", "p95")
+_FILE_MODE: Final = 0o600  # the run store is the user's only (jobmeter.run._files)
 
 
 def _stats_columns(prefix: str) -> dict[str, str]:
@@ -170,21 +171,33 @@ def compact(directory: Path, target: Path | None = None) -> dict[str, int]:
         into = directory if target is None else target
         staging = into / f".{kind}.compact.jsonl"
         temporary = into / f".{kind}.parquet.tmp"
-        staging.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-        spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
-        names = ", ".join(f'"{name}"' for name in columns)
-        with duckdb.connect() as connection:
-            connection.execute(
-                f"COPY (SELECT {names} FROM read_ndjson('{_quoted(staging)}', columns={spec}, "
-                f"format='newline_delimited')) TO '{_quoted(temporary)}' (FORMAT parquet)"
-            )
-        os.replace(temporary, into / f"{kind}.parquet")
-        staging.unlink()
+        try:
+            _write_private(staging, "".join(json.dumps(row) + "\n" for row in rows))
+            spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in columns.items()) + "}"
+            names = ", ".join(f'"{name}"' for name in columns)
+            with duckdb.connect() as connection:
+                connection.execute(
+                    f"COPY (SELECT {names} FROM read_ndjson('{_quoted(staging)}', "
+                    f"columns={spec}, format='newline_delimited')) TO '{_quoted(temporary)}' "
+                    "(FORMAT parquet)"
+                )
+            os.chmod(temporary, _FILE_MODE)  # DuckDB creates it with the umask's mode
+            os.replace(temporary, into / f"{kind}.parquet")
+        finally:  # on a full disk too: no half-written file is left to take space
+            for leftover in (staging, temporary):
+                leftover.unlink(missing_ok=True)
         if target is None:
             for name in files:
                 Path(name).unlink(missing_ok=True)
         written[kind] = len(rows)
     return written
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file made 0600, as every file of the run store."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE), "w",
+              encoding="utf-8") as handle:  # fmt: skip
+        handle.write(text)
 
 
 def _quoted(path: Path) -> str:

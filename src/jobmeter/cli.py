@@ -120,6 +120,12 @@ def run(
         help="Store the full command line (off: program and argument count only).",
     ),
     name: str | None = typer.Option(None, "--name", help="A name for the run."),
+    kill_grace: float = typer.Option(
+        10.0,
+        "--kill-grace",
+        min=0.0,
+        help="Seconds between a forwarded SIGTERM and SIGKILL to what is left of the command.",
+    ),
     metrics: bool = typer.Option(
         True,
         "--metrics/--no-metrics",
@@ -142,7 +148,7 @@ def run(
     from jobmeter.run._live import RunCollector, push_result
 
     options = RunOptions(interval=interval, output=output, capture=capture,
-                         record_args=record_args, name=name)  # fmt: skip
+                         record_args=record_args, name=name, kill_grace=kill_grace)  # fmt: skip
     telemetry = _configure_quietly() if metrics else configure(exporters="none")
     job = name or os.path.basename(command[0])
     live = RunCollector(attributes={"jobmeter.run.name": job})

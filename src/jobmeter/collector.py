@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from time import perf_counter
 from types import MappingProxyType, TracebackType
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
@@ -238,12 +238,14 @@ class MetricsCollector:
             raise ValueError(f"operation must be a non-empty string, got {operation!r}")
         merged: dict[str, AttributeValue] = {**self.attributes}
         if attributes:
-            # A dict is the common case; anything else is checked on the slow path.
-            merged.update(
-                attributes
-                if type(attributes) is dict
-                else _checked_attributes("attributes", attributes)
-            )
+            if type(attributes) is dict:
+                # The common case: one type check per item, the full check only on a miss.
+                for key, value in attributes.items():
+                    if type(key) is not str or not key or type(value) not in _PLAIN:
+                        _check_attribute("attributes", key, value)
+                merged.update(attributes)
+            else:
+                merged.update(_checked_attributes("attributes", attributes))
         merged["operation.name"] = operation
         return Measurement(self._store, merged, resources, gpu and resources)
 
@@ -261,7 +263,45 @@ def _checked_attributes(
             f"{setting} must be a mapping of str to str, bool, int, float or a sequence of "
             f"those, got {type(attributes).__name__}"
         )
-    return dict(attributes)
+    checked = dict(attributes)
+    for key, value in checked.items():
+        _check_attribute(setting, key, value)
+    return checked
+
+
+_PLAIN: Final = frozenset((str, bool, int, float))
+_SCALAR: Final = (str, bool, int, float)
+_ACCEPTED: Final = "str, bool, int, float, or a list or tuple of one of those types"
+
+
+def _check_attribute(setting: str, key: object, value: object) -> None:
+    """Refuse, with a clear TypeError or ValueError, what OpenTelemetry would mishandle.
+
+    Left to the SDK, a non-string key or an object is rewritten on every collection
+    with a warning each time, an empty key is dropped, None and bytes reach the
+    exposition as ``None`` and ``b'...'``, and a dict or set fails deep inside with
+    "unhashable type".
+    """
+    if not isinstance(key, str):
+        raise TypeError(f"{setting}: keys must be str, got {type(key).__name__} key {_short(key)}")
+    if not key:
+        raise ValueError(f"{setting}: keys must be non-empty; the SDK drops an empty key")
+    if isinstance(value, _SCALAR):
+        return
+    if isinstance(value, list | tuple):
+        kinds = {type(item) for item in value}
+        if all(isinstance(item, _SCALAR) for item in value) and len(kinds) <= 1:
+            return
+        raise TypeError(
+            f"{setting}: {key!r} must be {_ACCEPTED}; got a {type(value).__name__} of "
+            + ", ".join(sorted(kind.__name__ for kind in kinds))
+        )
+    raise TypeError(f"{setting}: {key!r} must be {_ACCEPTED}; got {type(value).__name__}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 __all__ = ["Attributes", "Measurement", "MetricsCollector", "error_type"]

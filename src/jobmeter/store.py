@@ -142,6 +142,8 @@ def _load(directory: Path, liveness: Liveness) -> StoredRun | None:
     state = str(record.get("status") or "incomplete")
     if state == "running" or record.get("end") is None:
         state = "running" if liveness.alive(record, directory) else "incomplete"
+    elif record.get("incomplete"):  # it ended, but the store could not keep all of it
+        state = "incomplete"
     return StoredRun(str(record.get("id") or directory.name), directory, record, state)
 
 

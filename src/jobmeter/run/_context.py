@@ -17,10 +17,16 @@ from typing import Any
 import psutil
 
 from jobmeter import _comet_hook, _exit, _nvml, _recording
-from jobmeter.run._files import RunDirectory, new_run_id, runs_root
+from jobmeter.run._files import RunDirectory, new_run_id, runs_root, store_error, warn_once
 from jobmeter.run._record import command_record, new_record
 from jobmeter.run._recorder import Recorder, flush_interval
-from jobmeter.run._runner import MIN_INTERVAL_S, RunResult, fold_peaks, write_sample
+from jobmeter.run._runner import (
+    MIN_INTERVAL_S,
+    RunResult,
+    fold_peaks,
+    mark_incomplete,
+    write_sample,
+)
 from jobmeter.run._sampler import TreeSampler
 
 _log = logging.getLogger("jobmeter")
@@ -159,15 +165,17 @@ class Run:
         wall = self.result.wall_seconds
         busy = self.result.cpu_user_seconds + self.result.cpu_system_seconds
         self.result.cpu_utilization_mean = busy / wall if wall > 0 else 0.0
+        lost = store_error(self.directory)  # before the compaction's own failure
         if status != "killed":  # on SIGTERM, no time for DuckDB: the JSONL files stay
             try:
                 from jobmeter._store_records import compact
 
                 self._record["records"] = compact(self.directory)
             except Exception as error:
-                _log.warning("jobmeter: the run's records stay as JSONL (%s)", error)
+                warn_once(self.directory, f"the run's records stay as JSONL ({error})")
         self._record.update(status=status, end=end, exit_code=exit_code,
                             summary=self.result.to_json())  # fmt: skip
+        mark_incomplete(self._record, lost)
         self._files.write_run(self._record)  # a failure is the directory's one warning
         self._files.close()
         return self.result

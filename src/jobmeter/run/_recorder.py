@@ -25,6 +25,7 @@ from typing import IO, Any, Final
 
 from jobmeter import _exit, _fork, _recording
 from jobmeter._sketch import Sketch
+from jobmeter.run._files import open_private, warn_once
 
 _log = logging.getLogger("jobmeter")
 
@@ -253,7 +254,7 @@ class Recorder:
                 handle = self._files.get(kind)
                 if handle is None:
                     path = self.directory / f"{kind}.{self.pid}.jsonl"
-                    handle = self._files[kind] = open(path, "a", encoding="utf-8")  # noqa: SIM115
+                    handle = self._files[kind] = open_private(path, "a")
                 handle.write("\n".join(kind_lines) + "\n")
                 handle.flush()
             except (OSError, ValueError) as error:
@@ -263,7 +264,11 @@ class Recorder:
     def _warn(self, message: str, exc_info: bool = False) -> None:
         if not self._warned:
             self._warned = True
-            _log.warning("jobmeter: %s; the job goes on", message, exc_info=exc_info)
+            if not self.directory.is_dir():
+                message = f"the run directory {self.directory} was removed; the run is not recorded"
+            # One warning per run directory in this process: the sampler's failures too.
+            if warn_once(self.directory, message) and exc_info:
+                _log.debug("jobmeter: the failure", exc_info=True)
 
     # -- life --------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Run a command and measure its whole process tree until it ends.
 
 The wrapper becomes a subreaper, puts the command in a memory cgroup of its
-own where the machine allows, forwards SIGINT, SIGTERM and SIGHUP, reaps every
+own where the machine allows, forwards SIGINT, SIGTERM and SIGHUP (a tree
+still there ``kill_grace`` seconds after SIGTERM gets SIGKILL), reaps every
 descendant, and samples the tree at each interval into usage.jsonl. Exact
 totals (CPU seconds, bytes read and written, the largest single-process peak)
 come from the kernel's rusage of reaped children; the tree's memory peak from
@@ -14,7 +15,6 @@ import contextlib
 import functools
 import os
 import resource
-import select
 import signal
 import subprocess
 import sys
@@ -23,12 +23,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from jobmeter import _nvml, _probes
 from jobmeter._recording import RUN_ENV
-from jobmeter.run._files import RunDirectory, new_run_id, runs_root
+from jobmeter.run._files import RunDirectory, new_run_id, runs_root, store_error, warn_once
 from jobmeter.run._kernel import MemoryCgroup, become_subreaper, join_cgroup
+from jobmeter.run._process import exit_code as exit_code_of
+from jobmeter.run._process import kill_tree, pump, wait
 from jobmeter.run._record import command_record, new_record
 from jobmeter.run._sampler import TreeSample, TreeSampler
 
@@ -46,6 +48,8 @@ class RunOptions:
     capture: bool = True
     record_args: bool = False
     name: str | None = None
+    #: Seconds between a forwarded SIGTERM and SIGKILL to what is left of the tree.
+    kill_grace: float = 10.0
 
 
 @dataclass
@@ -82,22 +86,6 @@ class RunResult:
         return record
 
 
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def _pump(source: IO[bytes], sinks: Sequence[Any]) -> None:
-    """Copy a child's output to our own stream and its log file, as it comes."""
-    for chunk in iter(lambda: source.read1(65536), b""):  # type: ignore[attr-defined]
-        for sink in sinks:
-            try:
-                sink.write(chunk)
-                sink.flush()
-            except (OSError, ValueError):
-                pass
-
-
 class _Run:
     def __init__(self, argv: Sequence[str], options: RunOptions) -> None:
         self.argv = list(argv)
@@ -113,24 +101,34 @@ class _Run:
         self.result = RunResult(self.run_id, self.directory.path, exit_code=-1, status="running")
         self.latest: TreeSample | None = None
         self.inherited_rss = 0
+        self.kill_at: float | None = None  # time.monotonic() of the SIGKILL, once SIGTERM came
 
     def finish(self, status: str, exit_code: int) -> RunResult:
         self.result.status = status
         self.result.exit_code = exit_code
         end = time.time()  # before the compaction: it is not the command's time
         self.result.wall_seconds = end - self.started
+        lost = store_error(self.directory.path)  # before the compaction's own failure
         try:
             from jobmeter._store_records import compact
 
             self.record["records"] = compact(self.directory.path)
         except Exception as error:  # the JSONL files stay readable
-            print(f"jobmeter: the run's records stay as JSONL ({error})", file=sys.stderr)
+            warn_once(self.directory.path, f"the run's records stay as JSONL ({error})")
         self.record.update(
             status=status, end=end, exit_code=exit_code, summary=self.result.to_json()
         )
+        mark_incomplete(self.record, lost)
         self.directory.write_run(self.record)
         self.directory.close()
         return self.result
+
+
+def mark_incomplete(record: dict[str, Any], error: str | None) -> None:
+    """A run whose store failed says so in run.json, if run.json can still be written."""
+    if error is not None:
+        record["incomplete"] = True
+        record["store_error"] = error
 
 
 def run_command(
@@ -182,7 +180,9 @@ def run_command(
                                    (child.stderr, sys.stderr, "stderr.log")):  # fmt: skip
             assert source is not None
             log = run.directory.log_file(name)
-            thread = threading.Thread(target=_pump, args=(source, (sink.buffer, log)), daemon=True)
+            on_error = functools.partial(run.directory.log_failed, name)
+            thread = threading.Thread(target=pump, args=(source, sink.buffer, log, on_error),
+                                      daemon=True)  # fmt: skip
             thread.start()
             pumps.append((thread, log))
 
@@ -190,6 +190,8 @@ def run_command(
 
     def forward(signum: int, frame: object) -> None:
         forwarded.append(signal.Signals(signum).name)
+        if signum == signal.SIGTERM and run.kill_at is None:
+            run.kill_at = time.monotonic() + max(run.options.kill_grace, 0.0)
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signum)
 
@@ -204,7 +206,7 @@ def run_command(
             log.close()
         if cgroup:
             cgroup.remove()
-    exit_code = _exit_code(status)
+    exit_code = exit_code_of(status)
     if exit_code == 0:
         state = "succeeded"
     elif exit_code > 128:
@@ -257,6 +259,10 @@ def _measure(
         if reaped is not None:
             status = reaped
         sample = sampler.sample()
+        if run.kill_at is not None and time.monotonic() >= run.kill_at:
+            run.kill_at = None
+            result.signals_forwarded.append("SIGKILL")
+            kill_tree(child_pid if status is None else None, sample.pids, run.options.kill_grace)
         if gpu is not None:
             sample.gpu_memory = gpu.process_memory(sample.pids)
             if sample.gpu_memory is not None:
@@ -290,7 +296,12 @@ def _measure(
             on_sample(sample, result)
         if status is not None and sample.processes == 0:
             break
-        _wait(pidfd if status is None else None, run.interval)
+        timeout = run.interval
+        if run.kill_at is not None:
+            timeout = min(timeout, max(run.kill_at - time.monotonic(), 0.0))
+        elif "SIGKILL" in result.signals_forwarded:
+            timeout = min(timeout, 0.05)  # the killed are reaped in a moment: no full interval
+        wait(pidfd if status is None else None, timeout)
     if pidfd is not None:
         os.close(pidfd)
     wall = time.time() - run.started
@@ -330,12 +341,3 @@ def headline_peak(result: RunResult) -> None:
         (result.peak_pss_sampled_bytes, "samples (PSS of the tree)"),
         (result.peak_rss_single_process_bytes, "kernel (largest process's peak RSS)"),
     )
-
-
-def _wait(pidfd: int | None, seconds: float) -> None:
-    """Sleep until the next sample, waking at once when the main child exits."""
-    if pidfd is None:
-        time.sleep(seconds)
-        return
-    with contextlib.suppress(InterruptedError):
-        select.select([pidfd], [], [], seconds)
