@@ -129,38 +129,40 @@ def _guarded(app: _WSGIApp, user: str, password: str) -> _WSGIApp:
     return guarded
 
 
+def _load(
+    action: Callable[[], object], setting: str, path: str | None, accepted: str, detail: str
+) -> None:
+    """Run one loading step; a file that cannot be read is an error naming its setting."""
+    try:
+        action()
+    except (ssl.SSLError, OSError) as error:
+        raise ConfigurationError(setting, path, accepted, f"{detail} ({error})") from None
+
+
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     """The server's TLS context from the certificate settings, or None without them."""
-    if settings.prometheus_certfile is None or settings.prometheus_keyfile is None:
+    certfile, keyfile = settings.prometheus_certfile, settings.prometheus_keyfile
+    if certfile is None or keyfile is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        # Read the certificate alone first, so that an error names the right file.
-        ssl.create_default_context(cafile=settings.prometheus_certfile)
-    except (ssl.SSLError, OSError) as error:
-        raise ConfigurationError(
-            PROMETHEUS_CERTFILE, settings.prometheus_certfile,
-            "a PEM file holding the server certificate (and its chain)",
-            f"cannot load it ({error})",
-        ) from None  # fmt: skip
-    try:
-        context.load_cert_chain(settings.prometheus_certfile, settings.prometheus_keyfile)
-    except (ssl.SSLError, OSError) as error:
-        raise ConfigurationError(
-            PROMETHEUS_KEYFILE, settings.prometheus_keyfile,
-            "a PEM file holding the unencrypted private key of the certificate",
-            f"cannot load it, or it does not match the certificate ({error})",
-        ) from None  # fmt: skip
-    if settings.prometheus_client_cafile is not None:
-        try:
-            context.load_verify_locations(cafile=settings.prometheus_client_cafile)
-        except (ssl.SSLError, OSError) as error:
-            raise ConfigurationError(
-                PROMETHEUS_CLIENT_CAFILE, settings.prometheus_client_cafile,
-                "a PEM file holding the CA certificates that sign client certificates",
-                f"cannot load it ({error})",
-            ) from None  # fmt: skip
+    # The certificate alone first, so that an error names the right file.
+    _load(
+        lambda: ssl.create_default_context(cafile=certfile), PROMETHEUS_CERTFILE, certfile,
+        "a PEM file holding the server certificate (and its chain)", "cannot load it",
+    )  # fmt: skip
+    _load(
+        lambda: context.load_cert_chain(certfile, keyfile), PROMETHEUS_KEYFILE, keyfile,
+        "a PEM file holding the unencrypted private key of the certificate",
+        "cannot load it, or it does not match the certificate",
+    )  # fmt: skip
+    cafile = settings.prometheus_client_cafile
+    if cafile is not None:
+        _load(
+            lambda: context.load_verify_locations(cafile=cafile), PROMETHEUS_CLIENT_CAFILE,
+            cafile, "a PEM file holding the CA certificates that sign client certificates",
+            "cannot load it",
+        )  # fmt: skip
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 

@@ -127,10 +127,10 @@ class _Servicer:
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = False  # so that server_close() joins every handler thread
 
-    def __init__(self, receiver: OtlpReceiver) -> None:
+    def __init__(self, receiver: OtlpReceiver, port: int = 0) -> None:
         self.receiver = receiver
         self.open_connections: set[socket.socket] = set()
-        super().__init__(("127.0.0.1", 0), _HttpHandler)
+        super().__init__(("127.0.0.1", port), _HttpHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.receiver._lock:
@@ -192,14 +192,17 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
 
 class OtlpReceiver:
-    """OTLP metrics receiver serving gRPC and HTTP/protobuf on free loopback ports.
+    """OTLP metrics receiver serving gRPC and HTTP/protobuf on loopback ports.
 
     ``mode`` decides how it answers: "ok" stores requests and answers success, "hang" stores
     them and never answers until closed, "unavailable" answers UNAVAILABLE (gRPC) / 503 (HTTP).
+    The ports are free ones, or ``grpc_port``/``http_port`` (a collector coming back where
+    it was refused).
     """
 
-    def __init__(self, mode: Mode = "ok") -> None:
+    def __init__(self, mode: Mode = "ok", grpc_port: int = 0, http_port: int = 0) -> None:
         self.mode: Mode = mode
+        self._wanted = (grpc_port, http_port)
         self.attempts = 0  # export requests that reached a handler, answered or not
         self.headers: list[dict[str, str]] = []  # gRPC metadata or HTTP headers, per attempt
         self._lock = threading.Lock()
@@ -218,9 +221,11 @@ class OtlpReceiver:
             self._grpc_server = server
             add_servicer = metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server
             add_servicer(_Servicer(self), server)  # type: ignore[no-untyped-call]
-            self._grpc_port = int(server.add_insecure_port("127.0.0.1:0"))
+            self._grpc_port = int(server.add_insecure_port(f"127.0.0.1:{self._wanted[0]}"))
+            if self._wanted[0]:
+                assert self._grpc_port == self._wanted[0], "the gRPC port was taken meanwhile"
             server.start()
-            self._http_server = _HttpServer(self)
+            self._http_server = _HttpServer(self, self._wanted[1])
             self._http_thread = threading.Thread(
                 target=self._http_server.serve_forever,
                 kwargs={"poll_interval": 0.05},

@@ -16,13 +16,9 @@ import textwrap
 import threading
 import time
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-import grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-
-from _support.otlp_receiver import OtlpReceiver, _HttpHandler, _HttpServer, _Servicer
+from _support.otlp_receiver import OtlpReceiver
 
 # The job's own work: a known result, printed before jobmeter's exit begins.
 JOB = textwrap.dedent(
@@ -106,44 +102,9 @@ class SlowReceiver(OtlpReceiver):
         self._closing.wait(self.delay)  # close() releases a waiting handler at once
 
 
-class _FixedPortHttpServer(_HttpServer):
-    def __init__(self, receiver: OtlpReceiver, port: int) -> None:
-        self.receiver = receiver
-        self.open_connections: set[socket.socket] = set()
-        ThreadingHTTPServer.__init__(self, ("127.0.0.1", port), _HttpHandler)
-
-
-class ReceiverOnPort(OtlpReceiver):
+def ReceiverOnPort(grpc_port: int, http_port: int) -> OtlpReceiver:  # noqa: N802
     """An OTLP receiver on given ports: a collector coming back where it was refused."""
-
-    def __init__(self, grpc_port: int, http_port: int) -> None:
-        super().__init__("ok")
-        self._wanted = (grpc_port, http_port)
-
-    def __enter__(self) -> ReceiverOnPort:
-        from concurrent import futures
-
-        try:
-            self._executor = futures.ThreadPoolExecutor(8, thread_name_prefix="otlp-grpc")
-            server = grpc.server(self._executor, options=[("grpc.so_reuseport", 0)])
-            self._grpc_server = server
-            add_servicer = metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server
-            add_servicer(_Servicer(self), server)  # type: ignore[no-untyped-call]
-            self._grpc_port = int(server.add_insecure_port(f"127.0.0.1:{self._wanted[0]}"))
-            assert self._grpc_port == self._wanted[0], "the gRPC port was taken meanwhile"
-            server.start()
-            self._http_server = _FixedPortHttpServer(self, self._wanted[1])
-            self._http_thread = threading.Thread(
-                target=self._http_server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="otlp-http",
-                daemon=True,
-            )
-            self._http_thread.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
+    return OtlpReceiver("ok", grpc_port=grpc_port, http_port=http_port)
 
 
 class RawServer:
