@@ -109,20 +109,28 @@ def read(directory: Path, kind: str) -> Records:
     return Records([dict(zip(keys, row, strict=True)) for row in rows], skipped)
 
 
-def _merge_stats(rows: list[dict[str, Any]], prefix: str, out: dict[str, Any]) -> None:
+def merged_stats(rows: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
+    """``sum``, ``min``, ``max``, ``p50``, ``p95`` and ``sketch`` of one figure over rows
+    (intervals, processes), from their ``<prefix>_*`` columns; all None without any."""
     present = [row for row in rows if row.get(f"{prefix}_sum") is not None]
     if not present:
-        out.update({f"{prefix}_{name}": None for name in (*_STATS, "sketch")})
-        return
+        return dict.fromkeys((*_STATS, "sketch"))
     low = min(row[f"{prefix}_min"] for row in present)
     high = max(row[f"{prefix}_max"] for row in present)
     sketch = merged(row[f"{prefix}_sketch"] for row in present)
-    out[f"{prefix}_sum"] = sum(row[f"{prefix}_sum"] for row in present)
-    out[f"{prefix}_min"], out[f"{prefix}_max"] = low, high
     empty = sketch.count == 0
-    out[f"{prefix}_p50"] = None if empty else sketch.quantile(0.5, low, high)
-    out[f"{prefix}_p95"] = None if empty else sketch.quantile(0.95, low, high)
-    out[f"{prefix}_sketch"] = sketch.to_json()
+    return {
+        "sum": sum(row[f"{prefix}_sum"] for row in present),
+        "min": low,
+        "max": high,
+        "p50": None if empty else sketch.quantile(0.5, low, high),
+        "p95": None if empty else sketch.quantile(0.95, low, high),
+        "sketch": sketch.to_json(),
+    }
+
+
+def _merge_stats(rows: list[dict[str, Any]], prefix: str, out: dict[str, Any]) -> None:
+    out.update({f"{prefix}_{name}": v for name, v in merged_stats(rows, prefix).items()})
 
 
 def merge(kind: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from jobmeter import _store_records
-from jobmeter._sketch import merged
 
 
 @dataclass
@@ -29,20 +28,9 @@ class RecordSummary:
 
 
 def _quantiles(rows: list[dict[str, Any]], prefix: str) -> dict[str, float | None]:
-    present = [row for row in rows if row.get(f"{prefix}_sum") is not None]
-    if not present:
-        return {"total": None, "min": None, "p50": None, "p95": None, "max": None}
-    low = min(row[f"{prefix}_min"] for row in present)
-    high = max(row[f"{prefix}_max"] for row in present)
-    sketch = merged(row[f"{prefix}_sketch"] for row in present)
-    empty = sketch.count == 0
-    return {
-        "total": sum(row[f"{prefix}_sum"] for row in present),
-        "min": low,
-        "p50": None if empty else sketch.quantile(0.5, low, high),
-        "p95": None if empty else sketch.quantile(0.95, low, high),
-        "max": high,
-    }
+    stats = _store_records.merged_stats(rows, prefix)
+    return {"total": stats["sum"], "min": stats["min"], "p50": stats["p50"],
+            "p95": stats["p95"], "max": stats["max"]}  # fmt: skip
 
 
 def _whole(value: float | None) -> int | None:
