@@ -429,7 +429,7 @@ def _tiny(sides: list[Side], progress: Callable[[str], None]) -> list[TinyCase]:
 
 def _jobmeter_profiler_settings() -> str:
     """The SET statements jobmeter.duckdb runs on its connections."""
-    from jobmeter._duckdb_profile import install_statement
+    from jobmeter.duckdb._profile import install_statement
 
     return install_statement(False)
 

@@ -261,7 +261,7 @@ def _gpu(progress: Callable[[str], None] | None) -> tuple[CollectionResult | Non
     """GPUCollector's cost per collection where NVML sees a GPU, else why it was not timed."""
     no_gpu = "GPUCollector: no GPU on this machine, not measured"
     try:
-        available = bool(importlib.import_module("jobmeter._nvml").nvml().available())
+        available = bool(importlib.import_module("jobmeter._core.nvml").nvml().available())
     except ImportError:
         return None, no_gpu
     if not available:

@@ -7,7 +7,7 @@ loop adds no function call of its own; repeats of the cases are interleaved, so
 that a slow stretch of the machine hits every case alike.
 
 The ``*_recording`` cases time the same statements while a run is recorded: a
-``jobmeter.run._recorder.Recorder`` is started on a fresh directory before each
+``jobmeter._rundata.recorder.Recorder`` is started on a fresh directory before each
 of their repeats and stopped after it, and the time of ``stop()`` (its final
 drain, aggregation and write) is added to the repeat's. The recorder routes
 every source of the process, so it is active around those repeats only. After
@@ -34,9 +34,10 @@ from opentelemetry.util.types import AttributeValue
 
 import jobmeter
 from benchmarks import Target, pass_miss
-from jobmeter import _sdk, _store_records
-from jobmeter._operations import DURATION_BUCKETS
-from jobmeter.run._recorder import Recorder
+from jobmeter._core import sdk
+from jobmeter._rundata import records
+from jobmeter._rundata.recorder import Recorder
+from jobmeter.collector._totals import DURATION_BUCKETS
 
 CALLS_FAST = 200_000
 CALLS_NAIVE = 20_000
@@ -269,10 +270,10 @@ def _cases(calls_fast: int, calls_naive: int) -> tuple[list[Case], list[MeterPro
 
 def _run_count(directory: Path) -> int:
     """The calls counted by the operations recorded in a run directory."""
-    records = _store_records.read(directory, "operations")
-    if records.skipped:
-        raise RuntimeError(f"{records.skipped} damaged operation record(s) in {directory}")
-    return sum(row["count"] or 0 for row in records.rows)
+    found = records.read(directory, "operations")
+    if found.skipped:
+        raise RuntimeError(f"{found.skipped} damaged operation record(s) in {directory}")
+    return sum(row["count"] or 0 for row in found.rows)
 
 
 def _timeit(case: Case, timer: timeit.Timer, calls: int) -> float:
@@ -328,7 +329,7 @@ def run(
 ) -> MeasureResults:
     """Time every case ``repeats`` times, interleaved; median and min per call, in us."""
     started = perf_counter()
-    _sdk.reset()  # collectors get their provider explicitly; globals must not matter
+    sdk.reset()  # collectors get their provider explicitly; globals must not matter
     cases, providers = _cases(calls_fast, calls_naive)
     try:
         timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
@@ -371,7 +372,7 @@ def run(
     finally:
         for provider in providers:
             provider.shutdown()
-        _sdk.reset()
+        sdk.reset()
     medians = {name: r.median_us for name, r in results.items()}
     mins = {name: r.min_us for name, r in results.items()}
     ratios = []

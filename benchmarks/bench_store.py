@@ -3,7 +3,7 @@
 A run directory is synthesized in a temporary store: run.json as a finished run
 writes it, usage.jsonl with ``SAMPLES`` lines in the shape ``jobmeter run``
 writes (about 300 bytes each, 300 MB), and ``OPERATIONS`` ``measure()`` blocks
-recorded for real by a ``jobmeter.run._recorder.Recorder`` (50 operation names
+recorded for real by a ``jobmeter._rundata.recorder.Recorder`` (50 operation names
 x 2 attribute values). The run exists twice, with the same usage.jsonl
 (hard-linked): ``compacted``, recorded at a 0.05 s interval and compacted to
 operations.parquet as the clean end of a run leaves it, and ``jsonl``, recorded
@@ -37,8 +37,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import jobmeter
 from benchmarks import pass_miss
-from jobmeter import _store_records, store
-from jobmeter.run._recorder import Recorder
+from jobmeter import store
+from jobmeter._rundata import records
+from jobmeter._rundata.recorder import Recorder
 
 SAMPLES = 1_000_000
 OPERATIONS = 10_000
@@ -118,7 +119,7 @@ def synthesize(
             directory, operations, INTERVAL_COMPACTED_S if compacted else INTERVAL_JSONL_S
         )
         if compacted:
-            _store_records.compact(directory)
+            records.compact(directory)
     summary: dict[str, Any] = dict.fromkeys(store.FIGURES, 0)
     summary.update(samples=samples, peak_memory_source="samples (PSS of the tree)")
     record = {"id": directory.name, "name": "bench", "status": "succeeded", "start": start,

@@ -16,18 +16,18 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import jobmeter
-from jobmeter import _sdk
-from jobmeter._operations import DURATION_BUCKETS
-from jobmeter.run._recorder import Recorder
+from jobmeter._core import sdk
+from jobmeter._rundata.recorder import Recorder
+from jobmeter.collector._totals import DURATION_BUCKETS
 
 
 @pytest.fixture
 def provider() -> Iterator[MeterProvider]:
-    _sdk.reset()
+    sdk.reset()
     provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
     yield provider
     provider.shutdown()
-    _sdk.reset()
+    sdk.reset()
 
 
 @pytest.fixture

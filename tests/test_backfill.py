@@ -21,10 +21,9 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 
 import jobmeter
 from _support.backfill import FakeClock, http_server, read_checkpoint
-from jobmeter import _backfill_runtime
-from jobmeter._backfill_snapshot import LABEL_LIMIT
-from jobmeter._errors import ConfigurationError
-from jobmeter.backfill import Backfill
+from jobmeter._core.errors import ConfigurationError
+from jobmeter.backfill import Backfill, _runtime
+from jobmeter.backfill._snapshot import LABEL_LIMIT
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 ITEMS = "jobmeter.backfill.items"
@@ -34,7 +33,7 @@ NAME = "jobmeter.backfill.name"
 @pytest.fixture(autouse=True)
 def _close_backfills() -> Iterator[None]:
     yield
-    _backfill_runtime.reset_for_tests()
+    _runtime.reset_for_tests()
 
 
 @pytest.fixture

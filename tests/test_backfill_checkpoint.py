@@ -15,15 +15,14 @@ import pytest
 
 from _support.backfill import FakeClock, read_checkpoint, worker, worker_env
 from _support.otlp_receiver import OtlpReceiver
-from jobmeter import _backfill_runtime
-from jobmeter._backfill_checkpoint import CheckpointError
-from jobmeter.backfill import Backfill
+from jobmeter.backfill import Backfill, _runtime
+from jobmeter.backfill._checkpoint import CheckpointError
 
 
 @pytest.fixture(autouse=True)
 def _close_backfills() -> Iterator[None]:
     yield
-    _backfill_runtime.reset_for_tests()
+    _runtime.reset_for_tests()
 
 
 def test_a_restart_resumes_every_count(tmp_path: Path) -> None:

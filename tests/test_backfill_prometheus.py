@@ -13,8 +13,7 @@ import pytest
 import jobmeter
 from _support.backfill import FakeClock, worker
 from _support.prometheus import PrometheusServer
-from jobmeter import _backfill_runtime
-from jobmeter.backfill import Backfill
+from jobmeter.backfill import Backfill, _runtime
 
 pytestmark = pytest.mark.prometheus
 WORKERS = 4
@@ -24,7 +23,7 @@ ITEMS = 1000
 @pytest.fixture(autouse=True)
 def _close_backfills() -> Iterator[None]:
     yield
-    _backfill_runtime.reset_for_tests()
+    _runtime.reset_for_tests()
 
 
 def test_four_worker_processes_sum_to_the_exact_total(tmp_path: Path) -> None:

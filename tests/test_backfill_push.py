@@ -15,8 +15,7 @@ from _support.hanging_server import HangingTcpServer
 from _support.ports import refused_endpoint_port
 from _support.prometheus import PrometheusServer
 from _support.pushgateway import Pushgateway
-from jobmeter import _backfill_runtime
-from jobmeter.backfill import Backfill
+from jobmeter.backfill import Backfill, _runtime
 
 pytestmark = pytest.mark.prometheus
 HOST = socket.gethostname()
@@ -25,7 +24,7 @@ HOST = socket.gethostname()
 @pytest.fixture(autouse=True)
 def _close_backfills() -> Iterator[None]:
     yield
-    _backfill_runtime.reset_for_tests()
+    _runtime.reset_for_tests()
 
 
 def _samples(gateway: Pushgateway, job: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

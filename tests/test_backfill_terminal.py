@@ -12,15 +12,15 @@ from collections.abc import Iterator
 import pytest
 
 from _support.backfill import strip_ansi, worker, worker_env
-from jobmeter import _backfill_runtime
-from jobmeter._backfill_progress import status_line
-from jobmeter._backfill_snapshot import Snapshot
+from jobmeter.backfill import _runtime
+from jobmeter.backfill._progress import status_line
+from jobmeter.backfill._snapshot import Snapshot
 
 
 @pytest.fixture(autouse=True)
 def _close_backfills() -> Iterator[None]:
     yield
-    _backfill_runtime.reset_for_tests()
+    _runtime.reset_for_tests()
 
 
 def _run_on_pty(*args: str) -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 import jobmeter
-from jobmeter._operations import CARDINALITY_LIMIT, DURATION_BUCKETS
+from jobmeter.collector._totals import CARDINALITY_LIMIT, DURATION_BUCKETS
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 DURATION = "jobmeter.operation.duration"
@@ -363,8 +363,8 @@ def test_gpu_memory_of_a_block_when_a_gpu_is_present(
     import sys
 
     from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
-    from jobmeter import _nvml
-    from jobmeter._machine import machine_info
+    from jobmeter._core import nvml as _nvml
+    from jobmeter._core.machine import machine_info
 
     machine_info()  # cached from the real machine before the fake driver is installed
     gib = 2**30

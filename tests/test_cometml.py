@@ -24,6 +24,7 @@ import duckdb
 import pytest
 
 from jobmeter import cometml, store
+from jobmeter.cometml import _log as comet_log
 
 _RUN_SCRIPT = """
 import time
@@ -241,7 +242,7 @@ def test_label_distribution_of_a_list_a_series_and_duckdb(tmp_path: Path) -> Non
     import comet_ml
     import pandas as pd
 
-    experiment = comet_ml.OfflineExperiment(offline_directory=str(tmp_path), **cometml._QUIET)
+    experiment = comet_ml.OfflineExperiment(offline_directory=str(tmp_path), **comet_log._QUIET)
     con = duckdb.connect()
     con.execute("CREATE TABLE t AS SELECT (range % 3)::INT AS label FROM range(10)")
     for values, name in [
@@ -321,13 +322,14 @@ def test_a_comet_that_does_not_answer_holds_the_end_of_a_run_at_most_its_timeout
     import threading
     import time as clock
 
-    from jobmeter import _comet_hook, cometml
+    from jobmeter import cometml
+    from jobmeter.cometml import _hook
 
     release = threading.Event()
     monkeypatch.setattr(cometml, "log_run", lambda *args, **kwargs: release.wait(30))
     started = clock.monotonic()
     with caplog.at_level("WARNING", logger="jobmeter"):
-        assert _comet_hook.log_at_end(tmp_path, {}, timeout=0.2) is False
+        assert _hook.log_at_end(tmp_path, {}, timeout=0.2) is False
     release.set()
     assert clock.monotonic() - started < 2.0
     assert "did not finish logging run" in caplog.text

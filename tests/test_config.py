@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import jobmeter
-from jobmeter._config import Settings, resolve, settings_from_env
+from jobmeter._core.config import Settings, resolve, settings_from_env
 
 
 def test_defaults_without_environment() -> None:

@@ -14,8 +14,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
 import jobmeter
-from jobmeter import _config
-from jobmeter._machine import machine_info
+from jobmeter._core import config
+from jobmeter._core.machine import machine_info
 from jobmeter.host import HostCollector
 from jobmeter.run import RunResult
 from jobmeter.run._live import RunCollector
@@ -126,7 +126,7 @@ def test_metrics_md_lists_every_instrument_with_kind_and_unit() -> None:
 def test_metrics_md_gpu_rows_match_the_gpu_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the faked NVML driver (the one allowed fake), the GPU rows are what is emitted."""
     from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
-    from jobmeter import _nvml
+    from jobmeter._core import nvml as _nvml
 
     documented = _documented()
     machine_info()  # cached from the real machine before the fake driver is installed
@@ -174,7 +174,7 @@ def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
 def test_configuration_md_documents_every_variable() -> None:
     variables = {
         value
-        for name, value in vars(_config).items()
+        for name, value in vars(config).items()
         if name.isupper() and isinstance(value, str) and value.startswith(("OTEL_", "JOBMETER_"))
     }
     documented = {_code(row[0]) for row in _table_rows(DOCS / "configuration.md")}

@@ -23,8 +23,8 @@ import duckdb
 import pytest
 from opentelemetry.sdk.metrics.export import NumberDataPoint
 
-from jobmeter import _duckdb_tables
-from jobmeter._duckdb_tables import TableMetrics
+from jobmeter.duckdb import _tables
+from jobmeter.duckdb._tables import TableMetrics
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 ROWS = "jobmeter.duckdb.table.rows"
@@ -36,7 +36,7 @@ MIN = "jobmeter.duckdb.column.min"
 MAX = "jobmeter.duckdb.column.max"
 VALUES = "jobmeter.duckdb.column.values"
 ALL = (ROWS, SIZE, COLUMNS, NULL_RATIO, DISTINCT, MIN, MAX, VALUES)
-SHARED_S = 0.25  # longer than _duckdb_tables._SHARED_S: the next collection refreshes
+SHARED_S = 0.25  # longer than _tables._SHARED_S: the next collection refreshes
 
 
 @pytest.fixture
@@ -206,7 +206,7 @@ def test_a_failing_refresh_warns_once_and_keeps_last_values(
     con.execute("CREATE TABLE t AS SELECT range AS i FROM range(4)")
     tables.watch(con, "fail")
     assert collect(recorded)[DISTINCT] == {("t", "i"): 4}
-    monkeypatch.setattr(_duckdb_tables, "_COLUMNS_SQL", "SELECT no_such_column")
+    monkeypatch.setattr(_tables, "_COLUMNS_SQL", "SELECT no_such_column")
     con.execute("INSERT INTO t VALUES (100)")
     caplog.set_level(logging.WARNING, logger="jobmeter")
 

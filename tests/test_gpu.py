@@ -33,8 +33,8 @@ from fake_nvml import (
     NVMLError_NotSupported,
     ProcessInfo,
 )
-from jobmeter import _nvml
-from jobmeter._nvml import SAMPLE_MAX_AGE_S, nvml
+from jobmeter._core import nvml as _nvml
+from jobmeter._core.nvml import SAMPLE_MAX_AGE_S, nvml
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 GIB = 2**30
@@ -512,7 +512,7 @@ def test_importing_and_creating_a_collector_does_not_touch_nvml() -> None:
     out = _run(
         """
         import sys
-        import jobmeter, jobmeter.gpu
+        import jobmeter, jobmeter.host
         jobmeter.GPUCollector()
         print("pynvml" in sys.modules)
         """
@@ -528,7 +528,7 @@ def test_nvml_is_shut_down_at_exit() -> None:
         driver = sys.modules["pynvml"] = FakeNvml([FakeGpu("GPU-1", "NVIDIA T4")])
         # registered first, so it runs after jobmeter's own exit hook
         atexit.register(lambda: print(driver.calls["nvmlShutdown"], driver.sessions))
-        from jobmeter._nvml import nvml
+        from jobmeter._core.nvml import nvml
         assert nvml().available()
         """
     )

@@ -18,8 +18,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import NumberDataPoint
 
 import jobmeter
-from jobmeter import _nvml
-from jobmeter._nvml import GpuDevice, nvml
+from jobmeter._core import nvml as _nvml
+from jobmeter._core.nvml import GpuDevice, nvml
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 pytestmark = pytest.mark.gpu

@@ -249,7 +249,7 @@ def test_forked_child_reports_its_own_process() -> None:
 
 
 def test_start_host_metrics_is_idempotent(recorded: InMemoryMetrics) -> None:
-    from jobmeter import host
+    from jobmeter.host import _collector as host
 
     host._started = None
     first = jobmeter.start_host_metrics(gpu=False)

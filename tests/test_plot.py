@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from jobmeter._plot import (
+from jobmeter.store._plot.render import (
     MISSING_MATPLOTLIB,
     PlotDependencyError,
     load_run,

@@ -51,8 +51,8 @@ def test_import_starts_nothing() -> None:
         import os, threading, psutil
         import jobmeter, jobmeter.collector, jobmeter.testing, jobmeter.demo, jobmeter.duckdb
         from opentelemetry.metrics import _internal as api
-        from jobmeter import _fork
-        assert not _fork._callbacks and not _fork._installed, _fork._callbacks
+        from jobmeter._core import fork
+        assert not fork._callbacks and not fork._installed, fork._callbacks
         assert threading.active_count() == 1, threading.enumerate()
         assert api._METER_PROVIDER is None
         assert psutil.Process().net_connections() == []
@@ -80,7 +80,7 @@ def test_import_and_the_store_commands_load_no_sdk_until_used() -> None:
         heavy = ("opentelemetry.sdk", "psutil", "duckdb")
         assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
         import jobmeter.cli
-        assert "opentelemetry.sdk" not in sys.modules and "jobmeter._sdk" not in sys.modules
+        assert "opentelemetry.sdk" not in sys.modules and "jobmeter._core.sdk" not in sys.modules
         from jobmeter import MetricsCollector
         assert jobmeter.Run.__name__ == "Run" and "Run" in dir(jobmeter)
         print("lazy")

@@ -297,7 +297,7 @@ def test_gpu_memory_of_the_tree_with_a_gpu(tmp_path: Path) -> None:
         import json, sys, time
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
-        import jobmeter.run._runner as runner
+        import jobmeter.run._command as runner
         real_sampler = runner.TreeSampler
         class Tagged(real_sampler):
             def sample(self):

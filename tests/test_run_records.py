@@ -24,10 +24,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jobmeter import _recording, _store_records, store
-from jobmeter._operations import OperationStore
-from jobmeter._sketch import RELATIVE_ERROR, Sketch
+from jobmeter import store
+from jobmeter._rundata import records, routing
+from jobmeter._rundata.sketch import RELATIVE_ERROR, Sketch
 from jobmeter.cli import app
+from jobmeter.collector._totals import OperationStore
 
 PRELUDE = """
 import json, os, sys, time
@@ -52,7 +53,7 @@ def otel_points():
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != _recording.RUN_ENV}
+    env = {k: v for k, v in os.environ.items() if k != routing.RUN_ENV}
     env.update(JOBMETER_RUN_DIR=str(root), OTEL_METRICS_EXPORTER="none", **extra)
     return env
 
@@ -323,14 +324,14 @@ def test_a_run_directory_deleted_mid_run_is_a_warning_and_the_job_goes_on(tmp_pa
     doomed.mkdir()
     done = _python(tmp_path / "runs", """
         import shutil
-        from jobmeter import _recording
+        from jobmeter._rundata import routing
         with ops.measure("first"):
             pass
         shutil.rmtree(os.environ["JOBMETER_RUN"])
         for i in range(10):
             with ops.measure("later"):
                 pass
-        _recording.active.flush()
+        routing.active.flush()
         print("job finished")
     """, JOBMETER_RUN=str(doomed))  # fmt: skip
     assert "job finished" in done.stdout
@@ -367,7 +368,7 @@ def test_compare_matches_operations_by_name(tmp_path: Path) -> None:
                                         "--json", "--dir", str(root)])  # fmt: skip
     assert exported.exit_code == 0, exported.output
     assert json.loads(exported.stdout)["records"] == {"operations": 2}
-    [row] = [r for r in _store_records.read(tmp_path / "out", "operations").rows
+    [row] = [r for r in records.read(tmp_path / "out", "operations").rows
              if r["operation"] == "x"]  # fmt: skip
     assert row["count"] == 20
 
@@ -400,7 +401,7 @@ def test_without_a_run_nothing_is_kept_per_block() -> None:
 
     import jobmeter
 
-    assert _recording.active is None
+    assert routing.active is None
     ops = jobmeter.MetricsCollector("idle", meter_provider=MeterProvider())
     for _ in range(1000):
         with ops.measure("x"):
@@ -418,7 +419,7 @@ def test_bad_run_arguments_are_clear_errors(
         jobmeter.Run("")
     with pytest.raises(ValueError, match=r"interval must be a number of seconds, 0\.05 or more"):
         jobmeter.Run(interval=0)
-    monkeypatch.delenv(_recording.RUN_ENV, raising=False)
+    monkeypatch.delenv(routing.RUN_ENV, raising=False)
     monkeypatch.setenv("JOBMETER_RUN_FLUSH_INTERVAL", "soon")
     with pytest.raises(jobmeter.ConfigurationError, match="JOBMETER_RUN_FLUSH_INTERVAL"):
         jobmeter.Run(directory=tmp_path).start()
@@ -440,8 +441,8 @@ def test_compaction_merges_processes_and_intervals(tmp_path: Path) -> None:
     for pid in (1, 2):
         lines = [json.dumps(r) for r in rows if r["pid"] == pid]
         (tmp_path / f"operations.{pid}.jsonl").write_text("\n".join(lines) + "\n")
-    assert _store_records.compact(tmp_path) == {"operations": 1}
-    [row] = _store_records.read(tmp_path, "operations").rows
+    assert records.compact(tmp_path) == {"operations": 1}
+    [row] = records.read(tmp_path, "operations").rows
     assert (row["count"], row["pid"], row["duration_min"], row["duration_max"]) == (
         5, None, 0.001, 0.005)  # fmt: skip
     assert row["duration_sum"] == pytest.approx(0.015)
@@ -451,7 +452,7 @@ def test_compaction_merges_processes_and_intervals(tmp_path: Path) -> None:
 
 
 def test_operations_of_a_tenth_of_a_second_or_more_are_spans_on_the_plot(tmp_path: Path) -> None:
-    from jobmeter._plot_data import load_run
+    from jobmeter.store._plot.data import load_run
 
     root = tmp_path / "runs"
     _python(root, """

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobmeter._sql import MAX_SUMMARY, Fingerprint, _cached, _fingerprint, fingerprint
+from jobmeter.duckdb._sql import MAX_SUMMARY, Fingerprint, _cached, _fingerprint, fingerprint
 
 TPCH = Path(__file__).parent.parent / "benchmarks" / "tpch"
 

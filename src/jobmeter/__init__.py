@@ -15,15 +15,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from jobmeter._errors import ConfigurationError
+from jobmeter._core.errors import ConfigurationError
 from jobmeter._version import __version__
 
 if TYPE_CHECKING:
-    from jobmeter._sdk import Telemetry, configure
+    from jobmeter._core.sdk import Telemetry, configure
     from jobmeter.backfill import Backfill
     from jobmeter.collector import Measurement, MetricsCollector
-    from jobmeter.gpu import GPUCollector
-    from jobmeter.host import HostCollector, start_host_metrics
+    from jobmeter.host import GPUCollector, HostCollector, start_host_metrics
     from jobmeter.run import Run
 
 __all__ = [
@@ -44,13 +43,13 @@ __all__ = [
 # and DuckDB load with what needs them), and `jobmeter report` starts fast.
 _LAZY = {
     "Backfill": "jobmeter.backfill",
-    "GPUCollector": "jobmeter.gpu",
+    "GPUCollector": "jobmeter.host",
     "HostCollector": "jobmeter.host",
     "Measurement": "jobmeter.collector",
     "MetricsCollector": "jobmeter.collector",
     "Run": "jobmeter.run",
-    "Telemetry": "jobmeter._sdk",
-    "configure": "jobmeter._sdk",
+    "Telemetry": "jobmeter._core.sdk",
+    "configure": "jobmeter._core.sdk",
     "start_host_metrics": "jobmeter.host",
 }
 

@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from jobmeter._sdk import Telemetry, configure, reset
+from jobmeter._core.sdk import Telemetry, configure, reset
 
 __all__ = ["InMemoryMetrics", "in_memory", "reset"]
 

@@ -17,18 +17,19 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import jobmeter
-from jobmeter import _config, testing
-from jobmeter._errors import ConfigurationError
-from jobmeter.run._recorder import DEFAULT_FLUSH_INTERVAL_S, flush_interval
+from jobmeter import testing
+from jobmeter._core import config
+from jobmeter._core.errors import ConfigurationError
+from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S, flush_interval
 
 VARIABLES = sorted(
     value
-    for name, value in vars(_config).items()
+    for name, value in vars(config).items()
     if name.isupper() and isinstance(value, str) and value.startswith(("OTEL_", "JOBMETER_"))
 )
 # Read elsewhere than resolve(): fuzzed where they are read, below.
-ELSEWHERE = {_config.HOST_METRICS, _config.RUN_FLUSH_INTERVAL, _config.RUN_DIR, _config.RUN,
-             _config.PUSHGATEWAY_URL}  # fmt: skip
+ELSEWHERE = {config.HOST_METRICS, config.RUN_FLUSH_INTERVAL, config.RUN_DIR, config.RUN,
+             config.PUSHGATEWAY_URL}  # fmt: skip
 RESOLVED = [name for name in VARIABLES if name not in ELSEWHERE]
 
 NUMBERS = st.one_of(
@@ -45,7 +46,7 @@ VALUES = st.one_of(
     st.text(max_size=40),
     NUMBERS,
     URLS,
-    st.builds(",".join, st.lists(st.sampled_from([*_config.EXPORTERS, "x", " OTLP", ""]))),
+    st.builds(",".join, st.lists(st.sampled_from([*config.EXPORTERS, "x", " OTLP", ""]))),
     st.sampled_from(["true", "FALSE", " True ", "yes", "1", "grpc", "HTTP/protobuf", "delta"]),
 )
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,36 +65,36 @@ def _names(error: ConfigurationError, name: str) -> None:
     assert name in str(error)
 
 
-def _check(name: str, raw: str, found: _config.Settings) -> None:
+def _check(name: str, raw: str, found: config.Settings) -> None:
     """An accepted value means what it says."""
     value = raw.strip()
-    if name == _config.SDK_DISABLED:
+    if name == config.SDK_DISABLED:
         assert value.lower() in ("true", "false")
         assert found.disabled is (value.lower() == "true")
-    elif name in (_config.SERVICE_NAME, _config.PROMETHEUS_HOST):
+    elif name in (config.SERVICE_NAME, config.PROMETHEUS_HOST):
         assert value in (found.service_name, found.prometheus_host)
-    elif name == _config.METRICS_EXPORTER:
+    elif name == config.METRICS_EXPORTER:
         given_names = {item.strip().lower() for item in value.split(",")}
         assert set(found.exporters) == given_names
-        assert all(item in _config.EXPORTERS for item in found.exporters)
-    elif name in (_config.OTLP_PROTOCOL, _config.OTLP_METRICS_PROTOCOL):
-        assert found.otlp_protocol == value.lower() in _config.PROTOCOLS
-    elif name == _config.OTLP_TEMPORALITY:
-        assert found.otlp_temporality == value.lower() in _config.TEMPORALITIES
-    elif name in (_config.OTLP_TIMEOUT, _config.OTLP_METRICS_TIMEOUT):
+        assert all(item in config.EXPORTERS for item in found.exporters)
+    elif name in (config.OTLP_PROTOCOL, config.OTLP_METRICS_PROTOCOL):
+        assert found.otlp_protocol == value.lower() in config.PROTOCOLS
+    elif name == config.OTLP_TEMPORALITY:
+        assert found.otlp_temporality == value.lower() in config.TEMPORALITIES
+    elif name in (config.OTLP_TIMEOUT, config.OTLP_METRICS_TIMEOUT):
         assert found.otlp_timeout_ms == _expected_number(raw) > 0
-    elif name == _config.EXPORT_INTERVAL:
+    elif name == config.EXPORT_INTERVAL:
         assert found.export_interval_ms == _expected_number(raw) > 0
-    elif name == _config.EXPORT_TIMEOUT:
+    elif name == config.EXPORT_TIMEOUT:
         assert found.export_timeout_ms == _expected_number(raw) > 0
-    elif name == _config.PROMETHEUS_PORT:
+    elif name == config.PROMETHEUS_PORT:
         assert found.prometheus_port == int(value)
         assert 0 <= found.prometheus_port <= 65535
-    elif name in (_config.OTLP_ENDPOINT, _config.OTLP_METRICS_ENDPOINT):
+    elif name in (config.OTLP_ENDPOINT, config.OTLP_METRICS_ENDPOINT):
         assert found.otlp_endpoint.startswith(value.rstrip("/"))
         assert value.lower().startswith(("http://", "https://"))
-    elif name in (_config.RESOURCE_ATTRIBUTES, _config.OTLP_HEADERS, _config.OTLP_METRICS_HEADERS):
-        parsed = found.resource_attributes if name == _config.RESOURCE_ATTRIBUTES else (
+    elif name in (config.RESOURCE_ATTRIBUTES, config.OTLP_HEADERS, config.OTLP_METRICS_HEADERS):
+        parsed = found.resource_attributes if name == config.RESOURCE_ATTRIBUTES else (
             found.otlp_headers)  # fmt: skip
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items())
         assert len(parsed) <= value.count("=")
@@ -107,38 +108,38 @@ def _check(name: str, raw: str, found: _config.Settings) -> None:
 @example(raw="http://host:99999")
 def test_every_variable_parses_to_what_it_says_or_names_itself(name: str, raw: str) -> None:
     try:
-        found = _config.resolve({}, {name: raw})
+        found = config.resolve({}, {name: raw})
     except ConfigurationError as error:
         _names(error, name)
         return
     if raw.strip():
         _check(name, raw, found)
     else:
-        assert found == _config.Settings()  # empty counts as unset
+        assert found == config.Settings()  # empty counts as unset
 
 
 @FAST
 @given(raw=VALUES)
 def test_host_metrics_groups_parse_or_name_the_variable(raw: str) -> None:
     try:
-        groups = _config.host_groups({}, {_config.HOST_METRICS: raw})
+        groups = config.host_groups({}, {config.HOST_METRICS: raw})
     except ConfigurationError as error:
-        _names(error, _config.HOST_METRICS)
+        _names(error, config.HOST_METRICS)
         return
     if raw.strip():
         assert groups == {item.strip().lower() for item in raw.split(",")}
     else:
-        assert groups == _config.DEFAULT_HOST_GROUPS
+        assert groups == config.DEFAULT_HOST_GROUPS
 
 
 @FAST
 @given(raw=st.one_of(NUMBERS, st.text(max_size=20).filter(lambda s: "\0" not in s)))
 def test_run_flush_interval_parses_or_names_the_variable(raw: str) -> None:
-    with mock.patch.dict(os.environ, {_config.RUN_FLUSH_INTERVAL: raw}):
+    with mock.patch.dict(os.environ, {config.RUN_FLUSH_INTERVAL: raw}):
         try:
             interval = flush_interval()
         except ConfigurationError as error:
-            _names(error, _config.RUN_FLUSH_INTERVAL)
+            _names(error, config.RUN_FLUSH_INTERVAL)
             return
     if raw:
         assert interval == _expected_number(raw) > 0

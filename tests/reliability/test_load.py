@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 
 import jobmeter
 from jobmeter import testing
-from jobmeter._operations import CARDINALITY_LIMIT, SDK_CARDINALITY_LIMIT
 from jobmeter.cli import app
+from jobmeter.collector._totals import CARDINALITY_LIMIT, SDK_CARDINALITY_LIMIT
 
 DURATION = "jobmeter.operation.duration"
 OVERFLOW = "otel.metric.overflow"

@@ -31,10 +31,10 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 import jobmeter
 from _support.prometheus import PROMETHEUS_BINARY, PrometheusServer
-from jobmeter import _prometheus
-from jobmeter._config import resolve
-from jobmeter._errors import ConfigurationError
-from jobmeter._prometheus import PrometheusEndpoint
+from jobmeter._core import prometheus
+from jobmeter._core.config import resolve
+from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.prometheus import PrometheusEndpoint
 
 USER, PASSWORD = "scraper", "s3cret:with-colon"
 CI_LOAD_S = 8.0
@@ -490,7 +490,7 @@ def _thread_count_settles(limit: int, timeout: float) -> int:
 
 
 def test_stalled_clients_block_neither_scrapes_nor_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_prometheus, "CONNECTION_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(prometheus, "CONNECTION_TIMEOUT_S", 1.0)
     telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
     assert telemetry.prometheus_address is not None
     assert telemetry.prometheus_url is not None
@@ -527,7 +527,7 @@ def test_stalled_clients_block_neither_scrapes_nor_the_job(monkeypatch: pytest.M
 def test_connections_beyond_the_limit_are_closed_not_threaded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_prometheus, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(prometheus, "MAX_CONNECTIONS", 4)
     telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
     assert telemetry.prometheus_address is not None
     assert telemetry.prometheus_url is not None

@@ -25,13 +25,13 @@ from typing import Any
 import psutil
 import pytest
 
-from jobmeter import _recording
+from jobmeter._rundata import routing
 
 PY = sys.executable
 
 
 def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != _recording.RUN_ENV}
+    env = {k: v for k, v in os.environ.items() if k != routing.RUN_ENV}
     env.update(JOBMETER_RUN_DIR=str(root), OTEL_METRICS_EXPORTER="none")
     return env
 

@@ -21,9 +21,9 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
-from jobmeter._config import PUSHGATEWAY_URL
+from jobmeter._core.config import PUSHGATEWAY_URL
 from jobmeter.collector import MetricsCollector
-from jobmeter.run._runner import RunResult
+from jobmeter.run._command import RunResult
 from jobmeter.run._sampler import TreeSample
 
 _log = logging.getLogger("jobmeter")

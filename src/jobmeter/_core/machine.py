@@ -1,0 +1,50 @@
+"""What machine this is: identity for resource attributes and ``jobmeter info``.
+
+Read once per process (cached): nothing here changes while a job runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import sys
+from typing import Any
+
+import psutil
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+@functools.cache
+def machine_info() -> dict[str, Any]:
+    """Host, OS, CPU, memory and GPU facts under OTel (or ``jobmeter.``) attribute names."""
+    from jobmeter._core.nvml import nvml
+
+    info: dict[str, Any] = {
+        "host.name": socket.gethostname(),
+        "host.arch": platform.machine().lower(),
+        "os.type": sys.platform,
+        "os.version": platform.release(),
+        "host.cpu.model.name": _cpu_model(),
+        "jobmeter.host.cpu.logical_count": psutil.cpu_count(logical=True) or 0,
+        "jobmeter.host.cpu.usable_count": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else psutil.cpu_count(logical=True) or 0,
+        "jobmeter.host.memory.total": int(psutil.virtual_memory().total),
+    }
+    model, count = nvml().inventory()
+    info["jobmeter.host.gpu.count"] = count
+    if model:
+        info["jobmeter.host.gpu.model"] = model
+    return {key: value for key, value in info.items() if value is not None}

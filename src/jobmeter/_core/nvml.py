@@ -1,0 +1,320 @@
+"""The NVML boundary: the only module that imports ``pynvml`` (nvidia-ml-py), lazily.
+
+``nvml()`` returns one process-wide :class:`Nvml`. Its first ``available()``
+imports pynvml and calls ``nvmlInit()`` once; without the package, the driver
+or a GPU it logs one INFO line and stays off for good. Device handles are
+looked up once. A call that fails at collection time (NotSupported, a GPU lost
+from the bus) skips that value and is logged once at INFO per kind, never
+raised. A forked child forgets its parent's NVML state and initialises again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from jobmeter._core import fork
+
+_log = logging.getLogger("jobmeter")
+
+# The callbacks of one collection run within a few milliseconds of each other;
+# a sample younger than this is shared instead of asking the driver again.
+SAMPLE_MAX_AGE_S: Final = 0.2
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One physical GPU: its NVML index and handle, UUID and model name."""
+
+    index: int
+    handle: Any = field(compare=False, repr=False)
+    uuid: str
+    name: str
+    mig: bool = False  # MIG mode is on: reported as the physical GPU only
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """What one device reported at one collection; None where the value is unknown."""
+
+    device: GpuDevice
+    utilization: float | None = None  # ratio 0..1
+    memory_used: int | None = None  # bytes
+    memory_total: int | None = None  # bytes
+    power: float | None = None  # watts
+    energy: float | None = None  # joules since the driver was loaded
+    temperature: float | None = None  # degrees Celsius
+
+    @property
+    def memory_utilization(self) -> float | None:
+        """Used over total memory, when both are known."""
+        if self.memory_used is None or not self.memory_total:
+            return None
+        return self.memory_used / self.memory_total
+
+
+class Nvml:
+    """Process-wide NVML state: started once, quiet when there is no GPU."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._notes_lock = threading.Lock()
+        self._module: Any = None
+        self._on: bool | None = None  # None: not tried yet
+        self._devices: list[GpuDevice] = []
+        self._unsupported: set[tuple[str, str]] = set()  # (uuid, what)
+        self._noted: set[tuple[str, ...]] = set()
+        self._samples: list[GpuSample] = []
+        self._sampled_at = float("-inf")
+        self._hooked = False
+        self._atexit_registered = False
+
+    # -- start, stop, fork ---------------------------------------------------
+
+    def available(self) -> bool:
+        """Whether NVML is up with at least one GPU; starts it on the first call."""
+        on = self._on
+        if on is not None:
+            return on
+        with self._lock:
+            if self._on is None:
+                self._on = self._start()
+            return self._on
+
+    def _start(self) -> bool:
+        if not self._hooked:  # on first use, never at import
+            fork.on_fork_in_child(self._after_fork_in_child)
+            self._hooked = True
+        try:
+            module = self._module = importlib.import_module("pynvml")
+        except ImportError:
+            return self._off("the nvidia-ml-py package is not installed")
+        try:
+            module.nvmlInit()
+        except Exception as exc:  # NVMLError (no library, no driver) or OSError
+            return self._off(f"NVML did not start: {_describe(exc)}")
+        try:
+            count = int(module.nvmlDeviceGetCount())
+            devices = [d for d in (self._device(module, i) for i in range(count)) if d]
+        except Exception as exc:
+            self._quietly(module.nvmlShutdown)
+            return self._off(f"NVML could not count GPUs: {_describe(exc)}")
+        if not devices:
+            self._quietly(module.nvmlShutdown)
+            return self._off("NVML found no GPU" if count == 0 else "no GPU answered NVML")
+        self._devices = devices
+        if not self._atexit_registered:  # survives fork: the child reuses it
+            atexit.register(self._shutdown)
+            self._atexit_registered = True
+        _log.debug("jobmeter: NVML started with %d GPU(s)", len(devices))
+        return True
+
+    def _device(self, module: Any, index: int) -> GpuDevice | None:
+        try:
+            handle = module.nvmlDeviceGetHandleByIndex(index)
+            uuid = _text(module.nvmlDeviceGetUUID(handle))
+            name = _text(module.nvmlDeviceGetName(handle))
+        except Exception as exc:
+            _log.info("jobmeter: GPU %d did not answer NVML (%s); it is left out",
+                      index, _describe(exc))  # fmt: skip
+            return None
+        mig = False
+        with contextlib.suppress(Exception):  # NotSupported on GPUs without MIG
+            mig = module.nvmlDeviceGetMigMode(handle)[0] == module.NVML_DEVICE_MIG_ENABLE
+        if mig:
+            _log.info("jobmeter: GPU %d (%s) is in MIG mode; it is reported as one physical "
+                      "GPU and its MIG instances are not listed", index, name)  # fmt: skip
+        return GpuDevice(index, handle, uuid, name, mig)
+
+    def _off(self, reason: str) -> bool:
+        _log.info("jobmeter: no NVIDIA GPU (%s); GPU metrics are off", reason)
+        return False
+
+    def _shutdown(self) -> None:
+        """At exit: shut NVML down; later collections report no GPU."""
+        if not self._lock.acquire(timeout=1.0):
+            return
+        try:
+            if self._on:
+                self._on = False
+                self._forget_devices()
+                self._quietly(self._module.nvmlShutdown)
+        finally:
+            self._lock.release()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's handles belong to its NVML session; the child starts its
+        # own. A parent that found no GPU leaves the child without one as well.
+        self._lock = threading.Lock()
+        self._notes_lock = threading.Lock()
+        if self._on:
+            self._on = None
+        self._forget_devices()
+
+    def _reset_for_tests(self) -> None:
+        with self._lock:
+            if self._on:
+                self._quietly(self._module.nvmlShutdown)
+            self._module, self._on = None, None
+            self._unsupported, self._noted = set(), set()
+            self._forget_devices()
+
+    def _forget_devices(self) -> None:
+        self._devices, self._samples, self._sampled_at = [], [], float("-inf")
+
+    # -- what the collectors read ----------------------------------------------
+
+    def devices(self) -> list[GpuDevice]:
+        """The GPUs, in NVML index order; empty without a GPU."""
+        return list(self._devices) if self.available() else []
+
+    def inventory(self) -> tuple[str | None, int]:
+        """(model name of the first GPU, number of GPUs); (None, 0) without a GPU."""
+        devices = self.devices()
+        return (devices[0].name if devices else None), len(devices)
+
+    def samples(self) -> list[GpuSample]:
+        """One sample per GPU, shared by callers within ``SAMPLE_MAX_AGE_S``."""
+        if not self.available():
+            return []
+        # A signal handler's final export may run while this thread holds the
+        # lock: after a short wait, answer with the last samples.
+        if not self._lock.acquire(timeout=0.1):
+            return self._samples
+        try:
+            if time.monotonic() - self._sampled_at >= SAMPLE_MAX_AGE_S:
+                self._samples = [self._sample(d) for d in self._devices]
+                self._sampled_at = time.monotonic()
+            return self._samples
+        finally:
+            self._lock.release()
+
+    def _sample(self, device: GpuDevice) -> GpuSample:
+        m = self._module
+        utilization = self._read(device, "utilization", m.nvmlDeviceGetUtilizationRates)
+        memory = self._read(device, "memory", m.nvmlDeviceGetMemoryInfo)
+        power = self._read(device, "power", m.nvmlDeviceGetPowerUsage)
+        energy = self._read(device, "energy", m.nvmlDeviceGetTotalEnergyConsumption)
+        temperature = self._read(
+            device, "temperature", m.nvmlDeviceGetTemperature, m.NVML_TEMPERATURE_GPU
+        )
+        return GpuSample(
+            device,
+            utilization=None if utilization is None else utilization.gpu / 100,
+            memory_used=None if memory is None else int(memory.used),
+            memory_total=None if memory is None else int(memory.total),
+            power=None if power is None else power / 1000,  # mW
+            energy=None if energy is None else energy / 1000,  # mJ
+            temperature=temperature,
+        )
+
+    def device_process_memory(self, device: GpuDevice, pids: Collection[int]) -> int | None:
+        """Bytes of ``device`` memory used by ``pids``; None if NVML could not tell."""
+        if not self.available():
+            return None
+        m = self._module
+        wanted = pids if isinstance(pids, set | frozenset) else set(pids)
+        used: dict[int, int] = {}
+        answered = False
+        for what, call in (
+            ("compute processes", m.nvmlDeviceGetComputeRunningProcesses),
+            ("graphics processes", m.nvmlDeviceGetGraphicsRunningProcesses),
+        ):
+            processes = self._read(device, what, call)
+            if processes is None:
+                continue
+            answered = True
+            for process in processes:
+                if process.pid in wanted:
+                    # A process with compute and graphics contexts is listed
+                    # twice with its one figure: count it once.
+                    bytes_used = int(process.usedGpuMemory or 0)
+                    used[process.pid] = max(used.get(process.pid, 0), bytes_used)
+        return sum(used.values()) if answered else None
+
+    def process_memory(self, pids: Collection[int]) -> int | None:
+        """Bytes of GPU memory used by ``pids`` over all GPUs; None without a GPU."""
+        figures = [self.device_process_memory(d, pids) for d in self.devices()]
+        known = [f for f in figures if f is not None]
+        return sum(known) if known else None
+
+    # -- failures --------------------------------------------------------------
+
+    def _read(self, device: GpuDevice, what: str, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(handle, *args)``, or None (logged once) when it fails."""
+        if (device.uuid, what) in self._unsupported or not self._on:
+            return None
+        try:
+            return call(device.handle, *args)
+        except Exception as exc:
+            if self._is_unsupported(exc):
+                self._unsupported.add((device.uuid, what))
+                self.note_once(
+                    ("unsupported", device.uuid, what),
+                    "jobmeter: GPU %d (%s) does not report %s; that metric is left out for it",
+                    device.index, device.name, what,
+                )  # fmt: skip
+            else:
+                self.note_once(
+                    ("failed", what, type(exc).__name__),
+                    "jobmeter: reading %s from NVML failed (%s); the value is skipped while "
+                    "it fails", what, _describe(exc),
+                )  # fmt: skip
+            return None
+
+    @staticmethod
+    def _is_unsupported(exc: Exception) -> bool:
+        # AttributeError: a pynvml too old to have the call.
+        names = {"NVMLError_NotSupported", "NVMLError_FunctionNotFound", "AttributeError"}
+        return any(kind.__name__ in names for kind in type(exc).__mro__)
+
+    def note_once(
+        self,
+        key: tuple[str, ...],
+        message: str,
+        *args: object,
+        level: int = logging.INFO,
+        exc_info: bool = False,
+    ) -> None:
+        """Log ``message`` the first time ``key`` is seen in this process."""
+        with self._notes_lock:
+            if key in self._noted:
+                return
+            self._noted.add(key)
+        _log.log(level, message, *args, exc_info=exc_info)
+
+    def _quietly(self, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except Exception:
+            _log.debug("jobmeter: ignored NVML error", exc_info=True)
+
+
+def _text(value: str | bytes) -> str:
+    """pynvml returns str; releases before 11.x returned bytes."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_nvml = Nvml()
+
+
+def nvml() -> Nvml:
+    """The process-wide NVML state."""
+    return _nvml
+
+
+def _reset_for_tests() -> None:
+    """Forget NVML state (shutting it down if it was up), so the next use starts again."""
+    _nvml._reset_for_tests()

@@ -1,0 +1,74 @@
+"""run.json's first form: identity, machine, git commit, command; shared by both kinds of run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from jobmeter._core.machine import machine_info
+from jobmeter._version import __version__
+
+_GIT_TIMEOUT_S = 2.0
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=_GIT_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_info() -> dict[str, Any] | None:
+    """The commit of the working directory's git repository and whether files changed.
+
+    None outside a repository or without git. Only the commit and a flag are
+    kept: no branch names, paths or remote URLs.
+    """
+    commit = _git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if changes is None else bool(changes)}
+
+
+def command_record(argv: Sequence[str], record_args: bool) -> dict[str, Any]:
+    """The command as the store keeps it: by default the program and a count only.
+
+    Full command lines can hold secrets (tokens, passwords, paths).
+    """
+    command: dict[str, Any] = {
+        "executable": os.path.basename(argv[0]) if argv else "",
+        "argument_count": max(len(argv) - 1, 0),
+    }
+    if record_args:
+        command["argv"] = list(argv)
+    return command
+
+
+def new_record(
+    run_id: str, name: str | None, kind: str, command: dict[str, Any], interval: float
+) -> dict[str, Any]:
+    """run.json of a run that starts now (status "running")."""
+    record: dict[str, Any] = {
+        "id": run_id,
+        "name": name,
+        "kind": kind,
+        "status": "running",
+        "pid": os.getpid(),  # the process that owns the run: a dead pid marks it abandoned
+        "start": time.time(),
+        "end": None,
+        "host": machine_info(),
+        "jobmeter_version": __version__,
+        "command": command,
+        "interval_seconds": interval,
+    }
+    git = git_info()
+    if git is not None:
+        record["git"] = git
+    return record

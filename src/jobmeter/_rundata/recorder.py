@@ -1,0 +1,357 @@
+"""The recorder: what ``measure()``, DuckDB and backfills measured, aggregated into a run.
+
+Sources keep what they measured in pending lists (``jobmeter._rundata.routing``);
+every ``interval`` seconds the recorder drains them, aggregates per operation
+and per query shape (count, sum, min, max and a quantile sketch), and appends
+one line per key that changed to ``<kind>.<pid>.jsonl`` in the run directory,
+flushed at once. A crash loses at most one interval; each process (forked
+workers too) writes its own files, so lines never interleave. The schema is
+in docs/run-store.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Final
+
+from jobmeter._core import fork, signals
+from jobmeter._rundata import routing
+from jobmeter._rundata.layout import open_private, warn_once
+from jobmeter._rundata.sketch import Sketch
+
+_log = logging.getLogger("jobmeter")
+
+#: Seconds between two drains of the sources (``JOBMETER_RUN_FLUSH_INTERVAL``).
+DEFAULT_FLUSH_INTERVAL_S: Final = 5.0
+KINDS: Final = ("operations", "queries", "failures", "spans", "progress")
+_HIDDEN: Final = frozenset({"operation.name", "error.type"})
+
+
+class Stats:
+    """Count, sum, min, max and a sketch of one figure."""
+
+    __slots__ = ("count", "high", "low", "sketch", "total")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.low = float("inf")
+        self.high = float("-inf")
+        self.sketch = Sketch()
+
+    def add_sorted(self, values: Sequence[float]) -> None:
+        if not values:
+            return
+        self.count += len(values)
+        self.total += sum(values)
+        self.low = min(self.low, values[0])
+        self.high = max(self.high, values[-1])
+        self.sketch.add_sorted(values)
+
+    def fields(self, prefix: str) -> dict[str, Any]:
+        """``<prefix>_sum/_min/_max/_p50/_p95/_sketch``; nulls when nothing was added."""
+        if not self.count:
+            return {f"{prefix}_{k}": None for k in ("sum", "min", "max", "p50", "p95", "sketch")}
+        return {
+            f"{prefix}_sum": self.total,
+            f"{prefix}_min": self.low,
+            f"{prefix}_max": self.high,
+            f"{prefix}_p50": self.sketch.quantile(0.5, self.low, self.high),
+            f"{prefix}_p95": self.sketch.quantile(0.95, self.low, self.high),
+            f"{prefix}_sketch": self.sketch.to_json(),
+        }
+
+
+def attributes_text(attributes: Mapping[str, Any]) -> str:
+    """The attributes that tell operations of one name apart, as sorted JSON text."""
+    shown = {k: v for k, v in attributes.items() if k not in _HIDDEN}
+    return json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class _Operation:
+    __slots__ = ("count", "cpu", "duration", "memory")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.duration, self.cpu, self.memory = Stats(), Stats(), Stats()
+
+
+class _Query:
+    __slots__ = ("duration", "rows", "rows_max")
+
+    def __init__(self) -> None:
+        self.duration = Stats()
+        self.rows = 0
+        self.rows_max: int | None = None
+
+
+class Recorder:
+    """Drains the sources into one run directory, at an interval and at the end."""
+
+    def __init__(self, directory: Path, interval: float = DEFAULT_FLUSH_INTERVAL_S) -> None:
+        self.directory = directory
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._operations: dict[tuple[str, str, str, str | None], _Operation] = {}
+        self._queries: dict[tuple[str, str, str, str | None], _Query] = {}
+        self._progress: dict[str, dict[str, Any]] = {}
+        self._progress_written: dict[str, tuple[Any, ...]] = {}
+        self._files: dict[str, IO[str]] = {}
+        self._stop = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._warned = False
+        self.write_errors = 0
+        self.pid = os.getpid()
+
+    # -- what the sources hand over ----------------------------------------------------------
+
+    def add_operations(
+        self,
+        collector: str,
+        attributes: Mapping[str, Any],
+        entries: Sequence[tuple[float, float | None, int | None]],
+    ) -> None:
+        """Blocks of one attribute set: (duration s, CPU s or None, RSS B or None)."""
+        error = attributes.get("error.type")
+        key = (collector, str(attributes.get("operation.name", "")),
+               attributes_text(attributes), None if error is None else str(error))  # fmt: skip
+        # One C-level transpose, and no filtering unless blocks with and without
+        # resources share an attribute set (rare): the drain costs the job too.
+        duration_column, cpu_column, memory_column = zip(*entries, strict=True)
+        durations = sorted(duration_column)
+        missing = cpu_column.count(None)
+        if missing == len(cpu_column):
+            cpus: list[float] = []
+            memory: list[float] = []
+        elif missing:
+            cpus = sorted([value for value in cpu_column if value is not None])
+            memory = sorted([value for value in memory_column if value is not None])
+        else:
+            cpus, memory = sorted(cpu_column), sorted(memory_column)
+        with self._lock:
+            found = self._operations.get(key)
+            if found is None:
+                found = self._operations[key] = _Operation()
+            found.count += len(entries)
+            found.duration.add_sorted(durations)
+            found.cpu.add_sorted(cpus)
+            found.memory.add_sorted(memory)
+
+    def add_queries(self, entries: Sequence[tuple[Mapping[str, Any], float, int]]) -> None:
+        """Statements: (point attributes, seconds, returned rows or -1)."""
+        grouped: dict[tuple[str, str, str, str | None], tuple[list[float], list[int]]] = {}
+        for attributes, seconds, rows in entries:
+            error = attributes.get("error.type")
+            key = (str(attributes.get("db.namespace", "")),
+                   str(attributes.get("db.operation.name", "")),
+                   str(attributes.get("db.query.summary", "")),
+                   None if error is None else str(error))  # fmt: skip
+            group = grouped.get(key)
+            if group is None:
+                group = grouped[key] = ([], [])
+            group[0].append(seconds)
+            if rows >= 0:
+                group[1].append(rows)
+        with self._lock:
+            for key, (seconds_list, rows_list) in grouped.items():
+                found = self._queries.get(key)
+                if found is None:
+                    found = self._queries[key] = _Query()
+                found.duration.add_sorted(sorted(seconds_list))
+                found.rows += sum(rows_list)
+                if rows_list:
+                    found.rows_max = max(found.rows_max or 0, max(rows_list))
+
+    def add_progress(self, name: str, snapshot: Any, status: str) -> None:
+        """A backfill's counts now (a ``_backfill_snapshot.Snapshot``)."""
+        line = {
+            "backfill": name,
+            "status": status,
+            "done": snapshot.done,
+            "skipped": snapshot.skipped,
+            "failed": snapshot.failed_total,
+            "total": snapshot.total,
+            "rate": snapshot.rate,
+            "eta_seconds": snapshot.eta,
+        }
+        with self._lock:
+            self._progress[name] = line
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Drain every source and append what changed; never raises.
+
+        One flush at a time: a SIGTERM handler's last flush waits for the
+        background one to write what it took. In the main thread, SIGTERM and
+        SIGINT wait until the flush is written (their handlers would otherwise
+        end the process between taking the records and writing them).
+        """
+        try:
+            with signals.signals_deferred(), self._flush_lock:
+                for source in routing.sources():
+                    source.drain_into(self)
+                failures = routing.failures.take() if routing.failures is not None else []
+                spans = routing.spans.take() if routing.spans is not None else []
+                self._write(self._lines(failures, spans))
+        except Exception:
+            self._warn(f"could not record into the run at {self.directory}", exc_info=True)
+
+    def _lines(
+        self, failures: list[tuple[Any, ...]], spans: list[tuple[Any, ...]]
+    ) -> dict[str, list[str]]:
+        now = time.time()
+        base = {"t": now, "pid": self.pid}
+        with self._lock:
+            operations, self._operations = self._operations, {}
+            queries, self._queries = self._queries, {}
+            progress, self._progress = self._progress, {}
+        lines: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        for (collector, name, attributes, error), op in operations.items():
+            record = {**base, "collector": collector, "operation": name,
+                      "attributes": attributes, "error_type": error, "count": op.count,
+                      "resources_count": op.cpu.count}  # fmt: skip
+            record.update(op.duration.fields("duration"))
+            record.update(op.cpu.fields("cpu"))
+            record.update(op.memory.fields("memory"))
+            lines["operations"].append(json.dumps(record))
+        for (namespace, operation, summary, error), query in queries.items():
+            record = {**base, "namespace": namespace, "operation": operation,
+                      "summary": summary, "error_type": error, "count": query.duration.count,
+                      "rows": query.rows, "rows_max": query.rows_max}  # fmt: skip
+            record.update(query.duration.fields("duration"))
+            lines["queries"].append(json.dumps(record))
+        for t, source, name, error in failures:
+            record = {"t": t, "pid": self.pid, "source": source, "name": name,
+                      "error_type": error}  # fmt: skip
+            lines["failures"].append(json.dumps(record))
+        for collector, name, start, end, error in spans:
+            record = {"t": end, "pid": self.pid, "collector": collector, "name": name,
+                      "start": start, "end": end, "error_type": error}  # fmt: skip
+            lines["spans"].append(json.dumps(record))
+        for name, line in progress.items():
+            state = tuple(line[k] for k in ("status", "done", "skipped", "failed", "total"))
+            if self._progress_written.get(name) != state:
+                self._progress_written[name] = state
+                lines["progress"].append(json.dumps({**base, **line}))
+        return lines
+
+    def _write(self, lines: dict[str, list[str]]) -> None:
+        for kind, kind_lines in lines.items():
+            if not kind_lines:
+                continue
+            try:
+                handle = self._files.get(kind)
+                if handle is None:
+                    path = self.directory / f"{kind}.{self.pid}.jsonl"
+                    handle = self._files[kind] = open_private(path, "a")
+                handle.write("\n".join(kind_lines) + "\n")
+                handle.flush()
+            except (OSError, ValueError) as error:
+                self.write_errors += 1
+                self._warn(f"could not write {kind} records into {self.directory}: {error}")
+
+    def _warn(self, message: str, exc_info: bool = False) -> None:
+        if not self._warned:
+            self._warned = True
+            if not self.directory.is_dir():
+                message = f"the run directory {self.directory} was removed; the run is not recorded"
+            # One warning per run directory in this process: the sampler's failures too.
+            if warn_once(self.directory, message) and exc_info:
+                _log.debug("jobmeter: the failure", exc_info=True)
+
+    # -- life --------------------------------------------------------------------------------
+
+    def start(self) -> Recorder:
+        """Route every source's records here and drain them at the interval."""
+        routing.start(self)
+        self._start_thread()
+        atexit.register(self.stop)
+        signals.on_sigterm(self.stop, signals.RUN_RECORD)
+        fork.on_fork_in_child_weak(self, "_after_fork_in_child")
+        return self
+
+    def _start_thread(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="jobmeter-run-recorder",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+
+    def stop(self) -> None:
+        """The last drain; then nothing more is kept. Idempotent, and safe from a handler.
+
+        SIGTERM and SIGINT wait while it runs: their handler calls it too, and
+        re-entering it halfway (the thread's event holds a lock) would hang.
+        """
+        with signals.signals_deferred():
+            if self._stopped:
+                return
+            self._stopped = True
+            self._stop.set()
+            self.flush()
+            routing.stop(self)
+            for handle in self._files.values():
+                with contextlib.suppress(OSError):
+                    handle.close()
+            self._files = {}
+            atexit.unregister(self.stop)
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's files and thread are the parent's: this pid writes its own.
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._files = {}
+        self._operations, self._queries, self._progress = {}, {}, {}
+        self.pid = os.getpid()
+        self._stopped = False
+        if routing.active is not self:
+            return
+        routing.after_fork_in_child()
+        self._start_thread()
+        # multiprocessing's workers leave with os._exit, after its finalizers but
+        # without atexit: drain there too. Its bootstrap clears the finalizers
+        # registered before it, then runs its after-fork hooks: register from one.
+        util = sys.modules.get("multiprocessing.util")
+        if util is not None:
+            util.register_after_fork(self, _finalize_in_worker)
+
+
+def _finalize_in_worker(recorder: Recorder) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(recorder, recorder.stop, exitpriority=100)
+
+
+def flush_interval() -> float:
+    """``JOBMETER_RUN_FLUSH_INTERVAL`` in seconds, else the default."""
+    from jobmeter._core.config import RUN_FLUSH_INTERVAL, parse_seconds
+
+    raw = os.environ.get(RUN_FLUSH_INTERVAL)
+    return DEFAULT_FLUSH_INTERVAL_S if not raw else parse_seconds(RUN_FLUSH_INTERVAL, raw)
+
+
+def join_run(directory: str | os.PathLike[str]) -> Recorder | None:
+    """Record this process's measurements into an existing run directory."""
+    path = Path(directory)
+    if not path.is_dir():
+        _log.warning("jobmeter: %s=%s is not a directory; this process records no run",
+                     routing.RUN_ENV, directory)  # fmt: skip
+        return None
+    if routing.active is not None:
+        return None
+    return Recorder(path, flush_interval()).start()

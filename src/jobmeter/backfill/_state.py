@@ -1,0 +1,114 @@
+"""The counts of a backfill and the snapshot of them that every output reads.
+
+A mixin of ``Backfill``: the counting methods there touch these attributes
+directly, so that counting an item is an increment under one lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jobmeter.backfill import _args as args
+from jobmeter.backfill._rate import SmoothedRate
+from jobmeter.backfill._snapshot import UNSPECIFIED, Snapshot, add_label
+
+_log = logging.getLogger("jobmeter")
+
+
+class CountState:
+    """Counts by outcome and label, the total, the queue, timestamps; one lock."""
+
+    name: str
+    _total: int | None
+    _deadline: float | None
+    _rate: SmoothedRate
+
+    def _init_counts(self) -> None:
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._tracking = 0
+        self._done = self._skipped = 0
+        self._failed: dict[str, int] = {}
+        self._retries: dict[str, int] = {}
+        self._hits: dict[str, int] = {}
+        self._started = time.time()
+        self._last_success: float | None = None
+        self._queue: int | Callable[[], int] | None = None
+        self._warned: set[str] = set()
+        self._status = "running"
+
+    # -- the run being recorded (jobmeter._rundata.routing): progress is read at each drain --------
+
+    def recording_started(self) -> None:
+        """Nothing to keep per item: the counts are read when the recorder drains."""
+
+    def recording_stopped(self) -> None:
+        """Nothing kept to drop."""
+
+    def drain_into(self, recorder: Any) -> None:
+        """Hand the counts now to the run's recorder (it writes a line when they changed)."""
+        recorder.add_progress(self.name, self._snapshot(), self._status)
+
+    def _claim(self) -> None:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is not None:
+            cursor.claimed = True
+
+    def _tracking_changed(self, delta: int) -> None:
+        with self._lock:
+            self._tracking += delta
+
+    def _track_failed(self) -> None:
+        self._add(self._failed, UNSPECIFIED, 1, "error types")
+
+    def _add(self, counts: dict[str, int], label: str, n: int, what: str) -> None:
+        with self._lock:
+            kept = add_label(counts, label, n)
+        if not kept and what not in self._warned:
+            self._warned.add(what)
+            _log.warning(
+                "jobmeter: backfill %r has more than %d distinct %s; the rest are counted with "
+                "otel.metric.overflow=true. Keep ids and messages out of them.",
+                self.name, len(counts) - 1, what,
+            )  # fmt: skip
+
+    def _restore(self, saved: Snapshot) -> None:
+        self._done, self._skipped = saved.done, saved.skipped
+        self._failed = dict(saved.failed)
+        self._retries = dict(saved.retries)
+        self._hits = dict(saved.rate_limit_hits)
+        self._started = saved.started
+        self._last_success = saved.last_success
+
+    def _snapshot(self) -> Snapshot:
+        # A SIGTERM handler may run while this thread holds the lock: then read without it.
+        locked = self._lock.acquire(timeout=0.1)
+        try:
+            done, skipped, total = self._done, self._skipped, self._total
+            failed, retries, hits = dict(self._failed), dict(self._retries), dict(self._hits)
+        finally:
+            if locked:
+                self._lock.release()
+        rate = self._rate.update(done + skipped + sum(failed.values()))
+        return Snapshot(started=self._started, done=done, skipped=skipped, failed=failed,
+                        retries=retries, rate_limit_hits=hits, total=total,
+                        queue=self._queue_now(), rate=rate,
+                        last_success=self._last_success,
+                        deadline=self._deadline)  # fmt: skip
+
+    def _queue_now(self) -> int | None:
+        queue = self._queue
+        if queue is None or isinstance(queue, int):
+            return queue
+        try:
+            return args.count("queue size", queue())
+        except Exception:
+            if "queue" not in self._warned:
+                self._warned.add("queue")
+                _log.warning("jobmeter: the queue size function of backfill %r failed; the queue "
+                             "size is left out", self.name, exc_info=True)  # fmt: skip
+            return None

@@ -1,0 +1,344 @@
+"""The per-meter store behind ``measure()``: one histogram, cumulative totals.
+
+Duration is the only synchronous instrument recorded per block. CPU time, disk
+I/O, memory and in-flight counts are summed here, under one lock, and published
+through asynchronous instruments when a reader collects: one SDK call per block
+instead of six. Collectors that share a meter (same name, same provider) share
+the store, so their series add up instead of fighting over one instrument.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.util.types import AttributeValue
+
+from jobmeter._core import fork
+from jobmeter._core.otel_private import is_proxy_meter
+from jobmeter._rundata import routing
+
+_log = logging.getLogger("jobmeter")
+
+Attributes = Mapping[str, AttributeValue]
+Key = frozenset[tuple[str, Any]]
+
+# Seconds, from 100 us hot-loop blocks to day-long backfills. The SDK default
+# (0 ... 10000) would put every block under 5 s into one bucket.
+DURATION_BUCKETS: Final = (
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+# The OTel specification's default cardinality limit is 2000 points per
+# instrument, and the SDK applies it. CPU time and disk I/O give two points per
+# attribute set, so 999 sets plus the overflow set fill exactly 2000 points.
+SDK_CARDINALITY_LIMIT: Final = 2000
+CARDINALITY_LIMIT: Final = SDK_CARDINALITY_LIMIT // 2 - 1
+OVERFLOW: Final[dict[str, AttributeValue]] = {"otel.metric.overflow": True}
+_OVERFLOW_KEY: Final[Key] = frozenset(OVERFLOW.items())
+
+
+class _Totals:
+    """Cumulative figures of one attribute set."""
+
+    __slots__ = (
+        "active", "attributes", "cpu_system", "cpu_user", "gpu_memory", "growth",
+        "has_resources", "io_read", "io_write", "modes", "pending", "rss",
+    )  # fmt: skip
+
+    def __init__(self, attributes: Attributes) -> None:
+        self.attributes = dict(attributes)
+        # Attribute dicts for the asynchronous points, built once.
+        self.modes = (
+            {**attributes, "cpu.mode": "user"},
+            {**attributes, "cpu.mode": "system"},
+            {**attributes, "disk.io.direction": "read"},
+            {**attributes, "disk.io.direction": "write"},
+        )
+        self.active = 0
+        self.has_resources = False
+        self.cpu_user = self.cpu_system = 0.0
+        self.io_read = self.io_write = self.rss = self.growth = 0
+        self.gpu_memory: int | None = None
+        # While a run records: (duration s, CPU s or None, RSS B or None) per block.
+        self.pending: list[tuple[float, float | None, int | None]] | None = None
+
+
+def make_key(attributes: Attributes) -> Key:
+    """A hashable identity of an attribute set; sequences become tuples."""
+    try:
+        return frozenset(attributes.items())
+    except TypeError:
+        return frozenset(
+            (k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in attributes.items()
+        )
+
+
+class OperationStore:
+    """Instruments and cumulative totals of ``measure()`` for one meter."""
+
+    def __init__(self, meter: Meter, name: str = "") -> None:
+        self.meter = meter
+        self.name = name
+        self._lock = threading.Lock()
+        self._totals: dict[Key, _Totals] = {}
+        self._overflow_warned = False
+        self._recording = False
+        self.duration = meter.create_histogram(
+            "jobmeter.operation.duration",
+            unit="s",
+            description="Wall-clock duration of measured operations.",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+        )
+        meter.create_observable_counter(
+            "jobmeter.operation.cpu.time",
+            callbacks=[self._observe_cpu],
+            unit="s",
+            description="CPU time of the process while measured operations ran, by cpu.mode.",
+        )
+        meter.create_observable_counter(
+            "jobmeter.operation.disk.io",
+            callbacks=[self._observe_io],
+            unit="By",
+            description="Bytes the process read from and wrote to storage during measured "
+            "operations, by disk.io.direction.",
+        )
+        meter.create_observable_gauge(
+            "jobmeter.operation.memory.usage",
+            callbacks=[self._observe_rss],
+            unit="By",
+            description="Resident memory of the process when the latest measured operation ended.",
+        )
+        meter.create_observable_gauge(
+            "jobmeter.operation.memory.growth",
+            callbacks=[self._observe_growth],
+            unit="By",
+            description="Resident memory the latest measured operation added (negative if freed).",
+        )
+        meter.create_observable_gauge(
+            "jobmeter.operation.gpu.memory.usage",
+            callbacks=[self._observe_gpu_memory],
+            unit="By",
+            description="GPU memory of the process when the latest measured operation with "
+            "gpu=True ended.",
+        )
+        meter.create_observable_up_down_counter(
+            "jobmeter.operation.active",
+            callbacks=[self._observe_active],
+            unit="{operation}",
+            description="Measured operations in progress.",
+        )
+        fork.on_fork_in_child_weak(self, "_after_fork_in_child")
+
+    def _totals_for(self, key: Key, attributes: Attributes) -> _Totals:
+        """Find or create totals; the caller holds the lock."""
+        totals = self._totals.get(key)
+        if totals is None:
+            if len(self._totals) >= CARDINALITY_LIMIT:
+                if not self._overflow_warned:
+                    self._overflow_warned = True
+                    _log.warning(
+                        "jobmeter: more than %d attribute sets for measured operations; the rest "
+                        "are folded into one series with otel.metric.overflow=true. Keep ids and "
+                        "other unbounded values out of attributes.",
+                        CARDINALITY_LIMIT,
+                    )
+                key, attributes = _OVERFLOW_KEY, OVERFLOW
+                totals = self._totals.get(key)
+                if totals is not None:
+                    return totals
+            totals = self._totals[key] = _Totals(attributes)
+            if self._recording:
+                totals.pending = []
+        return totals
+
+    def started(self, key: Key, attributes: Attributes) -> None:
+        with self._lock:
+            totals = self._totals.get(key) or self._totals_for(key, attributes)
+            totals.active += 1
+
+    def ended(
+        self,
+        started_key: Key,
+        started_attributes: Attributes,
+        key: Key,
+        attributes: Attributes,
+        duration: float,
+    ) -> None:
+        """End a block measured without resources."""
+        with self._lock:
+            totals = self._totals.get(started_key) or self._totals_for(
+                started_key, started_attributes
+            )
+            totals.active -= 1
+            if totals.pending is not None:  # a run records
+                if key is not started_key:
+                    totals = self._totals_for(key, attributes)
+                if totals.pending is not None:
+                    totals.pending.append((duration, None, None))
+
+    def ended_with_resources(
+        self,
+        started_key: Key,
+        started_attributes: Attributes,
+        key: Key,
+        attributes: Attributes,
+        usage: tuple[float, float, int, int, int, int],
+        duration: float,
+    ) -> None:
+        """End a block and add its usage: (cpu user s, cpu system s, read B, written B,
+        RSS at the end B, RSS growth B); one lock for both.
+        """
+        cpu_user, cpu_system, io_read, io_write, rss, growth = usage
+        with self._lock:
+            self._totals_for(started_key, started_attributes).active -= 1
+            totals = self._totals_for(key, attributes)
+            pending = totals.pending
+            if pending is not None:  # a run records: one append, aggregated at its interval
+                pending.append((duration, cpu_user + cpu_system, rss))
+            totals.has_resources = True
+            totals.cpu_user += cpu_user
+            totals.cpu_system += cpu_system
+            totals.io_read += io_read
+            totals.io_write += io_write
+            totals.rss = rss
+            totals.growth = growth
+
+    def set_gpu_memory(self, key: Key, attributes: Attributes, used: int) -> None:
+        """Keep the GPU memory the process used when a ``gpu=True`` block ended."""
+        with self._lock:
+            self._totals_for(key, attributes).gpu_memory = used
+
+    def recording_started(self) -> None:
+        """Keep what each block measured for the run being recorded."""
+        with self._lock:
+            if not self._recording:
+                self._recording = True
+                for totals in self._totals.values():
+                    totals.pending = []
+
+    def recording_stopped(self) -> None:
+        """Stop keeping records; drop what was not drained."""
+        with self._lock:
+            self._recording = False
+            for totals in self._totals.values():
+                totals.pending = None
+
+    def drain_into(self, recorder: Any) -> None:
+        """Hand the blocks measured since the last drain to the run's recorder."""
+        with self._lock:
+            drained = []
+            for totals in self._totals.values():
+                if totals.pending:
+                    drained.append((totals.attributes, totals.pending))
+                    totals.pending = []
+        for attributes, entries in drained:
+            recorder.add_operations(self.name, attributes, entries)
+
+    def _snapshot(self) -> list[_Totals]:
+        # A SIGTERM handler's final export runs while the main thread is paused,
+        # possibly inside this lock: after a short wait, read without it.
+        if not self._lock.acquire(timeout=0.1):
+            return list(self._totals.values())
+        try:
+            return list(self._totals.values())
+        finally:
+            self._lock.release()
+
+    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        for t in self._snapshot():
+            if t.has_resources:
+                yield Observation(t.cpu_user, t.modes[0])
+                yield Observation(t.cpu_system, t.modes[1])
+
+    def _observe_io(self, options: CallbackOptions) -> Iterable[Observation]:
+        for t in self._snapshot():
+            if t.has_resources:
+                yield Observation(t.io_read, t.modes[2])
+                yield Observation(t.io_write, t.modes[3])
+
+    def _observe_rss(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(t.rss, t.attributes) for t in self._snapshot() if t.has_resources]
+
+    def _observe_growth(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(t.growth, t.attributes) for t in self._snapshot() if t.has_resources]
+
+    def _observe_gpu_memory(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(t.gpu_memory, t.attributes)
+            for t in self._snapshot()
+            if t.gpu_memory is not None
+        ]
+
+    def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
+        # Totals recorded with error.type never hold in-flight counts: skip their zeros.
+        return [
+            Observation(t.active, t.attributes)
+            for t in self._snapshot()
+            if "error.type" not in t.attributes
+        ]
+
+    def _after_fork_in_child(self) -> None:
+        # The child starts from zero: its parent's totals are its parent's.
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every total (a fresh start after a fork or a reset in tests)."""
+        with self._lock:
+            self._totals = {}
+            self._overflow_warned = False
+        if self._recording:
+            self._recording = False
+            self.recording_started()  # a forked child records for its own pid
+
+
+# Stores are keyed by collector name (the meter's scope) and provider, not by
+# Meter object: a collector made before configure() holds a proxy meter that
+# the SDK later binds to the same real meter as a same-named collector made
+# after it. Two stores there would register the same asynchronous instruments
+# twice, and the SDK keeps only the first callbacks (the rest would be lost).
+_global_stores: dict[str, OperationStore] = {}
+_provider_stores: weakref.WeakKeyDictionary[MeterProvider, dict[str, OperationStore]] = (
+    weakref.WeakKeyDictionary()
+)
+_stores_lock = threading.Lock()
+_hooked = False
+
+
+def _after_fork_in_child() -> None:
+    global _stores_lock
+    _stores_lock = threading.Lock()  # a parent thread may have held it at fork time
+
+
+def store_for(name: str, meter: Meter, provider: MeterProvider | None) -> OperationStore:
+    """The one store of collector ``name`` on ``provider`` (None: the global provider)."""
+    global _hooked
+    with _stores_lock:
+        if not _hooked:  # on first use, never at import
+            fork.on_fork_in_child(_after_fork_in_child)
+            _hooked = True
+        stores = _global_stores if provider is None else _provider_stores.setdefault(provider, {})
+        store = stores.get(name)
+        created = store is None
+        if store is None:
+            store = stores[name] = OperationStore(meter, name)
+    if created:
+        routing.register(store)
+    return store
+
+
+def clear_all() -> None:
+    """Forget every total, and stores bound to a real global provider (for tests' reset)."""
+    with _stores_lock:
+        for name, store in list(_global_stores.items()):
+            if not is_proxy_meter(store.meter):
+                del _global_stores[name]
+        stores = [*_global_stores.values()]
+        stores += [s for by_name in _provider_stores.values() for s in by_name.values()]
+    for store in stores:
+        store.clear()

@@ -1,0 +1,1 @@
+"""The plot of a run: its data, the matplotlib figure and the HTML page."""
