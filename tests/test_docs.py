@@ -125,7 +125,7 @@ def test_metrics_md_lists_every_instrument_with_kind_and_unit() -> None:
 
 def test_metrics_md_gpu_rows_match_the_gpu_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the faked NVML driver (the one allowed fake), the GPU rows are what is emitted."""
-    from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+    from _support.fake_nvml import FakeGpu, FakeNvml, ProcessInfo
     from jobmeter._core import nvml as _nvml
 
     documented = _documented()

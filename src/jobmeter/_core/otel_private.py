@@ -8,7 +8,7 @@
 - Globals: whether an application installed a MeterProvider, and a reset for tests.
 
 Each is defensive: if an attribute moves in a later SDK, the feature degrades
-with one warning and tests/test_fork.py or tests/test_shutdown.py fails.
+with one warning and tests/core/test_fork.py or tests/core/test_shutdown.py fails.
 """
 
 from __future__ import annotations

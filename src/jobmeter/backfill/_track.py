@@ -13,7 +13,7 @@ instruction the loop's frame is at when it drops the iterator: leaving by
 Pythons); an exception leaves from the instruction that raised. An item left
 by an exception is counted as failed, with ``error.type`` ``_OTHER`` (the
 exception itself is out of reach of the generator); an item left by
-``break`` is not counted. tests/test_backfill.py pins this: a Python that
+``break`` is not counted. tests/backfill/test_backfill.py pins this: a Python that
 compiles loops differently fails there first.
 """
 

@@ -327,7 +327,7 @@ def test_gc_keeps_the_newest_n(tmp_path: Path) -> None:
 
 def test_run_store_md_documents_every_figure_and_command() -> None:
     """docs/run-store.md names every report figure and every store command."""
-    text = (Path(__file__).resolve().parent.parent / "docs" / "run-store.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "run-store.md").read_text()
     for name in store.FIGURES:
         assert f"`{name}`" in text, name
     for command in ("runs", "report", "compare", "advise", "export", "gc"):

@@ -295,8 +295,8 @@ def test_gpu_memory_of_the_tree_with_a_gpu(tmp_path: Path) -> None:
     probe = textwrap.dedent(
         f"""
         import json, sys, time
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from _support.fake_nvml import FakeGpu, FakeNvml, ProcessInfo
         import jobmeter.run._command as runner
         real_sampler = runner.TreeSampler
         class Tagged(real_sampler):

@@ -3,7 +3,7 @@
 This is the only fake in the tests, at the driver boundary: nothing else can
 show two GPUs, a GPU that drops off the bus, or a card without an energy
 counter on a machine that has no GPU. Names, constants and error classes are
-those of the real nvidia-ml-py (``tests/test_gpu.py`` checks them against it).
+those of the real nvidia-ml-py (``tests/host/test_gpu.py`` checks them against it).
 Install it with ``monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([...]))``.
 """
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from jobmeter.duckdb._sql import MAX_SUMMARY, Fingerprint, _cached, _fingerprint, fingerprint
 
-TPCH = Path(__file__).parent.parent / "benchmarks" / "tpch"
+TPCH = Path(__file__).resolve().parents[2] / "benchmarks" / "tpch"
 
 TPCH_Q1 = """
 -- TPC-H Q1, DELTA = 90

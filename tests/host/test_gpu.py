@@ -21,7 +21,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import DataPointT, Gauge, Metric, NumberDataPoint, Sum
 
 import jobmeter
-from fake_nvml import (
+from _support.fake_nvml import (
     CALLS,
     CONSTANTS,
     ERRORS,
@@ -154,7 +154,7 @@ def test_no_gpu_on_this_machine_reports_nothing_with_one_info_line(
     gpu = jobmeter.GPUCollector()
     first, second = collect(recorded), collect(recorded)
     if gpu.available:
-        pytest.skip("this machine has an NVIDIA GPU: tests/test_gpu_real.py covers it")
+        pytest.skip("this machine has an NVIDIA GPU: tests/host/test_gpu_real.py covers it")
     assert first == second == {}
     assert nvml().devices() == []
     assert nvml().inventory() == (None, 0)
@@ -406,7 +406,7 @@ def test_a_gpu_that_does_not_answer_at_start_is_left_out(
 
 def test_docs_table_matches_the_metrics_and_a_real_prometheus_scrape(fake: FakeNvml) -> None:
     """docs/gpu.md lists every GPU metric with its kind, unit and Prometheus name."""
-    docs = Path(__file__).resolve().parent.parent / "docs" / "gpu.md"
+    docs = Path(__file__).resolve().parents[2] / "docs" / "gpu.md"
     rows = [
         [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
         for line in docs.read_text().splitlines()
@@ -499,7 +499,7 @@ def test_reset_shuts_the_session_down(fake: FakeNvml) -> None:
 
 
 def _run(script: str) -> str:
-    tests = Path(__file__).resolve().parent
+    tests = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
         capture_output=True, text=True, timeout=60, check=True,
@@ -524,7 +524,7 @@ def test_nvml_is_shut_down_at_exit() -> None:
     out = _run(
         """
         import atexit, sys
-        from fake_nvml import FakeGpu, FakeNvml
+        from _support.fake_nvml import FakeGpu, FakeNvml
         driver = sys.modules["pynvml"] = FakeNvml([FakeGpu("GPU-1", "NVIDIA T4")])
         # registered first, so it runs after jobmeter's own exit hook
         atexit.register(lambda: print(driver.calls["nvmlShutdown"], driver.sessions))

@@ -362,7 +362,7 @@ def test_gpu_memory_of_a_block_when_a_gpu_is_present(
     """
     import sys
 
-    from fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+    from _support.fake_nvml import FakeGpu, FakeNvml, ProcessInfo
     from jobmeter._core import nvml as _nvml
     from jobmeter._core.machine import machine_info
 

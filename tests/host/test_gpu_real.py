@@ -1,7 +1,7 @@
 """The real NVML path, on a machine with an NVIDIA GPU and driver.
 
 Marked ``gpu`` and deselected by default (``-m "not gpu"``). On a GPU machine:
-``.venv/bin/pytest -m gpu tests/test_gpu_real.py -s``; the figures seen are
+``.venv/bin/pytest -m gpu tests/host/test_gpu_real.py -s``; the figures seen are
 printed, for docs/gpu.md. Nothing here is faked.
 """
 
