@@ -24,8 +24,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoi
 from tqdm import tqdm
 
 from benchmarks import Target, pass_miss
-from jobmeter._core import sdk
-from jobmeter.backfill import Backfill, _runtime
+from jobmeter import testing
+from jobmeter.backfill import Backfill
 
 ITEMS = 100_000
 REPEATS = 7
@@ -159,7 +159,7 @@ def run(
 ) -> BackfillResults:
     """Time every case ``repeats`` times, interleaved; median and min per item, in us."""
     started = perf_counter()
-    sdk.reset()
+    testing.reset()
     cases, providers = _cases(items)
     try:
         timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
@@ -183,8 +183,7 @@ def run(
     finally:
         for made in providers:
             made.shutdown()
-        _runtime.reset_for_tests()
-        sdk.reset()
+        testing.reset()
     results = {
         case.name: CaseResult(
             case.name,

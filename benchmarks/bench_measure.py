@@ -34,7 +34,7 @@ from opentelemetry.util.types import AttributeValue
 
 import jobmeter
 from benchmarks import Target, pass_miss
-from jobmeter._core import sdk
+from jobmeter import testing
 from jobmeter._rundata import records
 from jobmeter._rundata.recorder import Recorder
 from jobmeter.collector._totals import DURATION_BUCKETS
@@ -329,7 +329,7 @@ def run(
 ) -> MeasureResults:
     """Time every case ``repeats`` times, interleaved; median and min per call, in us."""
     started = perf_counter()
-    sdk.reset()  # collectors get their provider explicitly; globals must not matter
+    testing.reset()  # collectors get their provider explicitly; globals must not matter
     cases, providers = _cases(calls_fast, calls_naive)
     try:
         timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
@@ -372,7 +372,7 @@ def run(
     finally:
         for provider in providers:
             provider.shutdown()
-        sdk.reset()
+        testing.reset()
     medians = {name: r.median_us for name, r in results.items()}
     mins = {name: r.min_us for name, r in results.items()}
     ratios = []

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 
 import jobmeter
 from benchmarks import LogCapture
-from jobmeter._core import sdk
+from jobmeter import testing
 from jobmeter.collector._totals import CARDINALITY_LIMIT, DURATION_BUCKETS
 
 OPERATIONS = 1_000
@@ -211,7 +211,7 @@ def run(*, scrapes: int = SCRAPES, progress: Callable[[str], None] | None = None
     capture = LogCapture()
     log = logging.getLogger("jobmeter")
     log.addHandler(capture)
-    sdk.reset()
+    testing.reset()
     telemetry: jobmeter.Telemetry | None = None
     reference: _Reference | None = None
     try:
@@ -258,7 +258,7 @@ def run(*, scrapes: int = SCRAPES, progress: Callable[[str], None] | None = None
             telemetry.shutdown()
         if reference is not None:
             reference.close()
-        sdk.reset()
+        testing.reset()
         log.removeHandler(capture)
     if OPERATIONS > CARDINALITY_LIMIT:
         notes.append(

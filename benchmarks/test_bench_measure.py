@@ -16,18 +16,18 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from pytest_benchmark.fixture import BenchmarkFixture
 
 import jobmeter
-from jobmeter._core import sdk
+from jobmeter import testing
 from jobmeter._rundata.recorder import Recorder
 from jobmeter.collector._totals import DURATION_BUCKETS
 
 
 @pytest.fixture
 def provider() -> Iterator[MeterProvider]:
-    sdk.reset()
+    testing.reset()
     provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
     yield provider
     provider.shutdown()
-    sdk.reset()
+    testing.reset()
 
 
 @pytest.fixture

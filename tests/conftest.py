@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobmeter._core import sdk
+from jobmeter import testing
 
 
 @pytest.fixture(autouse=True)
@@ -15,6 +15,6 @@ def _clean_global_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith(("OTEL_", "JOBMETER_")):
             monkeypatch.delenv(name)
-    sdk.reset()
+    testing.reset()
     yield
-    sdk.reset()
+    testing.reset()

@@ -26,7 +26,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from jobmeter._core.sdk import Telemetry, configure, reset
+from jobmeter._core.reset import reset
+from jobmeter._core.sdk import Telemetry, configure
 
 __all__ = ["InMemoryMetrics", "in_memory", "reset"]
 
@@ -82,13 +83,14 @@ def in_memory(**overrides: Any) -> Iterator[InMemoryMetrics]:
     """Configure jobmeter with only an in-memory reader; reset global state around it.
 
     Keyword arguments are those of :func:`jobmeter.configure` (``exporters``
-    defaults to ``"none"``, so no port is opened).
+    defaults to ``"none"``, so no port is opened). Backfills that are open stay
+    open, and the new provider publishes them; :func:`reset` closes them.
     """
-    reset()
+    reset(close_backfills=False)
     reader = InMemoryMetricReader()
     overrides.setdefault("exporters", "none")
     telemetry = configure(metric_readers=[reader], **overrides)
     try:
         yield InMemoryMetrics(reader, telemetry)
     finally:
-        reset()
+        reset(close_backfills=False)

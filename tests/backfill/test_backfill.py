@@ -22,18 +22,13 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint, NumberDataPoint
 import jobmeter
 from _support.backfill import FakeClock, http_server, read_checkpoint
 from jobmeter._core.errors import ConfigurationError
-from jobmeter.backfill import Backfill, _runtime
+from jobmeter.backfill import Backfill
 from jobmeter.backfill._snapshot import LABEL_LIMIT
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 ITEMS = "jobmeter.backfill.items"
 NAME = "jobmeter.backfill.name"
 
-
-@pytest.fixture(autouse=True)
-def _close_backfills() -> Iterator[None]:
-    yield
-    _runtime.reset_for_tests()
 
 
 @pytest.fixture

@@ -8,21 +8,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from _support.backfill import FakeClock, read_checkpoint, worker, worker_env
 from _support.otlp_receiver import OtlpReceiver
-from jobmeter.backfill import Backfill, _runtime
+from jobmeter.backfill import Backfill
 from jobmeter.backfill._checkpoint import CheckpointError
-
-
-@pytest.fixture(autouse=True)
-def _close_backfills() -> Iterator[None]:
-    yield
-    _runtime.reset_for_tests()
 
 
 def test_a_restart_resumes_every_count(tmp_path: Path) -> None:

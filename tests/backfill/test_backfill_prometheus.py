@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,12 @@ import pytest
 import jobmeter
 from _support.backfill import FakeClock, worker
 from _support.prometheus import PrometheusServer
-from jobmeter.backfill import Backfill, _runtime
+from jobmeter.backfill import Backfill
 
 pytestmark = pytest.mark.prometheus
 WORKERS = 4
 ITEMS = 1000
 
-
-@pytest.fixture(autouse=True)
-def _close_backfills() -> Iterator[None]:
-    yield
-    _runtime.reset_for_tests()
 
 
 def test_four_worker_processes_sum_to_the_exact_total(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +15,11 @@ from _support.hanging_server import HangingTcpServer
 from _support.ports import refused_endpoint_port
 from _support.prometheus import PrometheusServer
 from _support.pushgateway import Pushgateway
-from jobmeter.backfill import Backfill, _runtime
+from jobmeter.backfill import Backfill
 
 pytestmark = pytest.mark.prometheus
 HOST = socket.gethostname()
 
-
-@pytest.fixture(autouse=True)
-def _close_backfills() -> Iterator[None]:
-    yield
-    _runtime.reset_for_tests()
 
 
 def _samples(gateway: Pushgateway, job: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -7,20 +7,12 @@ import pty
 import re
 import select
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 
 from _support.backfill import strip_ansi, worker, worker_env
-from jobmeter.backfill import _runtime
 from jobmeter.backfill._progress import status_line
 from jobmeter.backfill._snapshot import Snapshot
-
-
-@pytest.fixture(autouse=True)
-def _close_backfills() -> Iterator[None]:
-    yield
-    _runtime.reset_for_tests()
 
 
 def _run_on_pty(*args: str) -> tuple[int, str, str]:

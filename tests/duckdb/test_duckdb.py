@@ -264,7 +264,7 @@ def test_no_literal_is_exported(tmp_path: Path, secret: str) -> None:
             scraped = response.read().decode()
         con.close()
     finally:
-        jobmeter._core.sdk.reset()
+        jobmeter.testing.reset()
     labels = {
         value
         for family in text_string_to_metric_families(scraped)

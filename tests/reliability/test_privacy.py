@@ -25,7 +25,7 @@ import duckdb
 import pytest
 
 import jobmeter
-from jobmeter._core import sdk
+from jobmeter import testing
 from jobmeter.duckdb import connect as profiled_connect
 
 
@@ -99,7 +99,7 @@ def test_sql_literals_never_reach_metrics_or_the_run_store(
             except duckdb.Error:
                 failed += 1
         exposition = _get(url)
-    sdk.reset()
+    testing.reset()
     assert run.directory is not None
     stored = _run_text(run.directory)
     logged = "\n".join(record.getMessage() for record in caplog.records)

@@ -28,7 +28,7 @@ from jobmeter import store
 from jobmeter._rundata import records, routing
 from jobmeter._rundata.sketch import RELATIVE_ERROR, Sketch
 from jobmeter.cli import app
-from jobmeter.collector._totals import OperationStore
+from jobmeter.collector._totals import OperationTotals
 
 PRELUDE = """
 import json, os, sys, time
@@ -406,7 +406,7 @@ def test_without_a_run_nothing_is_kept_per_block() -> None:
     for _ in range(1000):
         with ops.measure("x"):
             pass
-    store_: OperationStore = ops._store
+    store_: OperationTotals = ops._totals
     assert all(t.pending is None for t in store_._totals.values())
 
 

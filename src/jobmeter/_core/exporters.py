@@ -23,6 +23,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 
+from jobmeter._core import otel_private
 from jobmeter._core.config import Settings
 
 _log = logging.getLogger("jobmeter")
@@ -127,10 +128,7 @@ class TrackedExporter(MetricExporter):
     """
 
     def __init__(self, inner: MetricExporter, target: str, name: str) -> None:
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,
-            preferred_aggregation=inner._preferred_aggregation,
-        )
+        super().__init__(**otel_private.preferences(inner))
         self.inner = inner
         self.target = target
         self.name = name  # its OTEL_METRICS_EXPORTER name, to build it again after a fork

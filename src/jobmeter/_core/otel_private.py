@@ -6,6 +6,8 @@
 - Shutdown: the OTLP exporters retry with 1-2-4 s back-off even during the
   final export at exit; ``stop_retrying`` makes that export a single attempt.
 - Globals: whether an application installed a MeterProvider, and a reset for tests.
+- Meters and exporters: the real meter behind a proxy meter, and the
+  preferences of an exporter that jobmeter wraps.
 
 Each is defensive: if an attribute moves in a later SDK, the feature degrades
 with one warning and tests/core/test_fork.py or tests/core/test_shutdown.py fails.
@@ -17,6 +19,7 @@ import logging
 import threading
 from typing import Any
 
+from opentelemetry.metrics import Meter
 from opentelemetry.metrics import MeterProvider as APIMeterProvider
 from opentelemetry.metrics import _internal as _metrics_api
 from opentelemetry.metrics._internal import _ProxyMeter
@@ -85,3 +88,17 @@ def reset_api_globals() -> None:
 def is_proxy_meter(meter: object) -> bool:
     """Whether ``meter`` is OTel's stand-in that binds to the provider set later."""
     return isinstance(meter, _ProxyMeter)
+
+
+def real_meter(meter: Meter) -> Meter | None:
+    """The real meter a proxy meter was bound to, once a provider is set."""
+    found = getattr(meter, "_real_meter", None)
+    return found if isinstance(found, Meter) else None
+
+
+def preferences(exporter: MetricExporter) -> dict[str, Any]:
+    """The temporality and aggregation an exporter asks for, to wrap it with the same."""
+    return {
+        "preferred_temporality": getattr(exporter, "_preferred_temporality", None),
+        "preferred_aggregation": getattr(exporter, "_preferred_aggregation", None),
+    }

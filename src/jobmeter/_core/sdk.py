@@ -15,13 +15,11 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 
-from jobmeter._core import fork, otel_private
+from jobmeter._core import fork, otel_private, reset, signals, waits
 from jobmeter._core.config import Settings, resolve
 from jobmeter._core.exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._core.prometheus import PrometheusEndpoint
 from jobmeter._core.resource import build_resource
-from jobmeter._core.signals import bounded, install_sigterm_flush, quietly, remove_sigterm_handler
-from jobmeter.collector import _totals
 
 _log = logging.getLogger("jobmeter")
 
@@ -82,7 +80,7 @@ class Telemetry:
             return True
         provider = self.meter_provider
         budget = self._budget(timeout_millis)
-        return bounded("force_flush", lambda: provider.force_flush(budget), budget)
+        return _bounded("force_flush", lambda: provider.force_flush(budget), budget)
 
     def shutdown(self, timeout_millis: float | None = None) -> bool:
         """Export the last data, stop the endpoint; idempotent, never raises.
@@ -101,7 +99,7 @@ class Telemetry:
             # At exit one attempt is enough: no back-off while the job waits to end.
             for exporter, _ in self._push:
                 otel_private.stop_retrying(exporter.inner)
-            ok = bounded("shutdown", lambda: provider.shutdown(budget), budget)
+            ok = _bounded("shutdown", lambda: provider.shutdown(budget), budget)
             for exporter, _ in self._push:
                 if exporter.in_flight or not exporter.last_ok:
                     ok = False
@@ -117,9 +115,9 @@ class Telemetry:
                     )
                     if exporter.in_flight:
                         # Unblock an export still retrying, so that nothing outlives us long.
-                        quietly(exporter.shutdown)
+                        waits.quietly(exporter.shutdown)
         if self._prometheus is not None:
-            quietly(self._prometheus.close)
+            waits.quietly(self._prometheus.close)
         return ok
 
     def _budget(self, timeout_millis: float | None) -> float:
@@ -221,7 +219,7 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
         atexit.register(_current.shutdown)
         fork.on_fork_in_child_weak(_current, "_after_fork_in_child")
         if _current._push:
-            install_sigterm_flush(_current.shutdown)
+            signals.on_sigterm(_current.shutdown, signals.TELEMETRY)
         return _current
 
 
@@ -250,25 +248,39 @@ def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemet
     return Telemetry(settings, provider, owns_provider=True, prometheus=endpoint, push=push)
 
 
-_reset_hooks: list[Callable[[], None]] = []
+# How far past the export timeout shutdown() and force_flush() may run.
+GRACE_S = 0.5
 
 
-def on_reset(hook: Callable[[], None]) -> None:
-    """Have ``reset()`` call ``hook`` too: collectors forget what earlier tests recorded."""
-    if hook not in _reset_hooks:
-        _reset_hooks.append(hook)
+def _bounded(what: str, action: Callable[[], object], budget_ms: float) -> bool:
+    """Run an SDK call in a daemon thread; give up after the budget plus GRACE_S."""
+    outcome = waits.bounded(action, budget_ms / 1000.0 + GRACE_S, f"jobmeter-{what}")
+    if not outcome.finished:
+        _log.warning(
+            "jobmeter: %s did not finish within %.0f ms (collector down or slow?); "
+            "the last export is dropped and the program goes on",
+            what,
+            budget_ms,
+        )
+        return False
+    if outcome.error is not None:
+        _log.warning("jobmeter: %s failed: %s", what, outcome.error)
+        return False
+    return True
 
 
-def reset() -> None:
-    """Shut down and forget jobmeter's and OpenTelemetry's global metrics state (for tests)."""
+def _forget_telemetry() -> None:
+    """Shut the telemetry down and let OpenTelemetry accept a new global provider."""
     global _current
     with _lock:
         telemetry, _current = _current, None
     if telemetry is not None:
         telemetry.shutdown()
         atexit.unregister(telemetry.shutdown)
-    remove_sigterm_handler()
+    signals.remove_sigterm_handler()
     otel_private.reset_api_globals()
-    _totals.clear_all()
-    for hook in _reset_hooks:
-        hook()
+
+
+# Registered when the SDK set-up is imported: a provider the application installed
+# (without configure()) is forgotten too.
+reset.on_reset(_forget_telemetry, reset.TELEMETRY)

@@ -1,4 +1,4 @@
-"""Leaving without losing data or holding the job: bounded waits and the SIGTERM flush."""
+"""jobmeter's one SIGTERM handler, and holding SIGTERM and SIGINT while records are written."""
 
 from __future__ import annotations
 
@@ -9,17 +9,15 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+from jobmeter._core import waits
+
 _log = logging.getLogger("jobmeter")
-
-# How far past the export timeout shutdown() and force_flush() may run.
-GRACE_S = 0.5
-
 
 _DEFERRED = {signal.SIGTERM, signal.SIGINT}
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
+def deferred() -> Iterator[None]:
     """Hold SIGTERM and SIGINT until the block ends (in the main thread; elsewhere a no-op).
 
     Python runs signal handlers in the main thread between any two bytecodes:
@@ -34,41 +32,6 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def quietly(action: Callable[[], object]) -> None:
-    try:
-        action()
-    except Exception:
-        _log.debug("jobmeter: ignored error during shutdown", exc_info=True)
-
-
-def bounded(what: str, action: Callable[[], object], budget_ms: float) -> bool:
-    """Run ``action`` in a daemon thread; give up after the budget plus GRACE_S."""
-    done = threading.Event()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            action()
-        except Exception as error:
-            failed.append(error)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"jobmeter-{what}", daemon=True).start()
-    if not done.wait(budget_ms / 1000.0 + GRACE_S):
-        _log.warning(
-            "jobmeter: %s did not finish within %.0f ms (collector down or slow?); "
-            "the last export is dropped and the program goes on",
-            what,
-            budget_ms,
-        )
-        return False
-    if failed:
-        _log.warning("jobmeter: %s failed: %s", what, failed[0])
-        return False
-    return True
 
 
 # Callbacks run by jobmeter's SIGTERM handler, by order: backfills close (0), the
@@ -100,14 +63,9 @@ def on_sigterm(callback: Callable[[], object], order: int) -> bool:
     return True
 
 
-def install_sigterm_flush(shutdown: Callable[[], object]) -> None:
-    """On SIGTERM, export the last data before dying, if nobody else handles SIGTERM."""
-    on_sigterm(shutdown, TELEMETRY)
-
-
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     for callback, _ in sorted(_callbacks.items(), key=lambda item: item[1]):
-        quietly(callback)
+        waits.quietly(callback)
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
 

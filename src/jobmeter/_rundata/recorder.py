@@ -199,7 +199,7 @@ class Recorder:
         end the process between taking the records and writing them).
         """
         try:
-            with signals.signals_deferred(), self._flush_lock:
+            with signals.deferred(), self._flush_lock:
                 for source in routing.sources():
                     source.drain_into(self)
                 failures = routing.failures.take() if routing.failures is not None else []
@@ -298,7 +298,7 @@ class Recorder:
         SIGTERM and SIGINT wait while it runs: their handler calls it too, and
         re-entering it halfway (the thread's event holds a lock) would hang.
         """
-        with signals.signals_deferred():
+        with signals.deferred():
             if self._stopped:
                 return
             self._stopped = True

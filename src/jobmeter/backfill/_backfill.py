@@ -140,8 +140,8 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         self._rate = SmoothedRate(self.completed, window=window, clock=clock or time.monotonic)
         self._closing = threading.Lock()
         self._closed = False
-        self._instruments = instruments_for(SCOPE, self.meter, global_provider=on_global)
-        self._instruments.add(self)
+        self._instruments = instruments_for(SCOPE, self.meter)
+        self._instruments.add(self, global_provider=on_global)
         self._outputs = Outputs(name, self.unit, self._base, self._snapshot, settings)
         _runtime.register(self, on_sigterm=self._outputs.active)
         fork.on_fork_in_child_weak(self, "_after_fork_in_child")

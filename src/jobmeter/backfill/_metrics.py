@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core import fork
-from jobmeter._core.otel_private import installed_provider, is_proxy_meter
+from jobmeter._core.instruments import PerMeter
+from jobmeter._core.otel_private import installed_provider
 from jobmeter.backfill._snapshot import OVERFLOW, Snapshot
 from jobmeter.collector._totals import DURATION_BUCKETS, Key
 
@@ -119,8 +118,7 @@ ASYNC_METRICS: Final = (
 class Instruments:
     """The backfill instruments of one meter and the backfills they read."""
 
-    def __init__(self, meter: Meter, *, on_global_provider: bool = False) -> None:
-        self._on_global = on_global_provider
+    def __init__(self, meter: Meter) -> None:
         self._lock = threading.Lock()
         # Each backfill with the global MeterProvider it was made under (None: none yet).
         self._sources: list[tuple[Source, object]] = []
@@ -158,11 +156,14 @@ class Instruments:
         }
         for name, kind, unit, description, observe in ASYNC_METRICS:
             create[kind](name, [self._callback(observe)], unit=unit, description=description)
-        fork.on_fork_in_child_weak(self, "_after_fork_in_child")
 
-    def add(self, source: Source) -> None:
-        """Publish ``source``; closed backfills of the same identity stop being published."""
-        made_under = installed_provider() if self._on_global else None
+    def add(self, source: Source, *, global_provider: bool) -> None:
+        """Publish ``source``; closed backfills of the same identity stop being published.
+
+        ``global_provider``: ``source`` is on the global MeterProvider, and is
+        published only while the provider it was made under is the global one.
+        """
+        made_under = installed_provider() if global_provider else None
         with self._lock:
             self._sources = [
                 (s, p) for s, p in self._sources if not (s.closed and s._key == source._key)
@@ -171,7 +172,7 @@ class Instruments:
     def _groups(self) -> list[tuple[Attrs, Snapshot]]:
         # Read afresh at every callback: a cached copy could miss the last items at shutdown.
         # A backfill made under an earlier global provider (tests reset it) is not this one's.
-        current = installed_provider() if self._on_global else None
+        current = installed_provider()
         with self._lock:
             self._sources = [(s, p) for s, p in self._sources if p is None or p is current]
             sources = [s for s, _ in self._sources]
@@ -195,52 +196,29 @@ class Instruments:
 
         return callback
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """New locks: a parent thread may have held them at fork time."""
         self._lock = threading.Lock()
 
-
-# Backfills on the global provider share one set of instruments per name, made
-# with a proxy meter (before configure()) or the real one. A proxy meter's
-# instruments are re-bound by OTel to every provider set later and keep the
-# name there, so a later set made with the real meter would be dropped by the
-# SDK as a duplicate. Explicit providers get one set per meter.
-_global: dict[str, tuple[Meter, Instruments]] = {}
-_by_meter: weakref.WeakKeyDictionary[Meter, Instruments] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-_hooked = False
+    def forget(self) -> None:
+        """Stop publishing every backfill (a reset)."""
+        with self._lock:
+            self._sources = []
 
 
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
+# One set per meter (backfills of one name on one provider share it); a forked
+# child's set has new locks.
+_per_meter: PerMeter[Instruments] = PerMeter(
+    lambda name, meter: Instruments(meter), after_fork=Instruments.after_fork_in_child
+)
 
 
-def instruments_for(name: str, meter: Meter, *, global_provider: bool) -> Instruments:
+def instruments_for(name: str, meter: Meter) -> Instruments:
     """The one set of backfill instruments of ``meter``."""
-    global _hooked
-    with _lock:
-        if not _hooked:  # on first use, never at import
-            fork.on_fork_in_child(_after_fork_in_child)
-            _hooked = True
-        if not global_provider:
-            found = _by_meter.get(meter)
-            if found is None:
-                found = _by_meter[meter] = Instruments(meter)
-            return found
-        known = _global.get(name)
-        # A real meter of an earlier global provider (tests reset it) is stale.
-        if known is None or not (is_proxy_meter(known[0]) or known[0] is meter):
-            known = _global[name] = (meter, Instruments(meter, on_global_provider=True))
-        return known[1]
+    return _per_meter.get(name, meter)
 
 
-def clear_for_tests() -> None:
-    """Stop publishing every backfill; forget instruments bound to a real global meter."""
-    with _lock:
-        for name, (meter, _) in list(_global.items()):
-            if not is_proxy_meter(meter):
-                del _global[name]
-        every = [i for _, i in _global.values()] + list(_by_meter.values())
-    for instruments in every:
-        with instruments._lock:
-            instruments._sources = []
+def unpublish_all() -> None:
+    """Stop publishing every backfill (when a reset closes them)."""
+    for instruments in _per_meter.values():
+        instruments.forget()

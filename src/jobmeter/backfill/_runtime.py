@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from jobmeter._core import fork, sdk, signals
+from jobmeter._core import fork, reset, sdk, signals
 from jobmeter.backfill import _metrics
 
 _log = logging.getLogger("jobmeter")
@@ -81,6 +81,7 @@ def register(backfill: Closable, *, on_sigterm: bool) -> None:
         if not _atexit_registered:
             atexit.register(_at_exit)
             fork.on_fork_in_child(_after_fork_in_child)
+            reset.on_reset(_close_at_reset, reset.BACKFILLS)
             _atexit_registered = True
     if on_sigterm:
         _install_sigterm()
@@ -144,12 +145,11 @@ def _after_fork_in_child() -> None:
     _open.clear()
 
 
-def reset_for_tests() -> None:
-    """Close open backfills, unpublish them, put SIGTERM back as it was (tests only)."""
+def _close_at_reset() -> None:
+    """Close open backfills as interrupted (``jobmeter.testing.reset()``)."""
     global _sigterm_installed
     for backfill in _take_open():
         backfill._close_at_exit("interrupted")
-    _metrics.clear_for_tests()
+    _metrics.unpublish_all()
     with _lock:
-        _sigterm_installed = False
-    signals.remove_sigterm_handler()
+        _sigterm_installed = False  # the reset puts the default SIGTERM handler back

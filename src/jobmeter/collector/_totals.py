@@ -1,25 +1,24 @@
-"""The per-meter store behind ``measure()``: one histogram, cumulative totals.
+"""The totals behind ``measure()``: one histogram per block, cumulative figures for the rest.
 
 Duration is the only synchronous instrument recorded per block. CPU time, disk
 I/O, memory and in-flight counts are summed here, under one lock, and published
 through asynchronous instruments when a reader collects: one SDK call per block
 instead of six. Collectors that share a meter (same name, same provider) share
-the store, so their series add up instead of fighting over one instrument.
+the totals, so their series add up instead of fighting over one instrument.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core import fork
-from jobmeter._core.otel_private import is_proxy_meter
+from jobmeter._core import waits
+from jobmeter._core.instruments import PerMeter
 from jobmeter._rundata import routing
 
 _log = logging.getLogger("jobmeter")
@@ -78,7 +77,7 @@ def make_key(attributes: Attributes) -> Key:
         )
 
 
-class OperationStore:
+class OperationTotals:
     """Instruments and cumulative totals of ``measure()`` for one meter."""
 
     def __init__(self, meter: Meter, name: str = "") -> None:
@@ -132,7 +131,7 @@ class OperationStore:
             unit="{operation}",
             description="Measured operations in progress.",
         )
-        fork.on_fork_in_child_weak(self, "_after_fork_in_child")
+        routing.register(self)  # a run being recorded gets its blocks from now on
 
     def _totals_for(self, key: Key, attributes: Attributes) -> _Totals:
         """Find or create totals; the caller holds the lock."""
@@ -240,14 +239,9 @@ class OperationStore:
             recorder.add_operations(self.name, attributes, entries)
 
     def _snapshot(self) -> list[_Totals]:
-        # A SIGTERM handler's final export runs while the main thread is paused,
-        # possibly inside this lock: after a short wait, read without it.
-        if not self._lock.acquire(timeout=0.1):
+        # A SIGTERM handler's final export may run inside this lock's block.
+        with waits.held_or_not(self._lock):
             return list(self._totals.values())
-        try:
-            return list(self._totals.values())
-        finally:
-            self._lock.release()
 
     def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
         for t in self._snapshot():
@@ -282,8 +276,8 @@ class OperationStore:
             if "error.type" not in t.attributes
         ]
 
-    def _after_fork_in_child(self) -> None:
-        # The child starts from zero: its parent's totals are its parent's.
+    def after_fork_in_child(self) -> None:
+        """The child starts from zero: its parent's totals are its parent's."""
         self._lock = threading.Lock()
         self.clear()
 
@@ -297,48 +291,15 @@ class OperationStore:
             self.recording_started()  # a forked child records for its own pid
 
 
-# Stores are keyed by collector name (the meter's scope) and provider, not by
-# Meter object: a collector made before configure() holds a proxy meter that
-# the SDK later binds to the same real meter as a same-named collector made
-# after it. Two stores there would register the same asynchronous instruments
-# twice, and the SDK keeps only the first callbacks (the rest would be lost).
-_global_stores: dict[str, OperationStore] = {}
-_provider_stores: weakref.WeakKeyDictionary[MeterProvider, dict[str, OperationStore]] = (
-    weakref.WeakKeyDictionary()
+# One set per collector name and provider (see PerMeter): two MetricsCollector("etl")
+# objects share it, so that their series add up instead of one hiding the other.
+_per_meter: PerMeter[OperationTotals] = PerMeter(
+    lambda name, meter: OperationTotals(meter, name),
+    after_fork=OperationTotals.after_fork_in_child,
+    forget=OperationTotals.clear,
 )
-_stores_lock = threading.Lock()
-_hooked = False
 
 
-def _after_fork_in_child() -> None:
-    global _stores_lock
-    _stores_lock = threading.Lock()  # a parent thread may have held it at fork time
-
-
-def store_for(name: str, meter: Meter, provider: MeterProvider | None) -> OperationStore:
-    """The one store of collector ``name`` on ``provider`` (None: the global provider)."""
-    global _hooked
-    with _stores_lock:
-        if not _hooked:  # on first use, never at import
-            fork.on_fork_in_child(_after_fork_in_child)
-            _hooked = True
-        stores = _global_stores if provider is None else _provider_stores.setdefault(provider, {})
-        store = stores.get(name)
-        created = store is None
-        if store is None:
-            store = stores[name] = OperationStore(meter, name)
-    if created:
-        routing.register(store)
-    return store
-
-
-def clear_all() -> None:
-    """Forget every total, and stores bound to a real global provider (for tests' reset)."""
-    with _stores_lock:
-        for name, store in list(_global_stores.items()):
-            if not is_proxy_meter(store.meter):
-                del _global_stores[name]
-        stores = [*_global_stores.values()]
-        stores += [s for by_name in _provider_stores.values() for s in by_name.values()]
-    for store in stores:
-        store.clear()
+def totals_for(name: str, meter: Meter) -> OperationTotals:
+    """The one set of ``measure()`` totals of collector ``name`` on ``meter``."""
+    return _per_meter.get(name, meter)

@@ -9,10 +9,10 @@ from typing import Any, cast
 
 import duckdb as _duckdb
 from opentelemetry import metrics
-from opentelemetry.metrics import Meter, MeterProvider
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core import fork, sdk
+from jobmeter._core import fork
 from jobmeter._core.instruments import PerMeter
 from jobmeter._core.otel_private import is_proxy_meter
 from jobmeter.collector import MetricsCollector
@@ -75,7 +75,7 @@ class DuckDBCollector(MetricsCollector):
                 raise ValueError(f"{setting} must be a number of seconds >= 0, got {value!r}")
         self.profiler = profiler
         self.operators = operators and profiler
-        self.instruments = _instruments_for(name, self.meter)
+        self.instruments = _instruments.get(name, self.meter)
         self.shapes = ShapeAttributes(self.attributes)
         self._tables = (
             TableMetrics(
@@ -159,34 +159,24 @@ def current_database(connection: _duckdb.DuckDBPyConnection) -> str:
     return str(rows[0][0]) if rows else ""
 
 
-_instruments: PerMeter[QueryInstruments] = PerMeter(QueryInstruments, QueryInstruments.clear)
-_hooked = False
-
-
-def _after_fork_in_child() -> None:
-    global _default_lock
-    _default_lock = threading.Lock()
-
-
-def _forget_for_tests() -> None:
-    """What earlier tests recorded is not published to the next provider (``sdk.reset()``)."""
-    for instruments in _instruments.values():
-        instruments.clear()
-
-
-def _instruments_for(name: str, meter: Meter) -> QueryInstruments:
-    """One set of instruments per meter: collectors of one name share them."""
-    global _hooked
-    if not _hooked:  # on first use, never at import
-        _hooked = True
-        fork.on_fork_in_child(_after_fork_in_child)
-        sdk.on_reset(_forget_for_tests)
-    return _instruments.get(name, meter)
+# One set per meter: collectors of one name share it. A forked child and a reset
+# start from zero.
+_instruments: PerMeter[QueryInstruments] = PerMeter(
+    lambda name, meter: QueryInstruments(meter),
+    after_fork=QueryInstruments.clear,
+    forget=QueryInstruments.clear,
+)
 
 
 _default: DuckDBCollector | None = None
 _default_provider: MeterProvider | None = None
 _default_lock = threading.Lock()
+_hooked = False
+
+
+def _after_fork_in_child() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()  # a parent thread may have held it at fork time
 
 
 def _default_collector() -> DuckDBCollector:
@@ -195,8 +185,11 @@ def _default_collector() -> DuckDBCollector:
     One made before ``configure()`` holds proxy meters, which follow the
     provider installed later, so it is kept.
     """
-    global _default, _default_provider
+    global _default, _default_provider, _hooked
     provider = metrics.get_meter_provider()
+    if not _hooked:  # on first use, never at import
+        _hooked = True
+        fork.on_fork_in_child(_after_fork_in_child)
     with _default_lock:
         current = _default
         if current is None or (

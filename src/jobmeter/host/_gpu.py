@@ -192,7 +192,7 @@ class _Instruments:
             return []
 
 
-_instruments: PerMeter[_Instruments] = PerMeter(_Instruments)
+_instruments: PerMeter[_Instruments] = PerMeter(lambda name, meter: _Instruments(meter))
 
 
 __all__ = ["GPUCollector"]

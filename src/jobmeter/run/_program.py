@@ -132,7 +132,7 @@ class Run:
 
         A joined run only writes what it measured; the run it joined ends it.
         """
-        with signals.signals_deferred():  # SIGTERM's handler ends the run too: not halfway
+        with signals.deferred():  # SIGTERM's handler ends the run too: not halfway
             was_running = self.status == "running"
             result = self._stop(status, exit_code)
         # Comet last, outside the deferral: a slow Comet must not hold SIGTERM back.
