@@ -35,9 +35,9 @@ from opentelemetry.util.types import AttributeValue
 import jobmeter
 from benchmarks import Target, pass_miss
 from jobmeter import testing
+from jobmeter._core.instruments import DURATION_BUCKETS
 from jobmeter._rundata import records
 from jobmeter._rundata.recorder import Recorder
-from jobmeter.collector._totals import DURATION_BUCKETS
 
 CALLS_FAST = 200_000
 CALLS_NAIVE = 20_000

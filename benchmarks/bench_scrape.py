@@ -30,7 +30,8 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 import jobmeter
 from benchmarks import LogCapture
 from jobmeter import testing
-from jobmeter.collector._totals import CARDINALITY_LIMIT, DURATION_BUCKETS
+from jobmeter._core.instruments import DURATION_BUCKETS
+from jobmeter.collector._totals import CARDINALITY_LIMIT
 
 OPERATIONS = 1_000
 MEASURES_PER_OPERATION = 3

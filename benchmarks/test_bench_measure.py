@@ -17,8 +17,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 import jobmeter
 from jobmeter import testing
+from jobmeter._core.instruments import DURATION_BUCKETS
 from jobmeter._rundata.recorder import Recorder
-from jobmeter.collector._totals import DURATION_BUCKETS
 
 
 @pytest.fixture

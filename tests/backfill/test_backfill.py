@@ -30,7 +30,6 @@ ITEMS = "jobmeter.backfill.items"
 NAME = "jobmeter.backfill.name"
 
 
-
 @pytest.fixture
 def recorded() -> Iterator[InMemoryMetrics]:
     with in_memory() as found:

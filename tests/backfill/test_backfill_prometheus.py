@@ -19,7 +19,6 @@ WORKERS = 4
 ITEMS = 1000
 
 
-
 def test_four_worker_processes_sum_to_the_exact_total(tmp_path: Path) -> None:
     pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     procs = [worker("serve", "--items", str(ITEMS), **pipes) for _ in range(WORKERS)]

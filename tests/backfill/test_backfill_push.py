@@ -21,7 +21,6 @@ pytestmark = pytest.mark.prometheus
 HOST = socket.gethostname()
 
 
-
 def _samples(gateway: Pushgateway, job: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """The pushed samples of group ``job``: (name, labels without job/instance) -> value."""
     found = {}

@@ -14,7 +14,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 import jobmeter
-from jobmeter.collector._totals import CARDINALITY_LIMIT, DURATION_BUCKETS
+from jobmeter._core.instruments import DURATION_BUCKETS
+from jobmeter.collector._totals import CARDINALITY_LIMIT
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 DURATION = "jobmeter.operation.duration"

@@ -323,13 +323,13 @@ def test_a_comet_that_does_not_answer_holds_the_end_of_a_run_at_most_its_timeout
     import time as clock
 
     from jobmeter import cometml
-    from jobmeter.cometml import _hook
+    from jobmeter.run import _comet
 
     release = threading.Event()
     monkeypatch.setattr(cometml, "log_run", lambda *args, **kwargs: release.wait(30))
     started = clock.monotonic()
     with caplog.at_level("WARNING", logger="jobmeter"):
-        assert _hook.log_at_end(tmp_path, {}, timeout=0.2) is False
+        assert _comet.log_at_end(tmp_path, {}, timeout=0.2) is False
     release.set()
     assert clock.monotonic() - started < 2.0
     assert "did not finish logging run" in caplog.text

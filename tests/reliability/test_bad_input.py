@@ -2,13 +2,16 @@
 
 A variable's value either parses to what it says or is a ConfigurationError
 naming that variable; attributes are either recorded as given or refused with
-a TypeError naming the problem, before the block runs.
+a TypeError naming the problem, before the block runs. The variables and their
+parsers are the rows of jobmeter._core.variables.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -18,19 +21,17 @@ from hypothesis import strategies as st
 
 import jobmeter
 from jobmeter import testing
-from jobmeter._core import config
+from jobmeter._core import config, parse, variables
 from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.parse import Parser
+from jobmeter._core.pushgateway import gateway_url
+from jobmeter._core.variables import VARIABLES, Variable
+from jobmeter._rundata.layout import DEFAULT_RUN_DIR, runs_root
 from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S, flush_interval
 
-VARIABLES = sorted(
-    value
-    for name, value in vars(config).items()
-    if name.isupper() and isinstance(value, str) and value.startswith(("OTEL_", "JOBMETER_"))
-)
-# Read elsewhere than resolve(): fuzzed where they are read, below.
-ELSEWHERE = {config.HOST_METRICS, config.RUN_FLUSH_INTERVAL, config.RUN_DIR, config.RUN,
-             config.PUSHGATEWAY_URL}  # fmt: skip
-RESOLVED = [name for name in VARIABLES if name not in ELSEWHERE]
+NAMED = [row for row in VARIABLES if row.name is not None]
+# resolve() reads these into Settings; the others are read where they are used, below.
+RESOLVED = [row for row in NAMED if row.field is not None]
 
 NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
@@ -47,16 +48,61 @@ VALUES = st.one_of(
     NUMBERS,
     URLS,
     st.builds(",".join, st.lists(st.sampled_from([*config.EXPORTERS, "x", " OTLP", ""]))),
+    st.builds(",".join, st.lists(st.sampled_from([*config.HOST_GROUPS, "CPU ", "swap", ""]))),
     st.sampled_from(["true", "FALSE", " True ", "yes", "1", "grpc", "HTTP/protobuf", "delta"]),
+    st.sampled_from(["prom:s3cret", "prom:", ":pw", "a:b:c", "a=b,c=%20d", "a"]),
 )
+# What os.environ can hold.
+ENV_VALUES = VALUES.filter(lambda raw: "\0" not in raw)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _expected_number(raw: str) -> float:
+def _number(raw: str) -> float:
     try:
         return float(raw)
     except ValueError:
         return math.nan
+
+
+def _items(text: str) -> set[str]:
+    return {item.strip().lower() for item in text.split(",")}
+
+
+def _is_bool(text: str, value: Any) -> bool:
+    return text.lower() in ("true", "false") and value is (text.lower() == "true")
+
+
+def _is_exporters(text: str, value: Any) -> bool:
+    return set(value) == _items(text) and set(value) <= set(config.EXPORTERS)
+
+
+def _is_url(text: str, value: Any) -> bool:
+    return value == text and text.lower().startswith(("http://", "https://"))
+
+
+def _is_pairs(text: str, value: Any) -> bool:
+    strings = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return strings and len(value) <= text.count("=")
+
+
+# What an accepted value means, by parser: check(stripped value, parsed value).
+MEANS: dict[Parser, Callable[[str, Any], bool]] = {
+    parse.parse_text: lambda text, value: value == text,
+    parse.parse_bool: _is_bool,
+    parse.parse_exporters: _is_exporters,
+    parse.parse_host_groups: lambda text, value: value == _items(text),
+    parse.parse_protocol: lambda text, value: value == text.lower() in config.PROTOCOLS,
+    parse.parse_temporality: lambda text, value: value == text.lower() in config.TEMPORALITIES,
+    parse.parse_millis: lambda text, value: value == _number(text) > 0,
+    parse.parse_seconds: lambda text, value: value == _number(text) > 0,
+    parse.parse_port: lambda text, value: value == int(text) and 0 <= value <= 65535,
+    parse.parse_endpoint: _is_url,
+    parse.parse_pushgateway_url: _is_url,
+    parse.parse_key_values: _is_pairs,
+    parse.parse_basic_auth: lambda text, value: value == tuple(text.split(":", 1)),
+}
+# Accepted only for a readable file, which fuzzed text does not name: held to the contract.
+CONTRACT_ONLY = {parse.parse_file, parse.parse_basic_auth_file}
 
 
 def _names(error: ConfigurationError, name: str) -> None:
@@ -65,69 +111,67 @@ def _names(error: ConfigurationError, name: str) -> None:
     assert name in str(error)
 
 
-def _check(name: str, raw: str, found: config.Settings) -> None:
-    """An accepted value means what it says."""
-    value = raw.strip()
-    if name == config.SDK_DISABLED:
-        assert value.lower() in ("true", "false")
-        assert found.disabled is (value.lower() == "true")
-    elif name in (config.SERVICE_NAME, config.PROMETHEUS_HOST):
-        assert value in (found.service_name, found.prometheus_host)
-    elif name == config.METRICS_EXPORTER:
-        given_names = {item.strip().lower() for item in value.split(",")}
-        assert set(found.exporters) == given_names
-        assert all(item in config.EXPORTERS for item in found.exporters)
-    elif name in (config.OTLP_PROTOCOL, config.OTLP_METRICS_PROTOCOL):
-        assert found.otlp_protocol == value.lower() in config.PROTOCOLS
-    elif name == config.OTLP_TEMPORALITY:
-        assert found.otlp_temporality == value.lower() in config.TEMPORALITIES
-    elif name in (config.OTLP_TIMEOUT, config.OTLP_METRICS_TIMEOUT):
-        assert found.otlp_timeout_ms == _expected_number(raw) > 0
-    elif name == config.EXPORT_INTERVAL:
-        assert found.export_interval_ms == _expected_number(raw) > 0
-    elif name == config.EXPORT_TIMEOUT:
-        assert found.export_timeout_ms == _expected_number(raw) > 0
-    elif name == config.PROMETHEUS_PORT:
-        assert found.prometheus_port == int(value)
-        assert 0 <= found.prometheus_port <= 65535
-    elif name in (config.OTLP_ENDPOINT, config.OTLP_METRICS_ENDPOINT):
-        assert found.otlp_endpoint.startswith(value.rstrip("/"))
-        assert value.lower().startswith(("http://", "https://"))
-    elif name in (config.RESOURCE_ATTRIBUTES, config.OTLP_HEADERS, config.OTLP_METRICS_HEADERS):
-        parsed = found.resource_attributes if name == config.RESOURCE_ATTRIBUTES else (
-            found.otlp_headers)  # fmt: skip
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items())
-        assert len(parsed) <= value.count("=")
-    # Any other variable (file paths, credentials) is held to the contract only.
+def _id(row: Variable) -> str:
+    return str(row.name)
 
 
-@pytest.mark.parametrize("name", RESOLVED)
+def test_every_parser_has_its_meaning_checked() -> None:
+    assert {row.parse for row in VARIABLES} <= set(MEANS) | CONTRACT_ONLY
+
+
+@pytest.mark.parametrize("row", NAMED, ids=_id)
 @FAST
 @given(raw=VALUES)
 @example(raw="http://[::1")
 @example(raw="http://host:99999")
-def test_every_variable_parses_to_what_it_says_or_names_itself(name: str, raw: str) -> None:
+def test_every_variable_parses_to_what_it_says_or_names_itself(row: Variable, raw: str) -> None:
+    """Each row's parser, on the value as read from the environment (stripped, not empty)."""
+    assert row.name is not None
+    text = raw.strip()
+    if not text:
+        return  # empty counts as unset: no parser sees it
     try:
-        found = config.resolve({}, {name: raw})
+        value = row.parse(row.name, text)
     except ConfigurationError as error:
-        _names(error, name)
+        _names(error, row.name)
+        return
+    assert row.parse in CONTRACT_ONLY or MEANS[row.parse](text, value), (text, value)
+
+
+@pytest.mark.parametrize("row", RESOLVED, ids=_id)
+@FAST
+@given(raw=VALUES)
+@example(raw="http://[::1")
+def test_resolve_reads_each_variable_with_its_rows_parser(row: Variable, raw: str) -> None:
+    assert row.name is not None
+    assert row.field is not None
+    try:
+        found = config.resolve({}, {row.name: raw})
+    except ConfigurationError as error:
+        _names(error, row.name)
         return
     if raw.strip():
-        _check(name, raw, found)
+        assert getattr(found, row.field) == row.parse(row.name, raw.strip())
     else:
         assert found == config.Settings()  # empty counts as unset
 
 
+def _read(name: str, raw: str, reader: Callable[[], Any]) -> Any:
+    with mock.patch.dict(os.environ, {name: raw}):
+        return reader()
+
+
 @FAST
-@given(raw=VALUES)
+@given(raw=ENV_VALUES)
 def test_host_metrics_groups_parse_or_name_the_variable(raw: str) -> None:
+    name = variables.HOST_METRICS
     try:
-        groups = config.host_groups({}, {config.HOST_METRICS: raw})
+        groups = _read(name, raw, lambda: config.host_groups({}))
     except ConfigurationError as error:
-        _names(error, config.HOST_METRICS)
+        _names(error, name)
         return
     if raw.strip():
-        assert groups == {item.strip().lower() for item in raw.split(",")}
+        assert groups == variables.ENVIRONMENT[name].parse(name, raw.strip())
     else:
         assert groups == config.DEFAULT_HOST_GROUPS
 
@@ -135,16 +179,39 @@ def test_host_metrics_groups_parse_or_name_the_variable(raw: str) -> None:
 @FAST
 @given(raw=st.one_of(NUMBERS, st.text(max_size=20).filter(lambda s: "\0" not in s)))
 def test_run_flush_interval_parses_or_names_the_variable(raw: str) -> None:
-    with mock.patch.dict(os.environ, {config.RUN_FLUSH_INTERVAL: raw}):
-        try:
-            interval = flush_interval()
-        except ConfigurationError as error:
-            _names(error, config.RUN_FLUSH_INTERVAL)
-            return
-    if raw:
-        assert interval == _expected_number(raw) > 0
+    name = variables.RUN_FLUSH_INTERVAL
+    try:
+        interval = _read(name, raw, flush_interval)
+    except ConfigurationError as error:
+        _names(error, name)
+        return
+    if raw:  # the recorder parses the value unstripped: "  " is an error, not unset
+        assert interval == variables.ENVIRONMENT[name].parse(name, raw)
     else:
         assert interval == DEFAULT_FLUSH_INTERVAL_S
+
+
+@FAST
+@given(raw=ENV_VALUES)
+def test_run_dir_is_taken_as_given(raw: str) -> None:
+    # Not stripped either: " runs " is a directory of that name.
+    assert _read(variables.RUN_DIR, raw, runs_root) == Path(raw or DEFAULT_RUN_DIR)
+
+
+@FAST
+@given(raw=ENV_VALUES)
+@example(raw="http://[::1")
+def test_pushgateway_url_parses_or_names_the_variable(raw: str) -> None:
+    name = variables.PUSHGATEWAY_URL
+    try:
+        url = _read(name, raw, gateway_url)
+    except ConfigurationError as error:
+        _names(error, name)
+        return
+    if raw.strip():
+        assert url == variables.ENVIRONMENT[name].parse(name, raw.strip())
+    else:
+        assert url is None
 
 
 # -- measure() attributes -----------------------------------------------------------------------

@@ -8,7 +8,9 @@ made before ``configure()``) are new objects at every ``get_meter()`` but bind
 to one real meter later: those are keyed by name. The registry forgets its
 sets' figures in a forked child and at ``jobmeter.testing.reset()``.
 
-``Instrument`` is one row of a metric-definition table (name, kind, unit,
+``DURATION_BUCKETS`` are the boundaries of every histogram of seconds, and
+``make_key`` the identity of an attribute set. ``Instrument`` is one row of a
+metric-definition table (name, kind, unit,
 description: what docs/metrics.md lists); ``observe()`` creates the
 asynchronous instrument a row describes.
 """
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable
-from typing import Final, Generic, Literal, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import fork, otel_private, reset
 
@@ -28,6 +31,26 @@ T = TypeVar("T")
 
 Kind = Literal["counter", "up_down_counter", "gauge"]
 Callback = Callable[[CallbackOptions], Iterable[Observation]]
+Attributes = Mapping[str, AttributeValue]
+Key = frozenset[tuple[str, Any]]
+
+# Seconds, from 100 us hot-loop blocks to day-long backfills: every histogram of
+# seconds uses them. The SDK default (0 ... 10000) would put every block under
+# 5 s into one bucket (opentelemetry-python #4527).
+DURATION_BUCKETS: Final = (
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
+)  # fmt: skip
+
+
+def make_key(attributes: Attributes) -> Key:
+    """A hashable identity of an attribute set; sequences become tuples."""
+    try:
+        return frozenset(attributes.items())
+    except TypeError:
+        return frozenset(
+            (k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in attributes.items()
+        )
 
 
 class Instrument(NamedTuple):
@@ -39,19 +62,14 @@ class Instrument(NamedTuple):
     description: str
 
 
-_CREATE: Final = {
-    "counter": Meter.create_observable_counter,
-    "up_down_counter": Meter.create_observable_up_down_counter,
-    "gauge": Meter.create_observable_gauge,
-}
-
-
 def observe(meter: Meter, instrument: Instrument, callback: Callback) -> None:
     """Create ``instrument`` on ``meter``, read by ``callback`` at each collection."""
-    _CREATE[instrument.kind](
-        meter, instrument.name, [callback], unit=instrument.unit,
-        description=instrument.description,
-    )  # fmt: skip
+    create = {
+        "counter": meter.create_observable_counter,
+        "up_down_counter": meter.create_observable_up_down_counter,
+        "gauge": meter.create_observable_gauge,
+    }[instrument.kind]
+    create(instrument.name, [callback], unit=instrument.unit, description=instrument.description)
 
 
 class PerMeter(Generic[T]):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from jobmeter._core import fork
+from jobmeter._core import fork, waits
 
 _log = logging.getLogger("jobmeter")
 
@@ -186,15 +186,11 @@ class Nvml:
             return []
         # A signal handler's final export may run while this thread holds the
         # lock: after a short wait, answer with the last samples.
-        if not self._lock.acquire(timeout=0.1):
-            return self._samples
-        try:
-            if time.monotonic() - self._sampled_at >= SAMPLE_MAX_AGE_S:
+        with waits.held_or_not(self._lock) as locked:
+            if locked and time.monotonic() - self._sampled_at >= SAMPLE_MAX_AGE_S:
                 self._samples = [self._sample(d) for d in self._devices]
                 self._sampled_at = time.monotonic()
             return self._samples
-        finally:
-            self._lock.release()
 
     def _sample(self, device: GpuDevice) -> GpuSample:
         m = self._module

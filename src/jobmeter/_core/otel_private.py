@@ -6,8 +6,10 @@
 - Shutdown: the OTLP exporters retry with 1-2-4 s back-off even during the
   final export at exit; ``stop_retrying`` makes that export a single attempt.
 - Globals: whether an application installed a MeterProvider, and a reset for tests.
-- Meters and exporters: the real meter behind a proxy meter, and the
-  preferences of an exporter that jobmeter wraps.
+- Meters and exporters: the real meter behind a proxy meter, the
+  preferences of an exporter that jobmeter wraps, and the Prometheus
+  exporter's name translation (its private ``_mapping`` module), which the
+  Pushgateway client uses so that pushed names are the scraped ones.
 
 Each is defensive: if an attribute moves in a later SDK, the feature degrades
 with one warning and tests/core/test_fork.py or tests/core/test_shutdown.py fails.
@@ -94,6 +96,20 @@ def real_meter(meter: Meter) -> Meter | None:
     """The real meter a proxy meter was bound to, once a provider is set."""
     found = getattr(meter, "_real_meter", None)
     return found if isinstance(found, Meter) else None
+
+
+def prometheus_name(name: str, unit: str) -> tuple[str, str]:
+    """(metric name, unit suffix) as the OTel Prometheus exporter writes an instrument."""
+    from opentelemetry.exporter.prometheus import _mapping  # only where something is pushed
+
+    return _mapping.sanitize_full_name(name), _mapping.map_unit(unit)
+
+
+def prometheus_label(key: str) -> str:
+    """A label name as the OTel Prometheus exporter writes an attribute key."""
+    from opentelemetry.exporter.prometheus import _mapping
+
+    return _mapping.sanitize_attribute(key)
 
 
 def preferences(exporter: MetricExporter) -> dict[str, Any]:

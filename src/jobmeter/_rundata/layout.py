@@ -1,15 +1,20 @@
-"""The run directory: run.json (rewritten atomically) and usage.jsonl (appended, flushed).
+"""Where a run lives: the runs directory, the files of one run directory, and their modes.
 
-A run killed with SIGKILL leaves a usage.jsonl readable up to its last sample
-and a run.json that still says ``"status": "running"``. Everything is made for
-the user only (directories 0700, files 0600): command lines, output and
-paths are often private.
+One directory per run, ``<runs root>/<run id>/``:
+
+- ``run.json``: what the run is and, once it ended, its summary (``metadata``, ``summary``);
+- ``usage.jsonl``: one line per sample of the process tree (``usage``);
+- ``<kind>.<pid>.jsonl``: what each process measured, per flush interval, and
+  ``<kind>.parquet`` once the clean end compacted them (``records``);
+- ``stdout.log``, ``stderr.log``: the command's output (``jobmeter run``);
+- ``operations.jsonl``: spans a user wrote, drawn by ``jobmeter plot``.
+
+Everything is made for the user only (directories 0700, files 0600): command
+lines, output and paths are often private.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import secrets
@@ -24,6 +29,11 @@ _log = logging.getLogger("jobmeter")
 DEFAULT_RUN_DIR = Path(".jobmeter") / "runs"
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600
+RUN_JSON = "run.json"
+USAGE = "usage.jsonl"
+STDOUT_LOG = "stdout.log"
+STDERR_LOG = "stderr.log"
+USER_SPANS = "operations.jsonl"
 # Run directories warned about in this process, and the warning: one per run, whoever hits it.
 _warned: dict[str, str] = {}
 
@@ -74,7 +84,7 @@ def make_private_dirs(path: Path) -> None:
         os.chmod(each, DIRECTORY_MODE)  # the umask may have taken bits off
 
 
-def runs_root(output: str | Path | None = None) -> Path:
+def runs_root(output: str | os.PathLike[str] | None = None) -> Path:
     """``--output``, else ``JOBMETER_RUN_DIR``, else ``./.jobmeter/runs``."""
     if output is not None:
         return Path(output)
@@ -86,77 +96,22 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
-class RunDirectory:
-    """Where one run writes; every write is a warning on failure, never a crash.
+def records_file(directory: Path, kind: str, pid: int) -> Path:
+    """The JSONL file one process appends its records of ``kind`` to."""
+    return directory / f"{kind}.{pid}.jsonl"
 
-    A directory that cannot be made (permissions, a file in the way, a full
-    disk) leaves the run unrecorded, with one warning: the job runs all the same.
-    A write that fails later (a full disk, the directory removed) is one
-    warning too, and ``failed`` says so; the first failure is kept in ``error``.
-    """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.failed = False
-        self.error: str | None = None
-        self._usage: IO[str] | None = None
-        self._made = False
-        try:
-            make_private_dirs(path)
-            self._made = True
-            self._usage = open_private(path / "usage.jsonl", "a")
-        except OSError as error:
-            self._fail(f"cannot create the run directory {path}: {error}; the run is not "
-                       "recorded")  # fmt: skip
+def record_files(directory: Path, kind: str) -> list[str]:
+    """Every process's JSONL file of ``kind`` in a run directory, sorted."""
+    return sorted(str(path) for path in directory.glob(f"{kind}.*.jsonl") if path.is_file())
 
-    def _fail(self, message: str) -> None:
-        if not self.failed:
-            self.failed = True
-            if self._made and not self.path.is_dir():
-                message = f"the run directory {self.path} was removed; the run is not recorded"
-            self.error = message
-            warn_once(self.path, message)
 
-    def write_run(self, record: dict[str, Any]) -> None:
-        """Replace run.json atomically."""
-        target = self.path / "run.json"
-        temporary = target.with_suffix(".json.tmp")
-        try:
-            with open_private(temporary, "w") as handle:
-                handle.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            os.replace(temporary, target)
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()  # a half-written file would only take space
-            self._fail(f"cannot write {target}: {error}")
+def compacted_file(directory: Path, kind: str) -> Path:
+    """The Parquet file the records of ``kind`` are compacted into."""
+    return directory / f"{kind}.parquet"
 
-    def append_usage(self, record: dict[str, Any]) -> None:
-        """One line per sample, flushed at once."""
-        if self._usage is not None:
-            try:
-                self._usage.write(json.dumps(record, sort_keys=True) + "\n")
-                self._usage.flush()
-            except (OSError, ValueError) as error:
-                self._fail(f"cannot write samples to {self.path}: {error}")
 
-    def log_file(self, name: str) -> IO[bytes]:
-        """A captured output file (stdout.log, stderr.log); /dev/null when it cannot be made."""
-        try:
-            return open_private(self.path / name, "ab")
-        except OSError as error:
-            self._fail(f"cannot write {self.path / name}: {error}")
-            return open(os.devnull, "ab", buffering=0)
-
-    def log_failed(self, name: str, error: OSError) -> None:
-        """A captured output file could not be written: the run's one warning."""
-        self._fail(f"cannot write {self.path / name}: {error}; the output still reaches "
-                   "the terminal")  # fmt: skip
-
-    def close(self) -> None:
-        """Close usage.jsonl."""
-        if self._usage is not None:
-            try:
-                self._usage.close()
-            except OSError as error:
-                self._fail(f"cannot write samples to {self.path}: {error}")
-            self._usage = None
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file made 0600, as every file of the run store."""
+    with open_private(path, "w") as handle:
+        handle.write(text)

@@ -1,14 +1,21 @@
-"""run.json's first form: identity, machine, git commit, command; shared by both kinds of run."""
+"""run.json: its first form (identity, machine, git commit, command), and reading it back.
+
+Both kinds of run write the same first form; the end adds ``status``,
+``end``, ``exit_code`` and the ``summary`` (``summary.RunResult``).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from jobmeter._core.machine import machine_info
+from jobmeter._rundata.layout import RUN_JSON
 from jobmeter._version import __version__
 
 _GIT_TIMEOUT_S = 2.0
@@ -72,3 +79,12 @@ def new_record(
     if git is not None:
         record["git"] = git
     return record
+
+
+def read_record(directory: Path) -> dict[str, Any] | None:
+    """run.json of a run directory; None when it is missing, damaged or not a JSON object."""
+    try:
+        record = json.loads((directory / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -25,73 +25,14 @@ from typing import IO, Any, Final
 
 from jobmeter._core import fork, signals
 from jobmeter._rundata import routing
-from jobmeter._rundata.layout import open_private, warn_once
-from jobmeter._rundata.sketch import Sketch
+from jobmeter._rundata.aggregates import OperationAggregate, QueryAggregate, attributes_text
+from jobmeter._rundata.layout import open_private, records_file, warn_once
+from jobmeter._rundata.schema import KINDS
 
 _log = logging.getLogger("jobmeter")
 
 #: Seconds between two drains of the sources (``JOBMETER_RUN_FLUSH_INTERVAL``).
 DEFAULT_FLUSH_INTERVAL_S: Final = 5.0
-KINDS: Final = ("operations", "queries", "failures", "spans", "progress")
-_HIDDEN: Final = frozenset({"operation.name", "error.type"})
-
-
-class Stats:
-    """Count, sum, min, max and a sketch of one figure."""
-
-    __slots__ = ("count", "high", "low", "sketch", "total")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.low = float("inf")
-        self.high = float("-inf")
-        self.sketch = Sketch()
-
-    def add_sorted(self, values: Sequence[float]) -> None:
-        if not values:
-            return
-        self.count += len(values)
-        self.total += sum(values)
-        self.low = min(self.low, values[0])
-        self.high = max(self.high, values[-1])
-        self.sketch.add_sorted(values)
-
-    def fields(self, prefix: str) -> dict[str, Any]:
-        """``<prefix>_sum/_min/_max/_p50/_p95/_sketch``; nulls when nothing was added."""
-        if not self.count:
-            return {f"{prefix}_{k}": None for k in ("sum", "min", "max", "p50", "p95", "sketch")}
-        return {
-            f"{prefix}_sum": self.total,
-            f"{prefix}_min": self.low,
-            f"{prefix}_max": self.high,
-            f"{prefix}_p50": self.sketch.quantile(0.5, self.low, self.high),
-            f"{prefix}_p95": self.sketch.quantile(0.95, self.low, self.high),
-            f"{prefix}_sketch": self.sketch.to_json(),
-        }
-
-
-def attributes_text(attributes: Mapping[str, Any]) -> str:
-    """The attributes that tell operations of one name apart, as sorted JSON text."""
-    shown = {k: v for k, v in attributes.items() if k not in _HIDDEN}
-    return json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str)
-
-
-class _Operation:
-    __slots__ = ("count", "cpu", "duration", "memory")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.duration, self.cpu, self.memory = Stats(), Stats(), Stats()
-
-
-class _Query:
-    __slots__ = ("duration", "rows", "rows_max")
-
-    def __init__(self) -> None:
-        self.duration = Stats()
-        self.rows = 0
-        self.rows_max: int | None = None
 
 
 class Recorder:
@@ -102,8 +43,8 @@ class Recorder:
         self.interval = interval
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._operations: dict[tuple[str, str, str, str | None], _Operation] = {}
-        self._queries: dict[tuple[str, str, str, str | None], _Query] = {}
+        self._operations: dict[tuple[str, str, str, str | None], OperationAggregate] = {}
+        self._queries: dict[tuple[str, str, str, str | None], QueryAggregate] = {}
         self._progress: dict[str, dict[str, Any]] = {}
         self._progress_written: dict[str, tuple[Any, ...]] = {}
         self._files: dict[str, IO[str]] = {}
@@ -142,7 +83,7 @@ class Recorder:
         with self._lock:
             found = self._operations.get(key)
             if found is None:
-                found = self._operations[key] = _Operation()
+                found = self._operations[key] = OperationAggregate()
             found.count += len(entries)
             found.duration.add_sorted(durations)
             found.cpu.add_sorted(cpus)
@@ -167,7 +108,7 @@ class Recorder:
             for key, (seconds_list, rows_list) in grouped.items():
                 found = self._queries.get(key)
                 if found is None:
-                    found = self._queries[key] = _Query()
+                    found = self._queries[key] = QueryAggregate()
                 found.duration.add_sorted(sorted(seconds_list))
                 found.rows += sum(rows_list)
                 if rows_list:
@@ -254,7 +195,7 @@ class Recorder:
             try:
                 handle = self._files.get(kind)
                 if handle is None:
-                    path = self.directory / f"{kind}.{self.pid}.jsonl"
+                    path = records_file(self.directory, kind, self.pid)
                     handle = self._files[kind] = open_private(path, "a")
                 handle.write("\n".join(kind_lines) + "\n")
                 handle.flush()

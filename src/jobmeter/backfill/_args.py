@@ -5,15 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import os
 import time
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from jobmeter._core.config import PUSHGATEWAY_URL
-from jobmeter._core.errors import ConfigurationError
 from jobmeter.backfill._snapshot import LABEL_MAX_CHARS, UNSPECIFIED
 from jobmeter.collector import error_type
 
@@ -87,20 +83,6 @@ def deadline(value: Any) -> float | None:
         raise ValueError(f"deadline must be {_DEADLINE_ACCEPTED}; {value!r} looks like "
                          "milliseconds (divide by 1000)")  # fmt: skip
     return when
-
-
-def pushgateway_url(value: str | None) -> str | None:
-    """The Pushgateway URL: the argument, else JOBMETER_PUSHGATEWAY_URL, else None."""
-    setting = "pushgateway"
-    if value is None:
-        value = os.environ.get(PUSHGATEWAY_URL, "").strip() or None
-        setting = PUSHGATEWAY_URL
-    if value is None:
-        return None
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(setting, value, "a URL such as http://pushgateway:9091")
-    return value
 
 
 def grouping_key(value: Any) -> dict[str, str]:

@@ -16,19 +16,20 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import fork
+from jobmeter._core.instruments import make_key
+from jobmeter._core.pushgateway import gateway_url
 from jobmeter._rundata import routing
 from jobmeter.backfill import _args as args
 from jobmeter.backfill import _runtime
 from jobmeter.backfill._checkpoint import CheckpointError, check_path, load
 from jobmeter.backfill._http import RequestMethods
 from jobmeter.backfill._metrics import NAME, instruments_for
-from jobmeter.backfill._outputs import Outputs, Settings
+from jobmeter.backfill._outputs import Outputs, OutputSettings
 from jobmeter.backfill._rate import SmoothedRate
 from jobmeter.backfill._snapshot import OUTCOMES
 from jobmeter.backfill._state import CountState
 from jobmeter.backfill._track import Batch, Tracked
 from jobmeter.collector import MetricsCollector
-from jobmeter.collector._totals import make_key
 
 _log = logging.getLogger("jobmeter")
 
@@ -106,10 +107,10 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         self.unit = args.text("unit", unit)
         total = args.optional_count("total", total)
         self._deadline = args.deadline(deadline)
-        settings = Settings(
+        settings = OutputSettings(
             checkpoint=None if checkpoint is None else check_path(checkpoint),
             checkpoint_interval=args.seconds("checkpoint_interval", checkpoint_interval),
-            pushgateway=args.pushgateway_url(pushgateway),
+            pushgateway=gateway_url(pushgateway),
             push_interval=args.seconds("push_interval", push_interval),
             push_timeout=args.seconds("push_timeout", push_timeout),
             push_grouping_key=args.grouping_key(push_grouping_key),

@@ -19,10 +19,9 @@ from typing import Any, Final, Protocol
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core.instruments import PerMeter
+from jobmeter._core.instruments import DURATION_BUCKETS, Instrument, Key, PerMeter, observe
 from jobmeter._core.otel_private import installed_provider
 from jobmeter.backfill._snapshot import OVERFLOW, Snapshot
-from jobmeter.collector._totals import DURATION_BUCKETS, Key
 
 _log = logging.getLogger("jobmeter")
 
@@ -37,6 +36,7 @@ BATCH_SIZE_BUCKETS: Final = (
 )  # fmt: skip
 
 Attrs = dict[str, AttributeValue]
+Observe = Callable[[Attrs, Snapshot], Iterable[Observation]]
 
 
 class Source(Protocol):
@@ -80,37 +80,41 @@ def _value(read: Callable[[Snapshot], float | None]) -> Callable[[Attrs, Snapsho
     return observe
 
 
-# (name, kind, unit, description, observe(base attributes, snapshot))
-ASYNC_METRICS: Final = (
-    ("jobmeter.backfill.items", "counter", "{item}",
-     "Items finished, by jobmeter.backfill.outcome (done, failed, skipped); failures by "
-     "error.type.", _observe_items),
-    ("jobmeter.backfill.items.planned", "up_down_counter", "{item}",
-     "Items the backfill plans to process (its total), when known.", _value(lambda s: s.total)),
-    ("jobmeter.backfill.progress", "gauge", "1",
-     "Finished items over planned items, 0 to 1, when the total is known.",
+# (instrument, observe(base attributes, snapshot)); docs/metrics.md lists them.
+ASYNC_METRICS: Final[tuple[tuple[Instrument, Observe], ...]] = (
+    (Instrument("jobmeter.backfill.items", "counter", "{item}",
+                "Items finished, by jobmeter.backfill.outcome (done, failed, skipped); "
+                "failures by error.type."),
+     _observe_items),
+    (Instrument("jobmeter.backfill.items.planned", "up_down_counter", "{item}",
+                "Items the backfill plans to process (its total), when known."),
+     _value(lambda s: s.total)),
+    (Instrument("jobmeter.backfill.progress", "gauge", "1",
+                "Finished items over planned items, 0 to 1, when the total is known."),
      _value(lambda s: s.progress)),
-    ("jobmeter.backfill.rate", "gauge", "{item}/s",
-     "Finished items per second, exponentially smoothed (see docs/backfill.md).",
+    (Instrument("jobmeter.backfill.rate", "gauge", "{item}/s",
+                "Finished items per second, exponentially smoothed (see docs/backfill.md)."),
      _value(lambda s: s.rate)),
-    ("jobmeter.backfill.eta", "gauge", "s",
-     "Estimated seconds until the planned items are finished: remaining / rate.",
+    (Instrument("jobmeter.backfill.eta", "gauge", "s",
+                "Estimated seconds until the planned items are finished: remaining / rate."),
      _value(lambda s: s.eta)),
-    ("jobmeter.backfill.retries", "counter", "{retry}",
-     "Retries, by jobmeter.backfill.reason.", _by_reason("retries")),
-    ("jobmeter.backfill.rate_limit.hits", "counter", "{hit}",
-     "Times the backfill was rate limited (throttled), by jobmeter.backfill.reason.",
+    (Instrument("jobmeter.backfill.retries", "counter", "{retry}",
+                "Retries, by jobmeter.backfill.reason."),
+     _by_reason("retries")),
+    (Instrument("jobmeter.backfill.rate_limit.hits", "counter", "{hit}",
+                "Times the backfill was rate limited (throttled), by jobmeter.backfill.reason."),
      _by_reason("rate_limit_hits")),
-    ("jobmeter.backfill.queue.size", "up_down_counter", "{item}",
-     "Items waiting in the backfill's queue, when reported.", _value(lambda s: s.queue)),
-    ("jobmeter.backfill.start.timestamp", "gauge", "s",
-     "When the backfill first started (Unix time; kept across resumes).",
+    (Instrument("jobmeter.backfill.queue.size", "up_down_counter", "{item}",
+                "Items waiting in the backfill's queue, when reported."),
+     _value(lambda s: s.queue)),
+    (Instrument("jobmeter.backfill.start.timestamp", "gauge", "s",
+                "When the backfill first started (Unix time; kept across resumes)."),
      _value(lambda s: s.started)),
-    ("jobmeter.backfill.last_success.timestamp", "gauge", "s",
-     "When the backfill last ended without an exception (Unix time).",
+    (Instrument("jobmeter.backfill.last_success.timestamp", "gauge", "s",
+                "When the backfill last ended without an exception (Unix time)."),
      _value(lambda s: s.last_success)),
-    ("jobmeter.backfill.deadline.timestamp", "gauge", "s",
-     "When the backfill should be finished (Unix time), when a deadline was given.",
+    (Instrument("jobmeter.backfill.deadline.timestamp", "gauge", "s",
+                "When the backfill should be finished (Unix time), when a deadline was given."),
      _value(lambda s: s.deadline)),
 )  # fmt: skip
 
@@ -149,13 +153,8 @@ class Instruments:
             description="Duration of HTTP client requests.",
             explicit_bucket_boundaries_advisory=seconds,
         )  # fmt: skip
-        create = {
-            "counter": meter.create_observable_counter,
-            "gauge": meter.create_observable_gauge,
-            "up_down_counter": meter.create_observable_up_down_counter,
-        }
-        for name, kind, unit, description, observe in ASYNC_METRICS:
-            create[kind](name, [self._callback(observe)], unit=unit, description=description)
+        for instrument, observe_points in ASYNC_METRICS:
+            observe(meter, instrument, self._callback(observe_points))
 
     def add(self, source: Source, *, global_provider: bool) -> None:
         """Publish ``source``; closed backfills of the same identity stop being published.
@@ -181,9 +180,7 @@ class Instruments:
             grouped.setdefault(source._key, (source._base, []))[1].append(source._snapshot())
         return [(base, Snapshot.merge(snaps)) for base, snaps in grouped.values()]
 
-    def _callback(
-        self, observe: Callable[[Attrs, Snapshot], Iterable[Observation]]
-    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def _callback(self, observe: Observe) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             # The SDK logs a failing callback as an ERROR at every collection: once is enough.
             try:

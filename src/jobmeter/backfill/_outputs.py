@@ -7,7 +7,6 @@ makes the last push, in that order, the push bounded by its timeout.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from jobmeter.backfill._snapshot import Snapshot
 
 
 @dataclass(frozen=True)
-class Settings:
+class OutputSettings:
     """The checked output arguments of ``Backfill``."""
 
     checkpoint: Path | None
@@ -38,7 +37,12 @@ class Outputs:
     """The checkpoint file, the pusher and the terminal output of one backfill."""
 
     def __init__(
-        self, name: str, unit: str, base: Attrs, read: Callable[[], Snapshot], settings: Settings
+        self,
+        name: str,
+        unit: str,
+        base: Attrs,
+        read: Callable[[], Snapshot],
+        settings: OutputSettings,
     ) -> None:
         self._base = base
         self._read = read
@@ -47,8 +51,8 @@ class Outputs:
         )
         self.pusher = None
         if settings.pushgateway is not None:
-            key = {"instance": socket.gethostname(), **settings.push_grouping_key}
-            self.pusher = Pusher(settings.pushgateway, name, key, settings.push_timeout)
+            self.pusher = Pusher(settings.pushgateway, name, settings.push_grouping_key,
+                                 settings.push_timeout)  # fmt: skip
         self.terminal: RichBar | LogLines | None = open_output(
             name, unit, read, enabled=settings.progress, interval=settings.log_interval
         )
@@ -87,7 +91,7 @@ class Outputs:
         if self.checkpoint is not None:
             self.checkpoint.write(snapshot, status, final=True)
         if self.pusher is not None:
-            self.pusher.push_bounded(self._base, snapshot, success_time)
+            self.pusher.push_final(self._base, snapshot, success_time)
 
     def drop(self) -> None:
         """In a forked child: the parent's file, gateway group and terminal are the parent's."""

@@ -24,6 +24,8 @@ import math
 import threading
 from collections.abc import Callable
 
+from jobmeter._core import waits
+
 Clock = Callable[[], float]
 
 
@@ -45,9 +47,9 @@ class SmoothedRate:
         """Take the count now; return the smoothed rate (None before any time has passed)."""
         now = self._clock()
         # A SIGTERM handler may interrupt this thread inside the lock: then read, not update.
-        if not self._lock.acquire(timeout=0.1):
-            return self._s / self._w if self._w > 0 else None
-        try:
+        with waits.held_or_not(self._lock) as locked:
+            if not locked:
+                return self._s / self._w if self._w > 0 else None
             dt = now - self._time
             if dt > 0:
                 weight = math.exp(-dt / self.window)
@@ -59,8 +61,6 @@ class SmoothedRate:
             elif count < self._count:  # a restart of the count (fork): follow it
                 self._count = count
             return self._s / self._w if self._w > 0 else None
-        finally:
-            self._lock.release()
 
     def restart(self, count: float) -> None:
         """Forget the history (in a forked child): the next rate is measured from ``count`` now."""

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jobmeter._core import waits
 from jobmeter.backfill import _args as args
 from jobmeter.backfill._rate import SmoothedRate
 from jobmeter.backfill._snapshot import UNSPECIFIED, Snapshot, add_label
@@ -85,14 +86,10 @@ class CountState:
         self._last_success = saved.last_success
 
     def _snapshot(self) -> Snapshot:
-        # A SIGTERM handler may run while this thread holds the lock: then read without it.
-        locked = self._lock.acquire(timeout=0.1)
-        try:
+        # A SIGTERM handler may run while this thread holds the lock.
+        with waits.held_or_not(self._lock):
             done, skipped, total = self._done, self._skipped, self._total
             failed, retries, hits = dict(self._failed), dict(self._retries), dict(self._hits)
-        finally:
-            if locked:
-                self._lock.release()
         rate = self._rate.update(done + skipped + sum(failed.values()))
         return Snapshot(started=self._started, done=done, skipped=skipped, failed=failed,
                         retries=retries, rate_limit_hits=hits, total=total,

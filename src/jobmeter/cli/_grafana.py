@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
@@ -10,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobmeter._core.errors import ConfigurationError
+from jobmeter.cli._output import print_json
 
 grafana_app = typer.Typer(
     name="grafana",
@@ -55,8 +55,7 @@ def push(
         print(f"jobmeter: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     if as_json:
-        data = {"grafana": settings.url, "changes": [c.to_json() for c in changes]}
-        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        print_json({"grafana": settings.url, "changes": [c.to_json() for c in changes]})
         return
     table = Table(title=f"Grafana at {settings.url}")
     for column in ("kind", "title", "uid", "action", "version", "url"):
@@ -66,8 +65,3 @@ def push(
         row = (change.kind, change.title, change.uid, change.action, version, change.url or "-")
         table.add_row(*row)
     Console().print(table)
-
-
-def register(app: typer.Typer) -> None:
-    """Add the ``grafana`` command group to the ``jobmeter`` CLI."""
-    app.add_typer(grafana_app, name="grafana")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from jobmeter import store
-from jobmeter.cli._store import DIR_HELP, errors, pick
+from jobmeter.cli._output import DIR_HELP, pick_run, store_errors
 
 
 def plot(
@@ -21,8 +21,8 @@ def plot(
     directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
 ) -> None:
     """Plot a run: CPU, memory, disk I/O and GPU over time (needs the plot extra)."""
-    with errors():
-        stored = store.resolve(pick(run, latest), directory)
+    with store_errors():
+        stored = store.resolve(pick_run(run, latest), directory)
         try:
             written = store.plot_run(stored.directory, output, html=html)
         except store.PlotDependencyError as error:

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from jobmeter._core.format import format_bytes
 from jobmeter.store import RunReport
 
 TOP = 10
@@ -24,12 +25,6 @@ def seconds(value: float | None) -> str:
     if value >= 1e-5:
         return f"{value * 1e6:.0f} µs"
     return f"{value * 1e6:.2f} µs"
-
-
-def _size(value: float | None) -> str:
-    from jobmeter.cli._store import size
-
-    return size(value)
 
 
 def _time(unix: float | None) -> str:
@@ -56,7 +51,7 @@ def print_records(console: Console, report: RunReport) -> None:
                 str(op["errors"]), seconds(op["duration_total_seconds"]),
                 seconds(op["duration_mean_seconds"]), seconds(op["duration_p50_seconds"]),
                 seconds(op["duration_p95_seconds"]), seconds(op["duration_max_seconds"]),
-                seconds(op["cpu_total_seconds"]), _size(op["memory_p95_bytes"]),
+                seconds(op["cpu_total_seconds"]), format_bytes(op["memory_p95_bytes"]),
             )  # fmt: skip
         console.print(table)
     if records.queries:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from jobmeter._core.facade import publish
+from jobmeter._core.instruments import Attributes
 from jobmeter.collector._collector import MetricsCollector
 from jobmeter.collector._measure import Measurement, error_type
-from jobmeter.collector._totals import Attributes
 
 __all__ = [
     "Attributes",

@@ -13,8 +13,9 @@ from typing import Any, ParamSpec, TypeVar, cast
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import fork, nvml, probes
+from jobmeter._core.instruments import make_key
 from jobmeter._rundata import routing
-from jobmeter.collector._totals import OperationTotals, make_key
+from jobmeter.collector._totals import OperationTotals
 
 P = ParamSpec("P")
 R = TypeVar("R")

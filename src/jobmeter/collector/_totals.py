@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import waits
-from jobmeter._core.instruments import PerMeter
+from jobmeter._core.instruments import DURATION_BUCKETS, Attributes, Key, PerMeter
 from jobmeter._rundata import routing
 
 _log = logging.getLogger("jobmeter")
 
-Attributes = Mapping[str, AttributeValue]
-Key = frozenset[tuple[str, Any]]
-
-# Seconds, from 100 us hot-loop blocks to day-long backfills. The SDK default
-# (0 ... 10000) would put every block under 5 s into one bucket.
-DURATION_BUCKETS: Final = (
-    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-    10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0,
-)  # fmt: skip
 # The OTel specification's default cardinality limit is 2000 points per
 # instrument, and the SDK applies it. CPU time and disk I/O give two points per
 # attribute set, so 999 sets plus the overflow set fill exactly 2000 points.
@@ -65,16 +56,6 @@ class _Totals:
         self.gpu_memory: int | None = None
         # While a run records: (duration s, CPU s or None, RSS B or None) per block.
         self.pending: list[tuple[float, float | None, int | None]] | None = None
-
-
-def make_key(attributes: Attributes) -> Key:
-    """A hashable identity of an attribute set; sequences become tuples."""
-    try:
-        return frozenset(attributes.items())
-    except TypeError:
-        return frozenset(
-            (k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in attributes.items()
-        )
 
 
 class OperationTotals:

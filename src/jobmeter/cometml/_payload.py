@@ -15,8 +15,8 @@ from typing import Any, Final
 
 from jobmeter import store
 from jobmeter._rundata import records
+from jobmeter._rundata.schema import USAGE_COLUMNS
 from jobmeter._rundata.sketch import GAMMA, merged
-from jobmeter._rundata.usage import COLUMNS as USAGE_COLUMNS
 from jobmeter._rundata.usage import usage_source
 from jobmeter.store._summary import operation_label
 

@@ -18,6 +18,7 @@ from jobmeter._core.otel_private import is_proxy_meter
 from jobmeter.collector import MetricsCollector
 from jobmeter.duckdb import _profile
 from jobmeter.duckdb._metrics import QueryInstruments, ShapeAttributes
+from jobmeter.duckdb._operation import current_database
 from jobmeter.duckdb._proxy import ProfiledConnection
 from jobmeter.duckdb._tables import TableMetrics
 
@@ -132,7 +133,7 @@ class DuckDBCollector(MetricsCollector):
 
     def wrap(self, connection: _duckdb.DuckDBPyConnection) -> ProfiledConnection:
         """The proxy of ``connection``, with the quiet profiler switched on (internal)."""
-        user_profiling = '"disabled"' not in connection.get_profiling_information(format="json")
+        user_profiling = _profile.enabled(connection)
         if self.profiler and not user_profiling:
             connection.execute(_profile.install_statement(self.operators))
         namespace = current_database(connection)
@@ -151,12 +152,6 @@ class DuckDBCollector(MetricsCollector):
         if what not in self._warned:
             self._warned.add(what)
             _log.warning("jobmeter: %s; the query's profile is left out", what, exc_info=True)
-
-
-def current_database(connection: _duckdb.DuckDBPyConnection) -> str:
-    """The connection's current database; fetchall() so no result is left open."""
-    rows = connection.execute("SELECT current_database()").fetchall()
-    return str(rows[0][0]) if rows else ""
 
 
 # One set per meter: collectors of one name share it. A forked child and a reset

@@ -25,8 +25,8 @@ from typing import Any, Final
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter._core.instruments import DURATION_BUCKETS, Instrument, observe
 from jobmeter._rundata import routing
-from jobmeter.collector._totals import DURATION_BUCKETS
 from jobmeter.duckdb._profile import QueryProfile, parse
 
 _log = logging.getLogger("jobmeter")
@@ -95,6 +95,39 @@ class _ShapeTotals:
 Points = Callable[[_ShapeTotals], Iterable[tuple[float, Attributes]]]
 ShapeKey = tuple[str, str, str, str | None]
 
+# Profiler figures summed per query shape: (instrument, its points from one shape's totals).
+SHAPE_METRICS: Final[tuple[tuple[Instrument, Points], ...]] = (
+    (Instrument("jobmeter.duckdb.cpu.time", "counter", "s",
+                "CPU time DuckDB's threads spent on queries."),
+     lambda t: [(t.cpu_time, t.attributes)]),
+    (Instrument("jobmeter.duckdb.rows.scanned", "counter", "{row}",
+                "Rows the queries' table scans read."),
+     lambda t: [(t.rows_scanned, t.attributes)]),
+    (Instrument("jobmeter.duckdb.io", "counter", "By",
+                "Bytes DuckDB read and wrote (files, Parquet, spill)."),
+     lambda t: [(t.bytes_read, {**t.attributes, "disk.io.direction": "read"}),
+                (t.bytes_written, {**t.attributes, "disk.io.direction": "write"})]),
+    (Instrument("jobmeter.duckdb.row_groups.scanned", "counter", "{row_group}",
+                "Row groups the queries scanned."),
+     lambda t: [(t.row_groups_scanned, t.attributes)]),
+    (Instrument("jobmeter.duckdb.row_groups.to_scan", "counter", "{row_group}",
+                "Row groups the queries had to consider before pruning."),
+     lambda t: [(t.row_groups_to_scan, t.attributes)]),
+    (Instrument("jobmeter.duckdb.phase.time", "counter", "s",
+                "Time of the queries per phase: planning, optimizing, physical_planning, "
+                "execution."),
+     lambda t: zip(t.phases, t.phase_keys, strict=True)),
+    (Instrument("jobmeter.duckdb.operator.time", "counter", "s",
+                "Time of the queries' operators by operator type (opt-in: operators=True)."),
+     lambda t: [(s, t.operator_keys.get(k) or t.operator_keys.setdefault(
+         k, {**t.attributes, "jobmeter.duckdb.operator.type": k}))
+         for k, s in t.operators.items()]),
+    (Instrument("jobmeter.duckdb.buffer.memory.peak", "gauge", "By",
+                "Peak buffer memory of the database instance during the latest query of this "
+                "shape (instance-wide: includes what other connections hold)."),
+     lambda t: [] if t.peak_memory is None else [(t.peak_memory, t.attributes)]),
+)  # fmt: skip
+
 
 class QueryInstruments:
     """The instruments of one DuckDB collector and the totals behind the asynchronous ones."""
@@ -119,40 +152,8 @@ class QueryInstruments:
             description="Rows a DuckDB statement returned.",
             explicit_bucket_boundaries_advisory=ROW_BUCKETS,
         )  # fmt: skip
-        counters: tuple[tuple[str, str, str, Points], ...] = (
-            ("jobmeter.duckdb.cpu.time", "s", "CPU time DuckDB's threads spent on queries.",
-             lambda t: [(t.cpu_time, t.attributes)]),
-            ("jobmeter.duckdb.rows.scanned", "{row}", "Rows the queries' table scans read.",
-             lambda t: [(t.rows_scanned, t.attributes)]),
-            ("jobmeter.duckdb.io", "By", "Bytes DuckDB read and wrote (files, Parquet, spill).",
-             lambda t: [(t.bytes_read, {**t.attributes, "disk.io.direction": "read"}),
-                        (t.bytes_written, {**t.attributes, "disk.io.direction": "write"})]),
-            ("jobmeter.duckdb.row_groups.scanned", "{row_group}",
-             "Row groups the queries scanned.",
-             lambda t: [(t.row_groups_scanned, t.attributes)]),
-            ("jobmeter.duckdb.row_groups.to_scan", "{row_group}",
-             "Row groups the queries had to consider before pruning.",
-             lambda t: [(t.row_groups_to_scan, t.attributes)]),
-            ("jobmeter.duckdb.phase.time", "s",
-             "Time of the queries per phase: planning, optimizing, physical_planning, execution.",
-             lambda t: zip(t.phases, t.phase_keys, strict=True)),
-            ("jobmeter.duckdb.operator.time", "s",
-             "Time of the queries' operators by operator type (opt-in: operators=True).",
-             lambda t: [(s, t.operator_keys.get(k) or t.operator_keys.setdefault(
-                 k, {**t.attributes, "jobmeter.duckdb.operator.type": k}))
-                 for k, s in t.operators.items()]),
-        )  # fmt: skip
-        for name, unit, description, points in counters:
-            meter.create_observable_counter(
-                name, [self._callback(points)], unit=unit, description=description
-            )
-        meter.create_observable_gauge(
-            "jobmeter.duckdb.buffer.memory.peak", [self._callback(
-                lambda t: [] if t.peak_memory is None else [(t.peak_memory, t.attributes)])],
-            unit="By",
-            description="Peak buffer memory of the database instance during the latest query "
-                        "of this shape (instance-wide: includes what other connections hold).",
-        )  # fmt: skip
+        for instrument, points in SHAPE_METRICS:
+            observe(meter, instrument, self._callback(points))
         routing.register(self)
 
     def _callback(self, points: Points) -> Callable[[CallbackOptions], Iterable[Observation]]:

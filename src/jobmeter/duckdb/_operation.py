@@ -1,24 +1,25 @@
-"""One statement in flight on a profiled DuckDB connection, and what the proxy needs.
+"""One statement in flight on a profiled DuckDB connection, and what a relation needs of it.
 
 ``Operation`` is a statement from the call that starts it until its result is
-consumed; ``Recorder`` is the collector's side (instruments, attribute sets,
-options, warnings), kept as a protocol so the proxy does not import the
-public module.
+consumed. ``ProxyCollector`` is what the proxy needs from its collector, and
+``StatementOwner`` the side of the proxy a relation's reads use: protocols, so
+that the modules below the proxy never import it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Any, Final, Protocol, TypeVar
 
 import duckdb
 
 from jobmeter.collector import error_type
 from jobmeter.duckdb._metrics import QueryInstruments, ShapeAttributes
-from jobmeter.duckdb._relation import UNKNOWN
 from jobmeter.duckdb._sql import Fingerprint, fingerprint
 
-if TYPE_CHECKING:
-    from jobmeter.duckdb._proxy import ProfiledConnection
+C = TypeVar("C", covariant=True)
+
+#: The shape of a statement whose text is not known.
+UNKNOWN: Final = Fingerprint("", "UNKNOWN", 0, False)
 
 # Operations whose relation from sql() runs lazily, each time it is read.
 READ_OPERATIONS: Final = frozenset(
@@ -26,24 +27,16 @@ READ_OPERATIONS: Final = frozenset(
 )
 
 
-class Recorder(Protocol):
-    """What the proxies need from their collector."""
-
-    instruments: QueryInstruments
-    shapes: ShapeAttributes
-    operators: bool
-
-    def wrap(self, connection: duckdb.DuckDBPyConnection) -> ProfiledConnection: ...
-
-    def closed(self, connection: duckdb.DuckDBPyConnection) -> None: ...
-
-    def warn_once(self, what: str) -> None: ...
-
-
 def duckdb_error_type(exc: BaseException) -> str:
     """``error.type``: DuckDB's public exception name (``duckdb.ParserException``)."""
     name = error_type(type(exc))
     return "duckdb." + name[8:] if name.startswith("_duckdb.") else name
+
+
+def current_database(connection: duckdb.DuckDBPyConnection) -> str:
+    """The connection's current database (``db.namespace``); fetchall(): no result left open."""
+    rows = connection.execute("SELECT current_database()").fetchall()
+    return str(rows[0][0]) if rows else ""
 
 
 def fingerprint_of(query: object) -> Fingerprint:
@@ -65,3 +58,31 @@ class Operation:
     def fetched(self, rows: int) -> None:
         if rows >= 0:
             self.rows = rows if self.rows < 0 else self.rows + rows
+
+
+class ProxyCollector(Protocol[C]):
+    """What a proxy of type ``C`` needs from its collector (``DuckDBCollector``)."""
+
+    instruments: QueryInstruments
+    shapes: ShapeAttributes
+    operators: bool
+
+    def wrap(self, connection: duckdb.DuckDBPyConnection) -> C: ...
+
+    def closed(self, connection: duckdb.DuckDBPyConnection) -> None: ...
+
+    def warn_once(self, what: str) -> None: ...
+
+
+class StatementOwner(Protocol):
+    """The connection a relation's reads are statements of."""
+
+    _pending: Operation | None
+
+    def _start(self, fp: Fingerprint, source: object) -> Operation: ...
+
+    def _fail(self, op: Operation, error: BaseException) -> None: ...
+
+    def _finish(self) -> None: ...
+
+    def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any: ...

@@ -125,6 +125,11 @@ def parse(text: str, operators: bool) -> QueryProfile | None:
     )
 
 
+def enabled(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection profiles its statements (ours, or the program's own settings)."""
+    return '"disabled"' not in connection.get_profiling_information(format="json")
+
+
 def read(connection: duckdb.DuckDBPyConnection, operators: bool) -> QueryProfile | None:
     """The last query's profile on ``connection``, or None (unfinished, or profiling off)."""
     return parse(connection.get_profiling_information(format="json"), operators)

@@ -1,4 +1,4 @@
-"""Stand-ins for a DuckDB connection and its relations that time and profile each statement.
+"""A stand-in for a DuckDB connection that times and profiles each statement it runs.
 
 A statement is one operation from the call that starts it until its result is
 consumed: ``execute()`` of a SELECT returns before DuckDB has run it (the
@@ -15,6 +15,7 @@ Everything jobmeter does not need to see is forwarded untouched through
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from time import perf_counter
@@ -26,7 +27,8 @@ from jobmeter.duckdb import _profile
 from jobmeter.duckdb._operation import (
     READ_OPERATIONS,
     Operation,
-    Recorder,
+    ProxyCollector,
+    current_database,
     duckdb_error_type,
     fingerprint_of,
 )
@@ -47,19 +49,26 @@ _log = logging.getLogger("jobmeter")
 class ProfiledConnection:
     """A DuckDB connection that records every statement it runs."""
 
-    __slots__ = ("__weakref__", "_con", "_namespace", "_pending", "_profiled", "_recorder",
-                 "_user_profiling")  # fmt: skip
+    __slots__ = (
+        "__weakref__",
+        "_collector",
+        "_con",
+        "_namespace",
+        "_pending",
+        "_profiled",
+        "_user_profiling",
+    )  # fmt: skip
 
     def __init__(
         self,
         connection: duckdb.DuckDBPyConnection,
-        recorder: Recorder,
+        collector: ProxyCollector[ProfiledConnection],
         namespace: str,
         user_profiling: bool,
         profiled: bool,
     ) -> None:
         self._con = connection
-        self._recorder = recorder
+        self._collector = collector
         self._namespace = namespace
         self._pending: Operation | None = None
         self._user_profiling = user_profiling  # the program set profiling up itself
@@ -69,22 +78,22 @@ class ProfiledConnection:
 
     def _record(self, op: Operation, error: BaseException | None) -> None:
         seconds = perf_counter() - op.started
-        recorder = self._recorder
+        collector = self._collector
         fp = op.fingerprint
         if error is not None:
-            failed = recorder.shapes.attributes(
+            failed = collector.shapes.attributes(
                 self._namespace, fp.operation, fp.summary, duckdb_error_type(error)
             )
-            recorder.instruments.add(failed, seconds, -1, None, False)
+            collector.instruments.add(failed, seconds, -1, None, False)
             return
         profile = None
         if self._profiled:
             try:  # read now: the next statement replaces it; parsed later, in a batch
                 profile = self._con.get_profiling_information("json")
             except Exception:  # a closed connection: never the user's problem
-                recorder.warn_once("reading DuckDB's profile failed")
-        attributes = recorder.shapes.attributes(self._namespace, fp.operation, fp.summary, None)
-        recorder.instruments.add(attributes, seconds, op.rows, profile, recorder.operators)
+                collector.warn_once("reading DuckDB's profile failed")
+        attributes = collector.shapes.attributes(self._namespace, fp.operation, fp.summary, None)
+        collector.instruments.add(attributes, seconds, op.rows, profile, collector.operators)
 
     def _finish(self) -> None:
         """End the operation in flight, if any (its result is consumed or abandoned)."""
@@ -110,9 +119,10 @@ class ProfiledConnection:
         """After the call that ran ``op``: end it now unless its result streams."""
         fp = op.fingerprint
         if fp.touches_profiling:
-            self._profiled = self._profiling_on()
+            self._profiled = _profile.enabled(self._con)
         elif fp.operation == "USE":
-            self._namespace = self._current_database()
+            with contextlib.suppress(duckdb.Error):  # keep the last one known
+                self._namespace = current_database(self._con)
         if fp.operation not in READ_OPERATIONS and self._pending is op:
             self._finish()
 
@@ -126,20 +136,12 @@ class ProfiledConnection:
         try:
             self._con.execute(_profile.RESTORE_STATEMENT)
         except duckdb.Error:
-            self._recorder.warn_once("restoring DuckDB's profiling settings failed")
+            self._collector.warn_once("restoring DuckDB's profiling settings failed")
 
     def _profiling_on(self) -> bool:
-        try:
-            return '"disabled"' not in self._con.get_profiling_information(format="json")
-        except duckdb.Error:
-            return False
-
-    def _current_database(self) -> str:
-        try:
-            rows = self._con.execute("SELECT current_database()").fetchall()
-        except duckdb.Error:
-            return self._namespace
-        return str(rows[0][0]) if rows else self._namespace
+        with contextlib.suppress(duckdb.Error):
+            return _profile.enabled(self._con)
+        return False
 
     def _run(self, fp: Fingerprint, call: Callable[[], Any], source: object) -> Any:
         op = self._start(fp, source)
@@ -165,16 +167,6 @@ class ProfiledConnection:
             self._pending = None
             self._record(op, None)
         return result
-
-    def _hand_out(self, call: Callable[[], Any], warns: bool) -> Any:
-        """A reader over the pending result: the operation goes on until the next statement."""
-        op = self._pending
-        try:
-            return passing_warnings(call, 4) if warns else call()
-        except BaseException as exc:
-            if op is not None:
-                self._fail(op, exc)
-            raise
 
     def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any:
         if isinstance(result, duckdb.DuckDBPyRelation):
@@ -238,40 +230,37 @@ class ProfiledConnection:
         return rows
 
     def fetchone(self) -> Any:
-        row = self._con_call(self._con.fetchone)
-        op = self._pending
-        if op is not None:
-            op.fetched(0 if row is None else 1)
-            if row is None:
-                self._finish()
+        row = self._hand_out(self._con.fetchone)
+        self._fetched(0 if row is None else 1, drained=row is None)
         return row
 
     def fetchmany(self, size: int = 1) -> list[Any]:
-        rows: list[Any] = self._con_call(lambda: self._con.fetchmany(size))
-        op = self._pending
-        if op is not None:
-            op.fetched(len(rows))
-            if len(rows) < size:
-                self._finish()
+        rows: list[Any] = self._hand_out(lambda: self._con.fetchmany(size))
+        self._fetched(len(rows), drained=len(rows) < size)
         return rows
 
     def fetch_df_chunk(self, *args: Any, **kwargs: Any) -> Any:
-        frame = self._con_call(lambda: self._con.fetch_df_chunk(*args, **kwargs))
-        op = self._pending
-        if op is not None:
-            op.fetched(len(frame))
-            if len(frame) == 0:
-                self._finish()
+        frame = self._hand_out(lambda: self._con.fetch_df_chunk(*args, **kwargs))
+        self._fetched(len(frame), drained=len(frame) == 0)
         return frame
 
-    def _con_call(self, call: Callable[[], Any]) -> Any:
+    def _hand_out(self, call: Callable[[], Any], warns: bool = False) -> Any:
+        """A call on the pending result (a reader, a part of it): its operation goes on."""
         op = self._pending
         try:
-            return call()
+            return passing_warnings(call, 4) if warns else call()
         except BaseException as exc:
             if op is not None:
                 self._fail(op, exc)
             raise
+
+    def _fetched(self, rows: int, *, drained: bool) -> None:
+        """Count what a partial fetch returned; the operation ends once the result is drained."""
+        op = self._pending
+        if op is not None:
+            op.fetched(rows)
+            if drained:
+                self._finish()
 
     def enable_profiling(self) -> None:
         self._user_profiling_call(self._con.enable_profiling)
@@ -284,19 +273,19 @@ class ProfiledConnection:
         self._finish()
         self._step_back()
         call()
-        self._profiled = self._profiling_on()
+        self._profiled = _profile.enabled(self._con)
 
     def cursor(self) -> ProfiledConnection:
         self._finish()
-        return self._recorder.wrap(self._con.cursor())
+        return self._collector.wrap(self._con.cursor())
 
     def duplicate(self) -> ProfiledConnection:
         self._finish()
-        return self._recorder.wrap(self._con.duplicate())
+        return self._collector.wrap(self._con.duplicate())
 
     def close(self) -> None:
         self._finish()
-        self._recorder.closed(self._con)
+        self._collector.closed(self._con)
         self._con.close()
 
     def __enter__(self) -> ProfiledConnection:

@@ -14,16 +14,13 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import duckdb
 
+from jobmeter.duckdb._operation import UNKNOWN, StatementOwner
 from jobmeter.duckdb._sql import Fingerprint, fingerprint
 
-if TYPE_CHECKING:
-    from jobmeter.duckdb._proxy import ProfiledConnection
-
-UNKNOWN: Final = Fingerprint("", "UNKNOWN", 0, False)
 # DuckDB names each relation of a chain with a random suffix; one chain is one shape.
 _RELATION_NAME: Final = re.compile(r"unnamed_relation_[0-9a-f]+")
 
@@ -70,7 +67,7 @@ class ProfiledRelation:
     __slots__ = ("__weakref__", "_fp", "_owner", "_rel")
 
     def __init__(
-        self, relation: duckdb.DuckDBPyRelation, owner: ProfiledConnection, fp: Fingerprint | None
+        self, relation: duckdb.DuckDBPyRelation, owner: StatementOwner, fp: Fingerprint | None
     ) -> None:
         self._rel = relation
         self._owner = owner

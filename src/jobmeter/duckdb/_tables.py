@@ -38,6 +38,7 @@ import duckdb
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter._core.instruments import Instrument, observe
 from jobmeter.duckdb import _quality as quality
 
 _log = logging.getLogger("jobmeter")
@@ -45,16 +46,16 @@ _log = logging.getLogger("jobmeter")
 ROWS: Final = "jobmeter.duckdb.table.rows"
 SIZE: Final = "jobmeter.duckdb.table.size"
 COLUMNS: Final = "jobmeter.duckdb.table.columns"
-# (name, kind, unit, description)
+# docs/metrics.md lists them.
 INSTRUMENTS: Final = (
-    (ROWS, "ObservableUpDownCounter", "{row}", "Rows of the table (DuckDB's estimate)."),
-    (SIZE, "ObservableUpDownCounter", "By", "Bytes the table takes (estimate, to the block)."),
-    (COLUMNS, "ObservableUpDownCounter", "{column}", "Columns of the table."),
-    (quality.NULL_RATIO, "ObservableGauge", "1", "Share of the column's rows that are NULL."),
-    (quality.DISTINCT, "ObservableGauge", "{value}", "Distinct values of the column (approx.)."),
-    (quality.MIN, "ObservableGauge", "1", "Smallest value (numbers; dates as Unix seconds)."),
-    (quality.MAX, "ObservableGauge", "1", "Largest value (numbers; dates as Unix seconds)."),
-    (quality.VALUES, "ObservableGauge", "{row}", "Rows per value of a column with few values."),
+    Instrument(ROWS, "up_down_counter", "{row}", "Rows of the table (DuckDB's estimate)."),
+    Instrument(SIZE, "up_down_counter", "By", "Bytes the table takes (estimate, to the block)."),
+    Instrument(COLUMNS, "up_down_counter", "{column}", "Columns of the table."),
+    Instrument(quality.NULL_RATIO, "gauge", "1", "Share of the column's rows that are NULL."),
+    Instrument(quality.DISTINCT, "gauge", "{value}", "Distinct values of the column (approx.)."),
+    Instrument(quality.MIN, "gauge", "1", "Smallest value (numbers; dates as Unix seconds)."),
+    Instrument(quality.MAX, "gauge", "1", "Largest value (numbers; dates as Unix seconds)."),
+    Instrument(quality.VALUES, "gauge", "{row}", "Rows per value of a column with few values."),
 )  # fmt: skip
 
 # The callbacks of one collection run within milliseconds: they share one
@@ -138,12 +139,8 @@ class TableMetrics:
         self._lock = threading.Lock()
         self._databases: dict[tuple[str, str], _Database] = {}  # by namespace and file path
         self._failed = False
-        create = {
-            "ObservableGauge": meter.create_observable_gauge,
-            "ObservableUpDownCounter": meter.create_observable_up_down_counter,
-        }
-        for name, kind, unit, description in INSTRUMENTS:
-            create[kind](name, [self._callback(name)], unit=unit, description=description)
+        for instrument in INSTRUMENTS:
+            observe(meter, instrument, self._callback(instrument.name))
 
     def watch(self, connection: duckdb.DuckDBPyConnection, namespace: str) -> None:
         """Start reporting the tables of ``connection``'s database (``namespace``: db.namespace).

@@ -27,7 +27,7 @@ from typing import Final
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core.instruments import PerMeter
+from jobmeter._core.instruments import Instrument, PerMeter, observe
 from jobmeter._core.nvml import GpuDevice, GpuSample, nvml
 from jobmeter.collector import MetricsCollector
 
@@ -35,24 +35,26 @@ _log = logging.getLogger("jobmeter")
 
 Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
-# Per GPU: (name, kind, unit, GpuSample field, description).
+# Per GPU: (instrument, the GpuSample field it reads); docs/metrics.md lists them.
 DEVICE_METRICS: Final = (
-    ("hw.gpu.utilization", "ObservableGauge", "1", "utilization",
-     "Share of time the GPU was busy running kernels (0 to 1)."),
-    ("hw.gpu.memory.usage", "ObservableUpDownCounter", "By", "memory_used",
-     "GPU memory in use."),
-    ("hw.gpu.memory.limit", "ObservableUpDownCounter", "By", "memory_total",
-     "GPU memory installed."),
-    ("hw.gpu.memory.utilization", "ObservableGauge", "1", "memory_utilization",
-     "GPU memory in use over GPU memory installed (0 to 1)."),
-    ("hw.power", "ObservableGauge", "W", "power",
-     "Power the GPU draws."),
-    ("hw.energy", "ObservableCounter", "J", "energy",
-     "Energy the GPU used since the driver was loaded (on GPUs that report it)."),
-    ("hw.temperature", "ObservableGauge", "Cel", "temperature",
-     "GPU temperature."),
+    (Instrument("hw.gpu.utilization", "gauge", "1",
+                "Share of time the GPU was busy running kernels (0 to 1)."), "utilization"),
+    (Instrument("hw.gpu.memory.usage", "up_down_counter", "By", "GPU memory in use."),
+     "memory_used"),
+    (Instrument("hw.gpu.memory.limit", "up_down_counter", "By", "GPU memory installed."),
+     "memory_total"),
+    (Instrument("hw.gpu.memory.utilization", "gauge", "1",
+                "GPU memory in use over GPU memory installed (0 to 1)."), "memory_utilization"),
+    (Instrument("hw.power", "gauge", "W", "Power the GPU draws."), "power"),
+    (Instrument("hw.energy", "counter", "J",
+                "Energy the GPU used since the driver was loaded (on GPUs that report it)."),
+     "energy"),
+    (Instrument("hw.temperature", "gauge", "Cel", "GPU temperature."), "temperature"),
 )  # fmt: skip
-PROCESS_MEMORY: Final = "jobmeter.process.gpu.memory.usage"
+PROCESS_MEMORY: Final = Instrument(
+    "jobmeter.process.gpu.memory.usage", "up_down_counter", "By",
+    "GPU memory held by the measured processes, per GPU.",
+)  # fmt: skip
 
 
 def _own_pid() -> Collection[int]:
@@ -154,19 +156,9 @@ class _Instruments:
     def __init__(self, meter: Meter) -> None:
         self._lock = threading.Lock()
         self._collectors: list[GPUCollector] = []
-        create = {
-            "ObservableGauge": meter.create_observable_gauge,
-            "ObservableUpDownCounter": meter.create_observable_up_down_counter,
-            "ObservableCounter": meter.create_observable_counter,
-        }
-        for name, kind, unit, field, description in DEVICE_METRICS:
-            create[kind](name, [self._device(field)], unit=unit, description=description)
-        meter.create_observable_up_down_counter(
-            PROCESS_MEMORY,
-            [self._process_memory],
-            unit="By",
-            description="GPU memory held by the measured processes, per GPU.",
-        )
+        for instrument, field in DEVICE_METRICS:
+            observe(meter, instrument, self._device(field))
+        observe(meter, PROCESS_MEMORY, self._process_memory)
 
     def add(self, collector: GPUCollector) -> None:
         with self._lock:

@@ -7,13 +7,13 @@ counters are kept monotonic so that a reader never sees them go backwards.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 
 import psutil
+
+from jobmeter._core.process import read_process
 
 # Counters kept monotonic in a tree, by field name.
 _COUNTERS = (
@@ -52,43 +52,6 @@ def _page_faults(pid: int) -> tuple[int, int]:
         return int(fields[7]), int(fields[9])  # minflt, majflt (fields 10 and 12)
     except (OSError, IndexError, ValueError):
         return 0, 0
-
-
-class ProcessFigures(NamedTuple):
-    """What psutil tells of one process in one read (``oneshot``)."""
-
-    cpu: Any  # psutil's pcputimes: user, system, children_user, children_system
-    rss: int
-    vms: int
-    threads: int
-    fds: int
-    read_bytes: int
-    write_bytes: int
-    ctx_voluntary: int
-    ctx_involuntary: int
-
-
-def read_process(process: psutil.Process) -> ProcessFigures:
-    """One process's figures; raises psutil.NoSuchProcess when it has gone.
-
-    File descriptors and I/O read as 0 where they are not allowed.
-    """
-    with process.oneshot():
-        cpu = process.cpu_times()
-        memory = process.memory_info()
-        switches = process.num_ctx_switches()
-        threads = process.num_threads()
-        fds = 0
-        with contextlib.suppress(psutil.AccessDenied, AttributeError):
-            fds = process.num_fds()
-        read = written = 0
-        try:
-            io = process.io_counters()
-            read, written = io.read_bytes, io.write_bytes
-        except (psutil.AccessDenied, AttributeError):
-            pass
-    return ProcessFigures(cpu, memory.rss, memory.vms, threads, fds, read, written,
-                          switches.voluntary, switches.involuntary)  # fmt: skip
 
 
 def _add(sample: ProcessSample, process: psutil.Process, root: bool) -> None:

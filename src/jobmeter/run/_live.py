@@ -11,19 +11,18 @@ only when the command succeeded.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
-from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 
-from jobmeter._core.config import PUSHGATEWAY_URL
+from jobmeter._core import pushgateway
+from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.instruments import Instrument, observe
+from jobmeter._rundata.summary import RunResult
 from jobmeter.collector import MetricsCollector
-from jobmeter.run._command import RunResult
 from jobmeter.run._sampler import TreeSample
 
 _log = logging.getLogger("jobmeter")
@@ -32,27 +31,30 @@ _log = logging.getLogger("jobmeter")
 Points = list[tuple[float, dict[str, AttributeValue]]]
 Read = Callable[[TreeSample, RunResult], Points]
 
-# (name, kind, unit, description, what to read from the latest sample and totals)
-RUN_METRICS: Final[tuple[tuple[str, str, str, str, Read], ...]] = (
-    ("jobmeter.run.cpu.time", "counter", "s", "CPU time of the whole process tree, by cpu.mode.",
+# (instrument, what to read from the latest sample and totals); docs/metrics.md lists them.
+RUN_METRICS: Final[tuple[tuple[Instrument, Read], ...]] = (
+    (Instrument("jobmeter.run.cpu.time", "counter", "s",
+                "CPU time of the whole process tree, by cpu.mode."),
      lambda s, r: [(r.cpu_user_seconds, {"cpu.mode": "user"}),
                    (r.cpu_system_seconds, {"cpu.mode": "system"})]),
-    ("jobmeter.run.cpu.busy", "gauge", "{cpu}",
-     "CPUs the tree kept busy since the previous sample.",
+    (Instrument("jobmeter.run.cpu.busy", "gauge", "{cpu}",
+                "CPUs the tree kept busy since the previous sample."),
      lambda s, r: [(s.cpu_utilization, {})]),
-    ("jobmeter.run.memory.usage", "up_down_counter", "By",
-     "Memory of the tree now, by jobmeter.memory.type (rss, pss).",
+    (Instrument("jobmeter.run.memory.usage", "up_down_counter", "By",
+                "Memory of the tree now, by jobmeter.memory.type (rss, pss)."),
      lambda s, r: [(s.rss, {"jobmeter.memory.type": "rss"}),
                    (s.pss, {"jobmeter.memory.type": "pss"})]),
-    ("jobmeter.run.memory.peak", "gauge", "By",
-     "The tree's peak memory so far (see run.json for its source).",
+    (Instrument("jobmeter.run.memory.peak", "gauge", "By",
+                "The tree's peak memory so far (see run.json for its source)."),
      lambda s, r: [(r.peak_memory_bytes, {})]),
-    ("jobmeter.run.disk.io", "counter", "By", "Storage bytes the tree read and wrote.",
+    (Instrument("jobmeter.run.disk.io", "counter", "By", "Storage bytes the tree read and wrote."),
      lambda s, r: [(r.read_bytes, {"disk.io.direction": "read"}),
                    (r.written_bytes, {"disk.io.direction": "write"})]),
-    ("jobmeter.run.process.count", "up_down_counter", "{process}", "Processes in the tree now.",
+    (Instrument("jobmeter.run.process.count", "up_down_counter", "{process}",
+                "Processes in the tree now."),
      lambda s, r: [(s.processes, {})]),
-    ("jobmeter.run.thread.count", "up_down_counter", "{thread}", "Threads in the tree now.",
+    (Instrument("jobmeter.run.thread.count", "up_down_counter", "{thread}",
+                "Threads in the tree now."),
      lambda s, r: [(s.threads, {})]),
 )  # fmt: skip
 
@@ -69,20 +71,15 @@ class RunCollector(MetricsCollector):
     ) -> None:
         super().__init__(name, attributes=attributes, meter_provider=meter_provider)
         self._latest: tuple[TreeSample, RunResult] | None = None
-        create = {
-            "counter": self.meter.create_observable_counter,
-            "gauge": self.meter.create_observable_gauge,
-            "up_down_counter": self.meter.create_observable_up_down_counter,
-        }
-        for metric, kind, unit, description, read in RUN_METRICS:
-            create[kind](metric, [self._callback(read)], unit=unit, description=description)
+        for instrument, read in RUN_METRICS:
+            observe(self.meter, instrument, self._callback(read))
 
     def update(self, sample: TreeSample, result: RunResult) -> None:
         """Keep the latest sample and totals for the next collection."""
         self._latest = (sample, result)
 
     def _callback(self, read: Read) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(options: CallbackOptions) -> Iterable[Observation]:
+        def points(options: CallbackOptions) -> Iterable[Observation]:
             if self._latest is None:  # before the first sample
                 return []
             return [
@@ -90,48 +87,51 @@ class RunCollector(MetricsCollector):
                 for value, extra in read(*self._latest)
             ]
 
-        return observe
+        return points
 
 
-def push_result(job: str, result: RunResult, url: str | None = None, timeout: float = 5.0) -> bool:
+# What the final push holds: the Prometheus names follow from these as on the
+# endpoint (jobmeter.run.wall in s is jobmeter_run_wall_seconds).
+PUSHED: Final = (
+    Instrument("jobmeter.run.wall", "gauge", "s", "Wall time of the last run."),
+    Instrument("jobmeter.run.cpu_user", "gauge", "s", "User CPU time of the last run."),
+    Instrument("jobmeter.run.cpu_system", "gauge", "s", "System CPU time of the last run."),
+    Instrument("jobmeter.run.peak_memory", "gauge", "By", "Peak memory of the last run."),
+    Instrument("jobmeter.run.read", "gauge", "By", "Storage bytes read by the last run."),
+    Instrument("jobmeter.run.written", "gauge", "By", "Storage bytes written by the last run."),
+    Instrument("jobmeter.run.exit_code", "gauge", "1", "Exit status of the last run."),
+    Instrument("jobmeter.run.last_run_timestamp", "gauge", "s", "When the last run ended."),
+    Instrument("jobmeter.run.last_success_timestamp", "gauge", "s",
+               "When a run last succeeded."),
+)  # fmt: skip
+PUSH_TIMEOUT_S: Final = 5.0
+
+
+def push_result(job: str, result: RunResult, url: str | None = None) -> bool:
     """Push the run's final figures to the Pushgateway at ``url`` (or JOBMETER_PUSHGATEWAY_URL).
 
-    Returns False, with a warning, when the gateway cannot be reached; never raises.
+    Grouped by ``job`` and host. Returns False, with a warning, when the
+    gateway cannot be reached or its URL is not one; never raises.
     """
-    url = url or os.environ.get(PUSHGATEWAY_URL)
-    if not url:
-        return False
-    registry = CollectorRegistry()
-
-    def gauge(name: str, help_text: str, value: float) -> None:
-        Gauge(name, help_text, registry=registry).set(value)
-
-    now = time.time()
-    gauge("jobmeter_run_wall_seconds", "Wall time of the last run.", result.wall_seconds)
-    gauge(
-        "jobmeter_run_cpu_user_seconds", "User CPU time of the last run.", result.cpu_user_seconds
-    )
-    gauge(
-        "jobmeter_run_cpu_system_seconds",
-        "System CPU time of the last run.",
-        result.cpu_system_seconds,
-    )
-    gauge(
-        "jobmeter_run_peak_memory_bytes", "Peak memory of the last run.", result.peak_memory_bytes
-    )
-    gauge("jobmeter_run_read_bytes", "Storage bytes read by the last run.", result.read_bytes)
-    gauge(
-        "jobmeter_run_written_bytes", "Storage bytes written by the last run.", result.written_bytes
-    )
-    gauge("jobmeter_run_exit_code", "Exit status of the last run.", result.exit_code)
-    gauge("jobmeter_run_last_run_timestamp_seconds", "When the last run ended.", now)
-    if result.exit_code == 0:
-        # pushadd replaces only the metrics pushed: a failure keeps the last success's time.
-        gauge("jobmeter_run_last_success_timestamp_seconds", "When a run last succeeded.", now)
     try:
-        pushadd_to_gateway(url, job=job, grouping_key={"instance": socket.gethostname()},
-                           registry=registry, timeout=timeout)  # fmt: skip
-    except Exception as error:  # a gateway that is down must not fail the job
-        _log.warning("jobmeter: cannot push to the Pushgateway at %s: %s", url, error)
+        target = pushgateway.gateway_url(url)
+    except ConfigurationError as error:
+        _log.warning("jobmeter: %s; the run's figures are not pushed", error)
         return False
-    return True
+    if target is None:
+        return False
+    now = time.time()
+    values = (
+        result.wall_seconds, result.cpu_user_seconds, result.cpu_system_seconds,
+        result.peak_memory_bytes, result.read_bytes, result.written_bytes, result.exit_code, now,
+        # Only on success: a failure keeps the last success's time (pushadd replaces only
+        # the metrics pushed).
+        now if result.exit_code == 0 else None,
+    )  # fmt: skip
+    families = [
+        metric
+        for instrument, value in zip(PUSHED, values, strict=True)
+        if value is not None and (metric := pushgateway.family(instrument, [(value, {})]))
+    ]
+    gateway = pushgateway.Pushgateway(target, job, pushgateway.grouping_key(), PUSH_TIMEOUT_S)
+    return gateway.push_final(families)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import resource
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -18,21 +16,14 @@ import psutil
 
 from jobmeter._core import nvml, signals
 from jobmeter._rundata import routing
-from jobmeter._rundata.layout import RunDirectory, new_run_id, runs_root, store_error, warn_once
-from jobmeter._rundata.metadata import command_record, new_record
-from jobmeter._rundata.recorder import Recorder, flush_interval
-from jobmeter.cometml import _hook
-from jobmeter.run._command import (
-    MIN_INTERVAL_S,
-    RunResult,
-    fold_peaks,
-    mark_incomplete,
-    write_sample,
-)
+from jobmeter._rundata.metadata import command_record
+from jobmeter._rundata.recorder import Recorder, flush_interval, join_run
+from jobmeter._rundata.summary import RunResult
+from jobmeter.run import _comet
+from jobmeter.run._lifecycle import MIN_INTERVAL_S, ReapedUsage, RunRecording
 from jobmeter.run._sampler import TreeSampler
 
 _log = logging.getLogger("jobmeter")
-_BLOCK = 512
 
 
 class Run:
@@ -77,7 +68,7 @@ class Run:
         program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
         self.name = name or (program if program not in ("", "-c", "-m") else "python")
         self.interval = float(interval)
-        self._comet = _hook.options(comet)
+        self._comet = _comet.options(comet)
         self._root = directory
         self.id = ""
         self.directory: Path | None = None
@@ -85,8 +76,7 @@ class Run:
         self.joined = False
         self.result: RunResult | None = None
         self._recorder: Recorder | None = None
-        self._files: RunDirectory | None = None
-        self._record: dict[str, Any] = {}
+        self._recording: RunRecording | None = None
         self._sampler: _SelfSampler | None = None
         self._previous_env: str | None = None
 
@@ -100,26 +90,21 @@ class Run:
             self._join(active, shared)
             return self
         flush = flush_interval()  # a bad JOBMETER_RUN_FLUSH_INTERVAL fails here, not later
-        self.id = new_run_id()
-        self._files = RunDirectory((runs_root(_path(self._root)) / self.id).resolve())
-        self.directory = self._files.path
-        self._record = new_record(self.id, self.name, "python",
-                                  command_record(sys.argv, False), self.interval)  # fmt: skip
-        self._files.write_run(self._record)
-        self.result = RunResult(self.id, self.directory, exit_code=-1, status="running")
+        recording = self._recording = RunRecording(
+            "python", self.name, command_record(sys.argv, False), self.interval, self._root
+        )
+        self.id, self.directory, self.result = recording.id, recording.path, recording.result
         self.status = "running"
         self._previous_env = os.environ.get(routing.RUN_ENV)
         os.environ[routing.RUN_ENV] = str(self.directory)  # subprocesses join this run
         self._recorder = Recorder(self.directory, flush).start()
-        self._sampler = _SelfSampler(self._files, self.result, self.interval)
+        self._sampler = _SelfSampler(recording)
         atexit.register(self._at_exit)
         signals.on_sigterm(self._on_sigterm, signals.RUN_RECORD - 1)
         return self
 
     def _join(self, active: Any, shared: str | None) -> None:
         if active is None and shared:
-            from jobmeter._rundata.recorder import join_run
-
             active = join_run(shared)
         self.joined = True
         self.status = "running"
@@ -138,7 +123,7 @@ class Run:
         # Comet last, outside the deferral: a slow Comet must not hold SIGTERM back.
         if was_running and not self.joined and self._comet is not None and status != "killed":
             assert self.directory is not None
-            _hook.log_at_end(self.directory, self._comet)
+            _comet.log_at_end(self.directory, self._comet)
         return result
 
     def _stop(self, status: str, exit_code: int) -> RunResult | None:
@@ -149,9 +134,7 @@ class Run:
             if self._recorder is not None:
                 self._recorder.flush()
             return None
-        assert self._files is not None
-        assert self.result is not None
-        assert self.directory
+        assert self._recording is not None
         atexit.unregister(self._at_exit)
         if self._sampler is not None:
             self._sampler.stop()
@@ -161,26 +144,8 @@ class Run:
             os.environ.pop(routing.RUN_ENV, None)
         else:
             os.environ[routing.RUN_ENV] = self._previous_env
-        self.result.status, self.result.exit_code = status, exit_code
-        end = time.time()
-        self.result.wall_seconds = end - self._record["start"]
-        wall = self.result.wall_seconds
-        busy = self.result.cpu_user_seconds + self.result.cpu_system_seconds
-        self.result.cpu_utilization_mean = busy / wall if wall > 0 else 0.0
-        lost = store_error(self.directory)  # before the compaction's own failure
-        if status != "killed":  # on SIGTERM, no time for DuckDB: the JSONL files stay
-            try:
-                from jobmeter._rundata.records import compact
-
-                self._record["records"] = compact(self.directory)
-            except Exception as error:
-                warn_once(self.directory, f"the run's records stay as JSONL ({error})")
-        self._record.update(status=status, end=end, exit_code=exit_code,
-                            summary=self.result.to_json())  # fmt: skip
-        mark_incomplete(self._record, lost)
-        self._files.write_run(self._record)  # a failure is the directory's one warning
-        self._files.close()
-        return self.result
+        # On SIGTERM there is no time for DuckDB: the JSONL records stay.
+        return self._recording.finish(status, exit_code, compact_records=status != "killed")
 
     def __enter__(self) -> Run:
         return self.start()
@@ -216,15 +181,14 @@ class Run:
 class _SelfSampler:
     """Samples this process and its children into usage.jsonl, as ``jobmeter run`` does."""
 
-    def __init__(self, files: RunDirectory, result: RunResult, interval: float) -> None:
-        self._files, self._result, self._interval = files, result, interval
+    def __init__(self, recording: RunRecording) -> None:
+        self._recording = recording
+        self._interval = recording.interval
         self._tree = TreeSampler(include_root=True)
         me = psutil.Process()
         cpu, io = me.cpu_times(), _io(me)
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self._base = (cpu.user, cpu.system, io[0], io[1], children)
-        self._started = time.time()
-        self._previous = (0.0, self._started)
+        # What this process had used before the run: not the run's.
+        self._reaped = ReapedUsage(live_base=(cpu.user, cpu.system, io[0], io[1]))
         gpu = nvml.nvml()
         self._gpu = gpu if gpu.available() else None
         self._lock = threading.Lock()
@@ -241,47 +205,18 @@ class _SelfSampler:
     def sample(self) -> None:
         with self._lock:
             try:
-                self._sample()
+                sample = self._tree.sample()
+                if self._gpu is not None:
+                    sample.gpu_memory = self._gpu.process_memory(sample.pids)
+                self._recording.add_sample(sample, self._reaped.totals(sample))
             except Exception:
                 _log.debug("jobmeter: a run sample failed", exc_info=True)
-
-    def _sample(self) -> None:
-        result, sample = self._result, self._tree.sample()
-        user0, system0, read0, written0, children0 = self._base
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        user = sample.cpu_user - user0 + children.ru_utime - children0.ru_utime
-        system = sample.cpu_system - system0 + children.ru_stime - children0.ru_stime
-        result.cpu_user_seconds = max(result.cpu_user_seconds, user)
-        result.cpu_system_seconds = max(result.cpu_system_seconds, system)
-        reaped_read = (children.ru_inblock - children0.ru_inblock) * _BLOCK
-        reaped_written = (children.ru_oublock - children0.ru_oublock) * _BLOCK
-        read = sample.read_bytes - read0 + reaped_read
-        written = sample.write_bytes - written0 + reaped_written
-        result.read_bytes = max(result.read_bytes, read)
-        result.written_bytes = max(result.written_bytes, written)
-        total = result.cpu_user_seconds + result.cpu_system_seconds
-        previous_cpu, previous_t = self._previous
-        if sample.t > previous_t:
-            busy = max(total - previous_cpu, 0.0) / max(sample.t - previous_t, self._interval / 2)
-            sample.cpu_utilization = min(busy, float(os.cpu_count() or 1))
-        self._previous = (total, sample.t)
-        if self._gpu is not None:
-            sample.gpu_memory = self._gpu.process_memory(sample.pids)
-            if sample.gpu_memory is not None:
-                result.peak_gpu_memory_bytes = max(result.peak_gpu_memory_bytes or 0,
-                                                   sample.gpu_memory)  # fmt: skip
-        fold_peaks(result, sample)
-        write_sample(result, sample, self._files)
 
     def stop(self) -> None:
         """A last sample, so that even a short block has one."""
         self._stop.set()
         self._thread.join(timeout=self._interval + 1.0)
         self.sample()
-
-
-def _path(directory: str | os.PathLike[str] | None) -> Path | None:
-    return None if directory is None else Path(directory)
 
 
 def _io(process: psutil.Process) -> tuple[int, int]:

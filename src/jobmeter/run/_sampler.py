@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from jobmeter.host._process import read_process
+from jobmeter._core.process import read_process
 
 
 @dataclass

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from jobmeter._core.facade import publish
 from jobmeter._rundata.layout import runs_root
+from jobmeter._rundata.summary import FIGURES
 from jobmeter.store._advise import Advice, advise, export_parquet
 from jobmeter.store._plot.render import PlotDependencyError, plot_run
 from jobmeter.store._runs import (
-    FIGURES,
     EmptyStoreError,
     RunReport,
     StoredRun,

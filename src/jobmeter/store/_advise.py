@@ -14,7 +14,8 @@ from typing import Any
 import duckdb
 
 from jobmeter._rundata.records import compact
-from jobmeter._rundata.usage import COLUMNS, usage_source
+from jobmeter._rundata.schema import USAGE_COLUMNS
+from jobmeter._rundata.usage import usage_source
 from jobmeter.store._runs import StoredRun, percentile, report
 
 MEMORY_STEP = 256 * 2**20
@@ -170,7 +171,7 @@ def export_parquet(run: StoredRun, directory: str | Path) -> dict[str, Any]:
                 {"path": str(usage), "out": str(usage_path)},
             )
         else:
-            empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in COLUMNS.items())
+            empty = ", ".join(f"NULL::{kind} AS {name}" for name, kind in USAGE_COLUMNS.items())
             connection.execute(
                 f"COPY (SELECT {empty} WHERE false) TO $out (FORMAT parquet)",
                 {"out": str(usage_path)},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import math
 import shutil
@@ -13,20 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jobmeter._rundata.layout import runs_root
-from jobmeter._rundata.usage import Liveness, SampleFigures, read_figures
+from jobmeter._rundata.layout import USAGE, runs_root
+from jobmeter._rundata.metadata import read_record
+from jobmeter._rundata.summary import FIGURES, PEAK_FROM_SAMPLED_HWM, headline_peak
+from jobmeter._rundata.usage import SampleFigures, read_figures
+from jobmeter.store._liveness import Liveness
 from jobmeter.store._summary import RecordSummary, summarize
 
 _log = logging.getLogger("jobmeter")
-
-#: The figures of a report, in the order they are shown; the keys of ``RunReport.figures``.
-FIGURES = (
-    "wall_seconds", "cpu_user_seconds", "cpu_system_seconds", "cpu_utilization_mean",
-    "cpu_utilization_peak", "cpu_utilization_p95", "peak_memory_bytes", "peak_memory_source",
-    "peak_rss_sampled_bytes", "peak_pss_sampled_bytes", "peak_rss_single_process_bytes",
-    "peak_cgroup_bytes", "read_bytes", "written_bytes", "peak_gpu_memory_bytes",
-    "peak_processes", "peak_threads", "samples",
-)  # fmt: skip
 
 
 class StoreError(Exception):
@@ -98,12 +91,9 @@ class StoredRun:
 
 
 def _load(directory: Path, liveness: Liveness) -> StoredRun | None:
-    try:
-        record = json.loads((directory / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        record = None
-    if not isinstance(record, dict):
-        if not (directory / "usage.jsonl").is_file():
+    record = read_record(directory)
+    if record is None:
+        if not (directory / USAGE).is_file():
             return None
         record = {"id": directory.name}  # run.json lost or damaged: the samples remain
     state = str(record.get("status") or "incomplete")
@@ -203,9 +193,7 @@ def _from_samples(run: StoredRun, samples: SampleFigures) -> dict[str, Any]:
     wall = max((last or 0.0) - (start or 0.0), 0.0) if last and start else 0.0
     user, system = samples.cpu_user_total or 0.0, samples.cpu_system_total or 0.0
     pss, hwm = samples.peak_pss or 0, samples.peak_hwm or 0
-    peak, source = max(
-        (pss, "samples (PSS of the tree)"), (hwm, "samples (largest process's peak RSS)")
-    )
+    peak, source = headline_peak(pss, hwm, PEAK_FROM_SAMPLED_HWM)
     return {
         "wall_seconds": wall,
         "cpu_user_seconds": user,
@@ -232,7 +220,7 @@ def report(run: StoredRun) -> RunReport:
     A run without a summary (incomplete, or still running) gets every figure from
     its samples. Unreadable lines of usage.jsonl are skipped with one warning.
     """
-    usage = run.directory / "usage.jsonl"
+    usage = run.directory / USAGE
     samples = read_figures(usage)
     warnings: list[str] = []
     if samples.skipped:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jobmeter._rundata import records
+from jobmeter._rundata.aggregates import merged_stats
 
 
 @dataclass
@@ -28,7 +29,7 @@ class RecordSummary:
 
 
 def _quantiles(rows: list[dict[str, Any]], prefix: str) -> dict[str, float | None]:
-    stats = records.merged_stats(rows, prefix)
+    stats = merged_stats(rows, prefix)
     return {"total": stats["sum"], "min": stats["min"], "p50": stats["p50"],
             "p95": stats["p95"], "max": stats["max"]}  # fmt: skip
 

@@ -23,7 +23,6 @@ _log = logging.getLogger("jobmeter")
 UNIX_SECONDS = 1e9
 #: Spans drawn at most: the longest ones.
 MAX_SPANS = 200
-_UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1))
 
 
 @dataclass(frozen=True)
@@ -134,19 +133,6 @@ def load_run(run_dir: Path) -> RunData:
             "jobmeter plot: skipped %d unreadable line(s) in %s", run.skipped_lines, run_dir
         )
     return run
-
-
-def unit_for(largest: float) -> tuple[str, int]:
-    for name, size in _UNITS:
-        if largest >= size:
-            return name, size
-    return _UNITS[-1]
-
-
-def size_text(value: float) -> str:
-    name, size = unit_for(value)
-    scaled = value / size
-    return f"{scaled:.0f} {name}" if size == 1 or scaled >= 100 else f"{scaled:.3g} {name}"
 
 
 def duration_text(seconds: float) -> str:

@@ -7,7 +7,8 @@ import html as html_lib
 from collections.abc import Iterator
 from pathlib import Path
 
-from jobmeter.store._plot.data import RunData, duration_text, number_of, size_text, summary_of
+from jobmeter._core.format import format_bytes
+from jobmeter.store._plot.data import RunData, duration_text, number_of, summary_of
 
 
 def _summary_rows(run: RunData) -> Iterator[tuple[str, str]]:
@@ -16,7 +17,7 @@ def _summary_rows(run: RunData) -> Iterator[tuple[str, str]]:
             continue
         number = number_of(value)
         if number is not None and key.endswith("_bytes"):
-            shown = f"{size_text(number)} ({int(number):,} bytes)"
+            shown = f"{format_bytes(number, significant=3)} ({int(number):,} bytes)"
         elif number is not None and key.endswith("_seconds"):
             shown = duration_text(number)
         elif number is not None and not isinstance(value, int):

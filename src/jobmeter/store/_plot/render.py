@@ -6,7 +6,7 @@ since the run started):
 
 - CPU: ``cpu_utilization`` in CPUs (1.0 = one CPU busy), the peak annotated,
   and the CPUs the machine let the run use as a dotted line.
-- Memory: the tree's PSS and RSS, in KiB, MiB or GiB chosen from the data, the
+- Memory: the tree's PSS and RSS, in KiB, MiB, GiB or TiB chosen from the data, the
   PSS peak marked; the headline peak of run.json as a dashed line when it is
   above every sample (a short spike between samples that the kernel saw).
 - Disk I/O: read and write rates from the differences of the cumulative
@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobmeter._core.format import byte_unit, format_bytes
 from jobmeter.store._plot.data import (
     UNIX_SECONDS,
     Operation,
@@ -41,9 +42,7 @@ from jobmeter.store._plot.data import (
     number_of,
     rates,
     series,
-    size_text,
     summary_of,
-    unit_for,
 )
 from jobmeter.store._plot.data import (
     load_run as load_run,
@@ -152,13 +151,14 @@ def _memory_panel(ax: Axes, run: RunData, times: list[float]) -> None:
     headline = number_of(summary.get("peak_memory_bytes")) or 0.0
     sampled = max(max(pss), max(rss))
     show_headline = headline > sampled * 1.02
-    unit, size = unit_for(max(sampled, headline if show_headline else 0.0, 1.0))
+    unit, size = byte_unit(max(sampled, headline if show_headline else 0.0, 1.0))
     ax.plot(times, [v / size for v in rss], color=_RSS, linewidth=1, label="RSS (summed)")
     ax.plot(times, [v / size for v in pss], color=_PSS, linewidth=1.4, label="PSS")
     ax.fill_between(times, [v / size for v in pss], color=_PSS, alpha=0.15, linewidth=0)
     peak = max(pss)
     at = pss.index(peak)
-    _annotate_peak(ax, times[at], peak / size, f"peak PSS {size_text(peak)}", _PSS, times[-1])
+    label = f"peak PSS {format_bytes(peak, significant=3)}"
+    _annotate_peak(ax, times[at], peak / size, label, _PSS, times[-1])
     if show_headline:
         source = summary.get("peak_memory_source") or "kernel"
         ax.axhline(
@@ -166,7 +166,7 @@ def _memory_panel(ax: Axes, run: RunData, times: list[float]) -> None:
             color="black",
             linestyle="--",
             linewidth=0.9,
-            label=f"peak {size_text(headline)} between samples: {source}",
+            label=f"peak {format_bytes(headline, significant=3)} between samples: {source}",
         )
     ax.set_ylim(0, max(sampled, headline if show_headline else 0.0, 1.0) / size * 1.2)
     ax.set_ylabel(f"Memory ({unit})")
@@ -176,13 +176,17 @@ def _memory_panel(ax: Axes, run: RunData, times: list[float]) -> None:
 def _io_panel(ax: Axes, run: RunData, times: list[float]) -> None:
     reads = rates(times, series(run.samples, "read_bytes"))
     writes = rates(times, series(run.samples, "write_bytes"))
-    unit, size = unit_for(max(*reads, *writes, 1.0))
+    unit, size = byte_unit(max(*reads, *writes, 1.0))
     summary = summary_of(run)
     read_total = number_of(summary.get("read_bytes"))
     written_total = number_of(summary.get("written_bytes"))
-    read_label = "read" + (f" (total {size_text(read_total)})" if read_total is not None else "")
+    read_label = "read" + (
+        f" (total {format_bytes(read_total, significant=3)})" if read_total is not None else ""
+    )
     write_label = "write" + (
-        f" (total {size_text(written_total)})" if written_total is not None else ""
+        f" (total {format_bytes(written_total, significant=3)})"
+        if written_total is not None
+        else ""
     )
     ax.plot(
         times,
@@ -218,12 +222,13 @@ def _io_panel(ax: Axes, run: RunData, times: list[float]) -> None:
 
 def _gpu_panel(ax: Axes, run: RunData, times: list[float]) -> None:
     gpu = series(run.samples, "gpu_memory")
-    unit, size = unit_for(max(max(gpu), 1.0))
+    unit, size = byte_unit(max(max(gpu), 1.0))
     ax.plot(times, [v / size for v in gpu], color=_GPU, linewidth=1.4, label="GPU memory")
     ax.fill_between(times, [v / size for v in gpu], color=_GPU, alpha=0.15, linewidth=0)
     peak = max(gpu)
     at = gpu.index(peak)
-    _annotate_peak(ax, times[at], peak / size, f"peak {size_text(peak)}", _GPU, times[-1])
+    label = f"peak {format_bytes(peak, significant=3)}"
+    _annotate_peak(ax, times[at], peak / size, label, _GPU, times[-1])
     ax.set_ylim(0, max(peak, 1.0) / size * 1.2)
     ax.set_ylabel(f"GPU memory ({unit})")
 

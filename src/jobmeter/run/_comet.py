@@ -1,15 +1,18 @@
-"""The ends of ``jobmeter.Run(comet=...)`` and ``jobmeter run --comet``: log the run, never raise.
+"""The end of a run that asked for Comet (``Run(comet=...)``, ``jobmeter run --comet``).
 
-Nothing here imports comet_ml: it loads only when a run that asked for Comet ends.
+The run is logged with ``jobmeter.cometml.log_run``, bounded in time, and a
+failure is one warning: the run is over and recorded, and Comet must not fail
+it. Nothing here imports comet_ml: it loads only when such a run ends.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+
+from jobmeter._core import waits
 
 _log = logging.getLogger("jobmeter")
 #: The keys ``Run(comet={...})`` accepts: keyword arguments of ``cometml.log_run``.
@@ -46,26 +49,19 @@ def log_at_end(directory: Path, settings: Mapping[str, Any], timeout: float = TI
     stays in the store, to be logged later with ``jobmeter.cometml.log_run``.
     Returns whether it was logged.
     """
-    done = threading.Event()
-    failed: list[BaseException] = []
 
     def log() -> None:
-        try:
-            from jobmeter import cometml
+        from jobmeter import cometml
 
-            cometml.log_run(directory, **settings)
-        except Exception as error:  # the run is over and recorded: Comet must not fail it
-            failed.append(error)
-        finally:
-            done.set()
+        cometml.log_run(directory, **settings)
 
-    threading.Thread(target=log, name="jobmeter-comet", daemon=True).start()
-    if not done.wait(timeout):
+    outcome = waits.bounded(log, timeout, "jobmeter-comet")
+    if not outcome.finished:
         _log.warning("jobmeter: Comet did not finish logging run %s within %.0f s; the job goes "
                      "on (log it later: jobmeter.cometml.log_run(%r))", directory.name, timeout,
                      directory.name)  # fmt: skip
         return False
-    if failed:
-        _log.warning("jobmeter: could not log run %s to Comet: %s", directory.name, failed[0])
+    if outcome.error is not None:
+        _log.warning("jobmeter: could not log run %s to Comet: %s", directory.name, outcome.error)
         return False
     return True

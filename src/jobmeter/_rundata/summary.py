@@ -1,0 +1,78 @@
+"""run.json's summary: what a run cost, how its peaks are chosen, and the report's figures.
+
+``jobmeter run`` and ``jobmeter.Run`` write it at the end of a run; the store
+reads it back (``FIGURES``), and computes the same figures from the samples
+of a run that never wrote one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+#: Where the headline peak came from (run.json's ``peak_memory_source``).
+PEAK_FROM_PSS: Final = "samples (PSS of the tree)"
+PEAK_FROM_KERNEL: Final = "kernel (largest process's peak RSS)"
+PEAK_FROM_SAMPLED_HWM: Final = "samples (largest process's peak RSS)"
+
+#: The figures of a report, in the order they are shown: the summary's, and two
+#: the store computes from the samples (``cpu_utilization_p95``, ``samples`` read).
+FIGURES: Final = (
+    "wall_seconds", "cpu_user_seconds", "cpu_system_seconds", "cpu_utilization_mean",
+    "cpu_utilization_peak", "cpu_utilization_p95", "peak_memory_bytes", "peak_memory_source",
+    "peak_rss_sampled_bytes", "peak_pss_sampled_bytes", "peak_rss_single_process_bytes",
+    "peak_cgroup_bytes", "read_bytes", "written_bytes", "peak_gpu_memory_bytes",
+    "peak_processes", "peak_threads", "samples",
+)  # fmt: skip
+
+
+@dataclass
+class RunResult:
+    """What a run cost; also written to run.json as ``summary``."""
+
+    run_id: str
+    directory: Path
+    exit_code: int
+    status: str
+    wall_seconds: float = 0.0
+    cpu_user_seconds: float = 0.0
+    cpu_system_seconds: float = 0.0
+    cpu_utilization_mean: float = 0.0
+    cpu_utilization_peak: float = 0.0
+    peak_memory_bytes: int = 0
+    peak_memory_source: str = "samples"
+    peak_rss_sampled_bytes: int = 0
+    peak_pss_sampled_bytes: int = 0
+    peak_rss_single_process_bytes: int = 0
+    peak_cgroup_bytes: int | None = None
+    peak_gpu_memory_bytes: int | None = None
+    read_bytes: int = 0
+    written_bytes: int = 0
+    peak_processes: int = 0
+    peak_threads: int = 0
+    samples: int = 0
+    signals_forwarded: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary record."""
+        record = dict(self.__dict__)
+        record["directory"] = str(self.directory)
+        return record
+
+
+def headline_peak(pss: int, single_process: int, single_source: str) -> tuple[int, str]:
+    """The peak to report first, and where it came from.
+
+    The larger of the tree's sampled PSS and the largest single process's peak
+    RSS. The cgroup peak stays a figure of its own: it includes page cache, so
+    a job that writes 200 MB would look 200 MB bigger than its processes.
+    """
+    return max((pss, PEAK_FROM_PSS), (single_process, single_source))
+
+
+def mark_incomplete(record: dict[str, Any], error: str | None) -> None:
+    """A run whose store failed says so in run.json, if run.json can still be written."""
+    if error is not None:
+        record["incomplete"] = True
+        record["store_error"] = error

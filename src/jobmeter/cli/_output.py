@@ -1,0 +1,50 @@
+"""What the commands share: help texts, JSON output, the run picker and store errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+
+from jobmeter import store
+
+DIR_HELP = "Runs directory (default JOBMETER_RUN_DIR, else ./.jobmeter/runs)."
+JSON_HELP = "Print JSON (stable keys, docs/run-store.md) instead of a table."
+
+
+class _Stderr(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"jobmeter: warning: {record.getMessage()}", file=sys.stderr)
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Store warnings on stderr, once; a StoreError is a message and exit status 2."""
+    logger = logging.getLogger("jobmeter")
+    handler = _Stderr(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    except store.StoreError as error:
+        print(f"jobmeter: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    finally:
+        logger.removeHandler(handler)
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON with sorted keys, on stdout."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def pick_run(run: str | None, latest: bool) -> str:
+    """The run argument of a command, ``latest`` for --latest; neither is exit status 2."""
+    if run is None and not latest:
+        print("jobmeter: give a run id (or a unique prefix), or --latest", file=sys.stderr)
+        raise typer.Exit(2)
+    return "latest" if run is None else run

@@ -1,0 +1,150 @@
+"""One run from its first run.json to its summary: what ``jobmeter run`` and ``jobmeter.Run`` share.
+
+A ``RunRecording`` makes the run directory and writes the first run.json;
+each sample of the process tree goes through ``add_sample()``, which folds it
+into the run's totals and peaks and appends it to usage.jsonl; ``finish()``
+compacts the records, writes the summary and closes the directory. How the
+tree is sampled and how a run starts and ends are the callers' own: a command
+spawned and reaped by the wrapper, or a block of the program itself.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from jobmeter._core.probes import BLOCK_SIZE
+from jobmeter._rundata.directory import RunDirectory
+from jobmeter._rundata.layout import new_run_id, runs_root, store_error, warn_once
+from jobmeter._rundata.metadata import new_record
+from jobmeter._rundata.records import compact
+from jobmeter._rundata.summary import PEAK_FROM_KERNEL, RunResult, headline_peak, mark_incomplete
+from jobmeter.run._sampler import TreeSample
+
+#: The shortest interval between two samples.
+MIN_INTERVAL_S = 0.05
+
+# (CPU user s, CPU system s, bytes read, bytes written) of a tree.
+Totals = tuple[float, float, int, int]
+
+
+class ReapedUsage:
+    """The kernel's account of the descendants reaped since the run started: exact to the end.
+
+    ``getrusage(RUSAGE_CHILDREN)`` counts every descendant that has been waited
+    for; the live ones come from their samples. ``live_base`` is what the live
+    processes had used before the run started (a ``Run`` counts its own process).
+    """
+
+    def __init__(self, live_base: Totals = (0.0, 0.0, 0, 0)) -> None:
+        self.before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.now = self.before
+        self._base = live_base
+
+    def totals(self, sample: TreeSample) -> Totals:
+        """The tree's totals since the start: reaped descendants plus the live ones now."""
+        now = self.now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before, base = self.before, self._base
+        return (
+            now.ru_utime - before.ru_utime + sample.cpu_user - base[0],
+            now.ru_stime - before.ru_stime + sample.cpu_system - base[1],
+            (now.ru_inblock - before.ru_inblock) * BLOCK_SIZE + sample.read_bytes - base[2],
+            (now.ru_oublock - before.ru_oublock) * BLOCK_SIZE + sample.write_bytes - base[3],
+        )
+
+
+class RunRecording:
+    """The directory, run.json and running totals of one run."""
+
+    def __init__(
+        self,
+        kind: str,
+        name: str | None,
+        command: dict[str, Any],
+        interval: float,
+        root: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.interval = interval
+        self.id = new_run_id()
+        self.directory = RunDirectory((runs_root(root) / self.id).resolve())
+        self.record = new_record(self.id, name, kind, command, interval)
+        self.started: float = self.record["start"]
+        self.result = RunResult(self.id, self.directory.path, exit_code=-1, status="running")
+        # From the start of the run: a command that ends before the first sample has
+        # its CPU time spread over its whole life, not over the last microseconds.
+        self._previous = (0.0, self.started)
+        self._cpus = float(os.cpu_count() or 1)
+        self.directory.write_run(self.record)
+
+    @property
+    def path(self) -> Path:
+        """The run directory."""
+        return self.directory.path
+
+    def add_sample(self, sample: TreeSample, totals: Totals, single_process_peak: int = 0) -> None:
+        """Fold one sample and the tree's totals into the run, and append it to usage.jsonl.
+
+        Totals never go back: a process that ended between two samples is counted
+        by the kernel only once it is reaped. ``single_process_peak`` is a peak
+        RSS the kernel kept for a reaped process (``ru_maxrss``), if known.
+        """
+        result = self.result
+        cpu_user, cpu_system, read, written = totals
+        result.cpu_user_seconds = max(result.cpu_user_seconds, cpu_user)
+        result.cpu_system_seconds = max(result.cpu_system_seconds, cpu_system)
+        result.read_bytes = max(result.read_bytes, read)
+        result.written_bytes = max(result.written_bytes, written)
+        busy = result.cpu_user_seconds + result.cpu_system_seconds
+        previous_cpu, previous_t = self._previous
+        if sample.t > previous_t:
+            # Live processes' CPU time comes in clock ticks (10 ms) and reaped ones'
+            # exactly, so over a few milliseconds the difference is rounding, not
+            # work: average over half an interval at least.
+            elapsed = max(sample.t - previous_t, self.interval / 2)
+            sample.cpu_utilization = min(max(busy - previous_cpu, 0.0) / elapsed, self._cpus)
+        self._previous = (busy, sample.t)
+        if sample.gpu_memory is not None:
+            result.peak_gpu_memory_bytes = max(result.peak_gpu_memory_bytes or 0, sample.gpu_memory)
+        result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
+        result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
+        result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
+        result.peak_rss_single_process_bytes = max(
+            result.peak_rss_single_process_bytes, sample.hwm, single_process_peak
+        )
+        result.peak_processes = max(result.peak_processes, sample.processes)
+        result.peak_threads = max(result.peak_threads, sample.threads)
+        result.peak_memory_bytes, result.peak_memory_source = headline_peak(
+            result.peak_pss_sampled_bytes, result.peak_rss_single_process_bytes, PEAK_FROM_KERNEL
+        )
+        result.samples += 1
+        self.directory.append_usage(
+            {**sample.to_json(), "cpu_user_total": result.cpu_user_seconds,
+             "cpu_system_total": result.cpu_system_seconds}
+        )  # fmt: skip
+
+    def finish(self, status: str, exit_code: int, *, compact_records: bool = True) -> RunResult:
+        """The run's end: records compacted, the summary in run.json, the directory closed.
+
+        ``compact_records=False`` leaves the records as JSONL (on SIGTERM there is
+        no time for DuckDB; the store reads JSONL as well).
+        """
+        result = self.result
+        result.status, result.exit_code = status, exit_code
+        end = time.time()  # before the compaction: it is not the run's time
+        result.wall_seconds = end - self.started
+        busy = result.cpu_user_seconds + result.cpu_system_seconds
+        result.cpu_utilization_mean = busy / result.wall_seconds if result.wall_seconds > 0 else 0.0
+        lost = store_error(self.path)  # before the compaction's own failure
+        if compact_records:
+            try:
+                self.record["records"] = compact(self.path)
+            except Exception as error:  # the JSONL files stay readable
+                warn_once(self.path, f"the run's records stay as JSONL ({error})")
+        self.record.update(status=status, end=end, exit_code=exit_code, summary=result.to_json())
+        mark_incomplete(self.record, lost)
+        self.directory.write_run(self.record)  # a failure is the directory's one warning
+        self.directory.close()
+        return result
