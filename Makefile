@@ -29,9 +29,11 @@ demo: $(STAMP)
 	$(BIN)/jobmeter run --quiet --no-metrics --name demo -- $(BIN)/python -m jobmeter.demo
 	$(BIN)/jobmeter report --latest
 
+# ruff, then the import layers and rules of docs/architecture.md (import-linter).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks dashboards docs/_cli.py
 	$(BIN)/ruff format --check src tests benchmarks dashboards docs/_cli.py
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

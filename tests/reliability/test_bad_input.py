@@ -27,7 +27,8 @@ from jobmeter._core.parse import Parser
 from jobmeter._core.pushgateway import gateway_url
 from jobmeter._core.variables import VARIABLES, Variable
 from jobmeter._rundata.layout import DEFAULT_RUN_DIR, runs_root
-from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S, flush_interval
+from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S
+from jobmeter._rundata.sources import flush_interval
 
 NAMED = [row for row in VARIABLES if row.name is not None]
 # resolve() reads these into Settings; the others are read where they are used, below.

@@ -61,6 +61,12 @@ def attributes_text(attributes: Mapping[str, Any]) -> str:
     return json.dumps(shown, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def operation_label(operation: dict[str, Any]) -> str:
+    """``load {table=orders}``: the name and the attributes that set it apart."""
+    extra = ", ".join(f"{k}={v}" for k, v in operation["attributes"].items())
+    return f"{operation['operation']} {{{extra}}}" if extra else str(operation["operation"])
+
+
 class OperationAggregate:
     """What the blocks of one operation key measured in one interval."""
 

@@ -276,23 +276,3 @@ def _finalize_in_worker(recorder: Recorder) -> None:
     import multiprocessing.util
 
     multiprocessing.util.Finalize(recorder, recorder.stop, exitpriority=100)
-
-
-def flush_interval() -> float:
-    """``JOBMETER_RUN_FLUSH_INTERVAL`` in seconds, else the default."""
-    from jobmeter._core.config import RUN_FLUSH_INTERVAL, parse_seconds
-
-    raw = os.environ.get(RUN_FLUSH_INTERVAL)
-    return DEFAULT_FLUSH_INTERVAL_S if not raw else parse_seconds(RUN_FLUSH_INTERVAL, raw)
-
-
-def join_run(directory: str | os.PathLike[str]) -> Recorder | None:
-    """Record this process's measurements into an existing run directory."""
-    path = Path(directory)
-    if not path.is_dir():
-        _log.warning("jobmeter: %s=%s is not a directory; this process records no run",
-                     routing.RUN_ENV, directory)  # fmt: skip
-        return None
-    if routing.active is not None:
-        return None
-    return Recorder(path, flush_interval()).start()

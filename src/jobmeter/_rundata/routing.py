@@ -1,20 +1,16 @@
 """The switchboard between what jobmeter measures and the run being recorded, if any.
 
-Sources (the stores behind ``measure()``, DuckDB collectors, backfills)
-register here when they are made. While a recorder is active, each source
+Sources (the totals behind ``measure()``, DuckDB collectors, backfills)
+register when they are made (through ``sources.register``, which also joins
+the run a process was started in). While a recorder is active, each source
 keeps a pending list of what it measured, and the recorder drains the sources
 at its interval: the job's thread only appends to a list. Without a recorder
 nothing is kept, and the cost is one attribute check.
-
-A process started by ``jobmeter run`` (or from inside a ``jobmeter.Run``)
-finds the run's directory in ``JOBMETER_RUN`` and joins that run on its
-first source: its operations land in the same run without code changes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import weakref
@@ -68,14 +64,13 @@ active: Any = None
 #: nothing records. Spans: (collector, name, start, end, error type or None).
 failures: Events | None = None
 spans: Events | None = None
-_join_checked = False
 
 
 def register(source: Source) -> None:
     """Make ``source`` known; it starts keeping records at once if a run is recording."""
     with _lock:
         _sources.add(source)
-        recording = active is not None or _join_from_environment()
+        recording = active is not None
     if recording:
         source.recording_started()
 
@@ -121,25 +116,6 @@ def span(collector: str, name: str, seconds: float, error_type: str | None) -> N
     if sink is not None:
         end = time.time()
         sink.add((collector, name, end - seconds, end, error_type))
-
-
-def _join_from_environment() -> bool:
-    """Join the run named by JOBMETER_RUN, once per process; the caller holds the lock."""
-    global _join_checked
-    if _join_checked:
-        return active is not None
-    _join_checked = True
-    directory = os.environ.get(RUN_ENV)
-    if not directory:
-        return False
-    from jobmeter._rundata.recorder import join_run  # the run package only when asked for
-
-    try:
-        join_run(directory)
-    except Exception as error:  # never break the job over its measurement
-        _log.warning("jobmeter: cannot record into the run at %s: %s", directory, error)
-        return False
-    return active is not None
 
 
 def after_fork_in_child() -> None:

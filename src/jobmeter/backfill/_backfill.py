@@ -18,7 +18,7 @@ from opentelemetry.util.types import AttributeValue
 from jobmeter._core import fork
 from jobmeter._core.instruments import make_key
 from jobmeter._core.pushgateway import gateway_url
-from jobmeter._rundata import routing
+from jobmeter._rundata import routing, sources
 from jobmeter.backfill import _args as args
 from jobmeter.backfill import _runtime
 from jobmeter.backfill._checkpoint import CheckpointError, check_path, load
@@ -146,7 +146,7 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         self._outputs = Outputs(name, self.unit, self._base, self._snapshot, settings)
         _runtime.register(self, on_sigterm=self._outputs.active)
         fork.on_fork_in_child_weak(self, "_after_fork_in_child")
-        routing.register(self)
+        sources.register(self)
 
     # -- counting ---------------------------------------------------------------------------
 

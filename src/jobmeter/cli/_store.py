@@ -15,7 +15,6 @@ from rich.table import Table
 from jobmeter import store
 from jobmeter._core.format import format_bytes
 from jobmeter.cli._output import DIR_HELP, JSON_HELP, print_json, store_errors
-from jobmeter.store._advise import BASIS  # private: to be exposed by jobmeter.store
 
 SKIPPED_STATES = ("running", "not_found", "not_executable")
 
@@ -121,7 +120,7 @@ def advise(
     console = Console()
     console.print(table)
     console.print(f"Based on runs: {', '.join(advice.runs)}")
-    console.print(f"Advice {BASIS}.")
+    console.print(f"Advice {advice.basis}.")
 
 
 def export(

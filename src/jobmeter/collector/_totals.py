@@ -19,7 +19,7 @@ from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import waits
 from jobmeter._core.instruments import DURATION_BUCKETS, Attributes, Key, PerMeter
-from jobmeter._rundata import routing
+from jobmeter._rundata import sources
 
 _log = logging.getLogger("jobmeter")
 
@@ -112,7 +112,7 @@ class OperationTotals:
             unit="{operation}",
             description="Measured operations in progress.",
         )
-        routing.register(self)  # a run being recorded gets its blocks from now on
+        sources.register(self)  # a run being recorded gets its blocks from now on
 
     def _totals_for(self, key: Key, attributes: Attributes) -> _Totals:
         """Find or create totals; the caller holds the lock."""

@@ -15,10 +15,10 @@ from typing import Any, Final
 
 from jobmeter import store
 from jobmeter._rundata import records
+from jobmeter._rundata.aggregates import operation_label
 from jobmeter._rundata.schema import USAGE_COLUMNS
 from jobmeter._rundata.sketch import GAMMA, merged
 from jobmeter._rundata.usage import usage_source
-from jobmeter.store._summary import operation_label
 
 PREFIX: Final = "jobmeter/"
 #: Samples of usage.jsonl sent at most; a longer run is thinned evenly (the last kept).

@@ -26,7 +26,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core.instruments import DURATION_BUCKETS, Instrument, observe
-from jobmeter._rundata import routing
+from jobmeter._rundata import routing, sources
 from jobmeter.duckdb._profile import QueryProfile, parse
 
 _log = logging.getLogger("jobmeter")
@@ -154,7 +154,7 @@ class QueryInstruments:
         )  # fmt: skip
         for instrument, points in SHAPE_METRICS:
             observe(meter, instrument, self._callback(points))
-        routing.register(self)
+        sources.register(self)
 
     def _callback(self, points: Points) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:

@@ -17,7 +17,8 @@ import psutil
 from jobmeter._core import nvml, signals
 from jobmeter._rundata import routing
 from jobmeter._rundata.metadata import command_record
-from jobmeter._rundata.recorder import Recorder, flush_interval, join_run
+from jobmeter._rundata.recorder import Recorder
+from jobmeter._rundata.sources import flush_interval, join_run
 from jobmeter._rundata.summary import RunResult
 from jobmeter.run import _comet
 from jobmeter.run._lifecycle import MIN_INTERVAL_S, ReapedUsage, RunRecording

@@ -62,10 +62,15 @@ class Advice:
     cpus: Resource
     gpu_memory_bytes: Resource | None
 
+    @property
+    def basis(self) -> str:
+        """What the advice rests on: measured usage, not what the runs requested."""
+        return BASIS
+
     def to_json(self) -> dict[str, Any]:
         """Stable keys, documented in docs/run-store.md."""
         return {
-            "basis": BASIS,
+            "basis": self.basis,
             "runs": self.runs,
             "percentile": self.percentile,
             "headroom": self.headroom,

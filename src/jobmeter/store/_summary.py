@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jobmeter._rundata import records
-from jobmeter._rundata.aggregates import merged_stats
+from jobmeter._rundata.aggregates import merged_stats, operation_label
 
 
 @dataclass
@@ -43,12 +43,6 @@ def _grouped(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[dic
     for row in rows:
         groups.setdefault(tuple(row[k] for k in keys), []).append(row)
     return list(groups.values())
-
-
-def operation_label(operation: dict[str, Any]) -> str:
-    """``load {table=orders}``: the name and the attributes that set it apart."""
-    extra = ", ".join(f"{k}={v}" for k, v in operation["attributes"].items())
-    return f"{operation['operation']} {{{extra}}}" if extra else str(operation["operation"])
 
 
 def _calls(group: list[dict[str, Any]]) -> dict[str, Any]:
