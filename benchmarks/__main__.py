@@ -27,10 +27,12 @@ from benchmarks import (
     bench_scrape,
     bench_shutdown,
     bench_store,
-    pass_miss,
 )
+from benchmarks._common import Check, pass_miss, shown_path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+# In the order they run and print.
+PARTS = ("measure", "scrape", "shutdown", "host", "run", "duckdb", "backfill", "store")
 
 
 def _progress(message: str) -> None:
@@ -55,11 +57,40 @@ def _environment() -> dict[str, Any]:
     }
 
 
+def _part(name: str, args: argparse.Namespace) -> tuple[str, Any, list[Check]]:
+    """Run one part: its printed report, its figures for the JSON, and its targets."""
+    if name == "measure":
+        measured = bench_measure.run(budget_s=args.budget_s, progress=_progress)
+        return bench_measure.format_report(measured), measured.to_json(), measured.checks()
+    if name == "scrape":  # reported, no target
+        scraped = bench_scrape.run(progress=_progress)
+        return bench_scrape.format_report(scraped), scraped.to_json(), []
+    if name == "shutdown":  # reported, no target
+        stopped = bench_shutdown.run(progress=_progress)
+        return bench_shutdown.format_report(stopped), bench_shutdown.to_json(stopped), []
+    if name == "host":
+        hosted = bench_host.run(progress=_progress)
+        return bench_host.format_report(hosted), hosted.to_json(), hosted.checks()
+    if name == "run":
+        ran = bench_run.run(progress=_progress)
+        return bench_run.format_report(ran), ran.to_json(), ran.checks()
+    if name == "duckdb":
+        ducked = bench_duckdb.run(scale=args.tpch_scale, progress=_progress)
+        return bench_duckdb.format_report(ducked), ducked.to_json(), ducked.checks()
+    if name == "backfill":
+        backfilled = bench_backfill.run(progress=_progress)
+        return bench_backfill.format_report(backfilled), backfilled.to_json(), backfilled.checks()
+    if name == "store":
+        stored = bench_store.run(progress=_progress)
+        return bench_store.format_report(stored), stored.to_json(), stored.checks()
+    raise ValueError(f"no benchmark part {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("measure", "scrape", "shutdown", "host", "run", "duckdb", "backfill", "store"),
+        choices=PARTS,
         help="run one part only",
     )
     parser.add_argument(
@@ -92,53 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     report: dict[str, Any] = {"started": now, "environment": environment}
-    checks: list[tuple[str, bool]] = []
+    checks: list[Check] = []
 
-    if args.only in (None, "measure"):
-        measured = bench_measure.run(budget_s=args.budget_s, progress=_progress)
-        print(bench_measure.format_report(measured), end="\n\n", flush=True)
-        report["measure"] = measured.to_json()
-        checks += [(f"{r.name} <= {r.limit:.2f}", r.passed) for r in measured.ratios]
-
-    if args.only in (None, "scrape"):
-        scraped = bench_scrape.run(progress=_progress)
-        print(bench_scrape.format_report(scraped), end="\n\n", flush=True)
-        report["scrape"] = scraped.to_json()
-
-    if args.only in (None, "shutdown"):
-        stopped = bench_shutdown.run(progress=_progress)
-        print(bench_shutdown.format_report(stopped), end="\n\n", flush=True)
-        report["shutdown"] = bench_shutdown.to_json(stopped)
-
-    if args.only in (None, "host"):
-        hosted = bench_host.run(progress=_progress)
-        print(bench_host.format_report(hosted), end="\n\n", flush=True)
-        report["host"] = hosted.to_json()
-        checks.append((f"{hosted.target} <= {hosted.limit:.2f}", hosted.passed))
-
-    if args.only in (None, "run"):
-        ran = bench_run.run(progress=_progress)
-        print(bench_run.format_report(ran), end="\n\n", flush=True)
-        report["run"] = ran.to_json()
-        checks += ran.checks()
-
-    if args.only in (None, "duckdb"):
-        ducked = bench_duckdb.run(scale=args.tpch_scale, progress=_progress)
-        print(bench_duckdb.format_report(ducked), end="\n\n", flush=True)
-        report["duckdb"] = ducked.to_json()
-        checks += ducked.checks()
-
-    if args.only in (None, "backfill"):
-        backfilled = bench_backfill.run(progress=_progress)
-        print(bench_backfill.format_report(backfilled), end="\n\n", flush=True)
-        report["backfill"] = backfilled.to_json()
-        checks += backfilled.checks()
-
-    if args.only in (None, "store"):
-        stored = bench_store.run(progress=_progress)
-        print(bench_store.format_report(stored), end="\n\n", flush=True)
-        report["store"] = stored.to_json()
-        checks += stored.checks()
+    for name in PARTS:
+        if args.only in (None, name):
+            text, report[name], found = _part(name, args)
+            print(text, end="\n\n", flush=True)
+            checks += found
 
     report["seconds"] = perf_counter() - started
     report["targets"] = [{"target": name, "passed": ok} for name, ok in checks]
@@ -149,15 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Targets:")
         for name, ok in checks:
             print(f"  {pass_miss(ok)}  {name}")
-    print(f"\nWrote {_shown(args.output)} in {report['seconds']:.0f} s.")
+    print(f"\nWrote {shown_path(args.output)} in {report['seconds']:.0f} s.")
     return 1 if args.strict and not all(ok for _, ok in checks) else 0
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 if __name__ == "__main__":

@@ -12,19 +12,31 @@ After timing, each case's count is checked against the items iterated.
 from __future__ import annotations
 
 import io
-import statistics
 import timeit
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from time import perf_counter
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from tqdm import tqdm
 
-from benchmarks import Target, pass_miss
-from jobmeter import testing
+from benchmarks._common import (
+    Check,
+    Progress,
+    Providers,
+    RatioResult,
+    Target,
+    interleaved,
+    jobmeter_reset,
+    median_min_max,
+    meter_providers,
+    points_of,
+    ratio_checks,
+    ratio_lines,
+    ratio_results,
+    timing_lines,
+)
 from jobmeter.backfill import Backfill
 
 ITEMS = 100_000
@@ -60,15 +72,6 @@ class CaseResult:
 
 
 @dataclass
-class RatioResult:
-    name: str
-    median_ratio: float
-    min_ratio: float
-    limit: float
-    passed: bool
-
-
-@dataclass
 class BackfillResults:
     cases: dict[str, CaseResult]
     ratios: list[RatioResult]
@@ -78,38 +81,18 @@ class BackfillResults:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def checks(self) -> list[tuple[str, bool]]:
-        return [(f"{r.name} <= {r.limit:.2f}", r.passed) for r in self.ratios]
+    def checks(self) -> list[Check]:
+        return ratio_checks(self.ratios)
 
 
 def _counter_total(reader: InMemoryMetricReader, name: str) -> int:
-    data = reader.get_metrics_data()
-    if data is None:
-        return 0
-    return int(
-        sum(
-            point.value
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-            for metric in sm.metrics
-            if metric.name == name
-            for point in metric.data.data_points
-            if isinstance(point, NumberDataPoint)
-        )
-    )
+    points = points_of(reader, name)
+    return int(sum(point.value for point in points if isinstance(point, NumberDataPoint)))
 
 
-def _cases(items: int) -> tuple[list[Case], list[MeterProvider]]:
-    providers: list[MeterProvider] = []
-
-    def provider() -> tuple[MeterProvider, InMemoryMetricReader]:
-        reader = InMemoryMetricReader()
-        made = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-        providers.append(made)
-        return made, reader
-
+def _cases(items: int, providers: Providers) -> list[Case]:
     data = range(items)
-    made, reader = provider()
+    made, reader = providers.new()
     counter = made.get_meter("bench").create_counter("bench.items", unit="{item}")
     attributes = {"jobmeter.backfill.name": "bench", "jobmeter.backfill.outcome": "done"}
     cases = [
@@ -120,16 +103,16 @@ def _cases(items: int) -> tuple[list[Case], list[MeterProvider]]:
              {"data": data, "counter": counter, "attributes": attributes},
              lambda: _counter_total(reader, "bench.items")),
     ]  # fmt: skip
-    made, _ = provider()
+    made, _ = providers.new()
     done_bf = Backfill("bench-done", progress=False, meter_provider=made)
     cases.append(Case("done", "for _ in range(n): bf.done()", "for _ in data:\n    bf.done()",
                       {"data": data, "bf": done_bf}, lambda: done_bf.counts["done"]))  # fmt: skip
-    made, _ = provider()
+    made, _ = providers.new()
     track_bf = Backfill("bench-track", progress=False, meter_provider=made)
     cases.append(Case("track", "for _ in bf.track(range(n)): pass (count + item duration)",
                       "for _ in bf.track(data):\n    pass", {"data": data, "bf": track_bf},
                       lambda: track_bf.counts["done"]))  # fmt: skip
-    made, _ = provider()
+    made, _ = providers.new()
     untimed_bf = Backfill("bench-untimed", progress=False, meter_provider=made)
     untimed = "for _ in bf.track(data, timed=False):\n    pass"
     cases.append(
@@ -151,28 +134,24 @@ def _cases(items: int) -> tuple[list[Case], list[MeterProvider]]:
     cases.append(Case("tqdm", "for _ in tqdm(range(n), file=StringIO()): pass",
                       "for _ in bar(data):\n    pass", {"data": data, "bar": bar},
                       lambda: tqdm_count[0]))  # fmt: skip
-    return cases, providers
+    return cases
 
 
 def run(
-    *, items: int = ITEMS, repeats: int = REPEATS, progress: Callable[[str], None] | None = None
+    *, items: int = ITEMS, repeats: int = REPEATS, progress: Progress | None = None
 ) -> BackfillResults:
     """Time every case ``repeats`` times, interleaved; median and min per item, in us."""
     started = perf_counter()
-    testing.reset()
-    cases, providers = _cases(items)
-    try:
+    with jobmeter_reset(), meter_providers() as providers:
+        cases = _cases(items, providers)
         timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
         for case in cases:  # warm-up
             timers[case.name].timeit(1)
             case.executed += items
-        for repeat in range(repeats):
-            if progress is not None:
-                progress(f"backfill: repeat {repeat + 1}/{repeats}")
-            for case in cases:
-                seconds = timers[case.name].timeit(1)
-                case.executed += items
-                case.per_item_us.append(seconds / items * 1e6)
+        for case in interleaved(cases, repeats, "backfill", progress):
+            seconds = timers[case.name].timeit(1)
+            case.executed += items
+            case.per_item_us.append(seconds / items * 1e6)
         for case in cases:
             counted = case.counted()
             if case.name != "bare_loop" and counted != case.executed:
@@ -180,36 +159,26 @@ def run(
                     f"{case.name}: {case.executed} items ran but {counted} were counted: "
                     "the benchmark does not measure what it claims"
                 )
-    finally:
-        for made in providers:
-            made.shutdown()
-        testing.reset()
     results = {
         case.name: CaseResult(
             case.name,
             case.description,
             items,
             repeats,
-            statistics.median(case.per_item_us),
-            min(case.per_item_us),
-            max(case.per_item_us),
+            *median_min_max(case.per_item_us),
             case.per_item_us,
         )
         for case in cases
     }
     medians = {name: r.median_us for name, r in results.items()}
     mins = {name: r.min_us for name, r in results.items()}
-    ratios = []
-    for target in TARGETS:
-        ratio, ok = target.check(medians)
-        min_ratio, _ = target.check(mins)
-        ratios.append(RatioResult(target.name, ratio, min_ratio, target.limit, ok))
     informational = {
         "track_untimed / counter_add": medians["track_untimed"] / medians["counter_add"],
         "track / tqdm": medians["track"] / medians["tqdm"],
         "track_untimed / tqdm": medians["track_untimed"] / medians["tqdm"],
         "done / tqdm": medians["done"] / medians["tqdm"],
     }
+    ratios = ratio_results(TARGETS, medians, mins)
     return BackfillResults(results, ratios, informational, perf_counter() - started)
 
 
@@ -217,19 +186,10 @@ def format_report(results: BackfillResults) -> str:
     lines = [
         "Backfill: cost per item, microseconds (timeit, GC off, median and min of the repeats)",
         "",
-        f"  {'case':<14}{'items x repeats':>17}{'median us':>11}{'min us':>9}{'max us':>9}  what",
+        *timing_lines(((r, r.items) for r in results.cases.values()), 14, "items"),
+        "",
+        *ratio_lines(results.ratios, 30),
     ]
-    for r in results.cases.values():
-        runs = f"{r.items:,} x {r.repeats}"
-        lines.append(f"  {r.name:<14}{runs:>17}{r.median_us:>11.3f}{r.min_us:>9.3f}"
-                     f"{r.max_us:>9.3f}  {r.description}")  # fmt: skip
-    lines += ["", f"  {'ratio (of medians)':<30}{'value':>7}{'of mins':>9}{'target':>10}"]
-    for ratio in results.ratios:
-        limit = "<= " + format(ratio.limit, ".2f")
-        lines.append(
-            f"  {ratio.name:<30}{ratio.median_ratio:>7.2f}{ratio.min_ratio:>9.2f}"
-            f"{limit:>10}  {pass_miss(ratio.passed)}"
-        )
     for name, value in results.informational.items():
         lines.append(f"  {name:<30}{value:>7.2f}")
     lines.append(f"\n  ({results.seconds:.1f} s)")

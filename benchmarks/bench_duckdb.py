@@ -27,7 +27,6 @@ counted every statement run on jobmeter's connection.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import shutil
@@ -36,8 +35,8 @@ import subprocess
 import sys
 import tempfile
 import timeit
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -46,7 +45,18 @@ from typing import Any, Protocol
 import duckdb
 
 import jobmeter.duckdb
-from benchmarks import Target, pass_miss
+from benchmarks._common import (
+    Check,
+    Progress,
+    Target,
+    at_most,
+    fitting_repeats,
+    gc_off,
+    interleaved,
+    pass_miss,
+    rotated,
+    shown_path,
+)
 from jobmeter.testing import in_memory
 
 HERE = Path(__file__).resolve().parent
@@ -184,7 +194,7 @@ class DuckDBBench:
         tiny = {f"tiny_{case.name}": case.median_us for case in self.tiny}
         return {**self.totals(), **tiny}
 
-    def checks(self) -> list[tuple[str, bool]]:
+    def checks(self) -> list[Check]:
         figures = self.figures()
         found = []
         for target in TARGETS:
@@ -233,7 +243,7 @@ def _tpchgen() -> str:
     return found
 
 
-def prepare(scale: float, progress: Callable[[str], None]) -> tuple[Path, float]:
+def prepare(scale: float, progress: Progress) -> tuple[Path, float]:
     """The cached TPC-H database of ``scale``, generated and loaded first if missing.
 
     Returns its path and the seconds spent making it (0 when cached).
@@ -325,25 +335,8 @@ def _difference(expected: Sequence[Row], got: Sequence[Row]) -> str:
 # --- timing --------------------------------------------------------------------------
 
 
-@contextmanager
-def _gc_off() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _rotated(sides: list[Side], shift: int) -> list[Side]:
-    shift %= len(sides)
-    return sides[shift:] + sides[:shift]
-
-
 def _tpch(
-    sides: list[Side], queries: list[tuple[str, str]], progress: Callable[[str], None]
+    sides: list[Side], queries: list[tuple[str, str]], progress: Progress
 ) -> tuple[list[QueryTimes], int]:
     """A warm-up round (whose plain results are the expected ones), then the timed rounds.
 
@@ -373,17 +366,15 @@ def _tpch(
                     raise RuntimeError(f"{name}: {side.name}: {_difference(expected[name], rows)}")
                 times.error = f"different result: {_difference(expected[name], rows)}"
     warm_s = perf_counter() - started
-    rounds = ROUNDS
-    if BUDGET_S > 0 and warm_s * ROUNDS > BUDGET_S:
-        rounds = max(MIN_ROUNDS, int(BUDGET_S // warm_s))
+    rounds = fitting_repeats(ROUNDS, MIN_ROUNDS, warm_s, BUDGET_S)
     for r in range(rounds):
         progress(f"duckdb: TPC-H round {r + 1}/{rounds}")
-        with _gc_off():
+        with gc_off():
             for i, ((name, sql), times) in enumerate(zip(queries, results, strict=True)):
                 if times.error is not None:
                     continue
                 got: dict[str, list[Row]] = {}
-                for side in _rotated(sides, r + i):
+                for side in rotated(sides, r + i):
                     try:
                         seconds, got[side.name] = side.timed(sql)
                     except Exception as exc:
@@ -405,7 +396,7 @@ def _tpch(
     return results, rounds
 
 
-def _tiny(sides: list[Side], progress: Callable[[str], None]) -> list[TinyCase]:
+def _tiny(sides: list[Side], progress: Progress) -> list[TinyCase]:
     stmt = f'con.execute("{TINY_SQL}").fetchall()'
     cases = [
         (
@@ -418,12 +409,10 @@ def _tiny(sides: list[Side], progress: Callable[[str], None]) -> list[TinyCase]:
     for _, side, timer in cases:
         timer.timeit(TINY_WARMUP)
         side.statements += TINY_WARMUP
-    for repeat in range(TINY_REPEATS):
-        progress(f"duckdb: {TINY_SQL} loops, repeat {repeat + 1}/{TINY_REPEATS}")
-        shift = repeat % len(cases)
-        for case, side, timer in cases[shift:] + cases[:shift]:
-            case.per_call_us.append(timer.timeit(TINY_CALLS) / TINY_CALLS * 1e6)
-            side.statements += TINY_CALLS
+    label = f"duckdb: {TINY_SQL} loops"
+    for case, side, timer in interleaved(cases, TINY_REPEATS, label, progress, rotate=True):
+        case.per_call_us.append(timer.timeit(TINY_CALLS) / TINY_CALLS * 1e6)
+        side.statements += TINY_CALLS
     return [case for case, _, _ in cases]
 
 
@@ -468,7 +457,7 @@ def _sides(path: str, stack: ExitStack) -> list[Side]:
     return sides
 
 
-def run(scale: float = DEFAULT_SCALE, progress: Callable[[str], None] | None = None) -> DuckDBBench:
+def run(scale: float = DEFAULT_SCALE, progress: Progress | None = None) -> DuckDBBench:
     """Prepare the data, time TPC-H and SELECT 42 on every side; see the module docstring."""
 
     def report(message: str) -> None:
@@ -483,7 +472,7 @@ def run(scale: float = DEFAULT_SCALE, progress: Callable[[str], None] | None = N
         threads_row = sides[0].connection.execute("SELECT current_setting('threads')").fetchone()
         threads = int(threads_row[0]) if threads_row else 0
         results, rounds = _tpch(sides, queries, report)
-        with _gc_off():
+        with gc_off():
             tiny = _tiny(sides, report)
         count = recorded.count(DURATION_METRIC)
     recording = [side for side in sides if side.name in (JOBMETER, NO_PROFILER)]
@@ -491,7 +480,7 @@ def run(scale: float = DEFAULT_SCALE, progress: Callable[[str], None] | None = N
         scale=scale,
         duckdb_version=duckdb.__version__,
         threads=threads,
-        database=_shown(database),
+        database=shown_path(database),
         prepared_s=prepared_s,
         sides={side.name: side.description for side in sides},
         rounds=rounds,
@@ -502,13 +491,6 @@ def run(scale: float = DEFAULT_SCALE, progress: Callable[[str], None] | None = N
         recorded=count,
         seconds=perf_counter() - started,
     )
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 # --- the report ----------------------------------------------------------------------
@@ -593,8 +575,7 @@ def format_report(bench: DuckDBBench) -> str:
     for target in TARGETS:
         value, passed = target.check(figures)
         lines.append(
-            f"  {target.name:<44}{value:>7.3f}{'<= ' + format(target.limit, '.2f'):>10}"
-            f"  {pass_miss(passed)}"
+            f"  {target.name:<44}{value:>7.3f}{at_most(target.limit):>10}  {pass_miss(passed)}"
         )
     lines.append(
         f"  {DURATION_METRIC} counted {bench.recorded} of the {bench.statements} statements "

@@ -19,23 +19,33 @@ timed alone, its collections 0.25 s apart for the same reason.
 
 from __future__ import annotations
 
-import gc
 import importlib
-import logging
 import statistics
 import textwrap
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from typing import Any
 
 from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
 
-from benchmarks import LogCapture, Target, pass_miss
+from benchmarks._common import (
+    Check,
+    Progress,
+    RatioResult,
+    Target,
+    captured_logs,
+    gc_off,
+    in_memory_provider,
+    meter_providers,
+    metrics_of,
+    ratio_checks,
+    ratio_lines,
+    ratio_results,
+    rotated,
+)
 from jobmeter.host import HostCollector
 
 COLLECTIONS = 200
@@ -138,6 +148,10 @@ class HostResults:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def checks(self) -> list[Check]:
+        ratio = RatioResult(self.target, self.ratio, self.min_ratio, self.limit, self.passed)
+        return ratio_checks([ratio])
+
 
 @dataclass
 class _Case:
@@ -202,40 +216,22 @@ class _Case:
 
 def _shape(data: MetricsData | None) -> tuple[set[str], int]:
     """Metric names and number of data points of one collection."""
-    if data is None:
-        return set(), 0
-    metrics = [m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+    metrics = metrics_of(data)
     return {m.name for m in metrics}, sum(len(m.data.data_points) for m in metrics)
-
-
-def _provider() -> tuple[MeterProvider, InMemoryMetricReader]:
-    reader = InMemoryMetricReader()
-    return MeterProvider(metric_readers=[reader], shutdown_on_exit=False), reader
 
 
 def _sample_cache(collector: HostCollector) -> dict[Any, Any] | None:
     """HostCollector's shared samples, to empty before a collection (None: not found)."""
-    cache = getattr(collector, "_cache", None)
+    # The cache sits on the collector's SharedSamples (``_samples``), or on the collector itself.
+    cache = getattr(getattr(collector, "_samples", collector), "_cache", None)
     return cache if isinstance(cache, dict) else None
-
-
-@contextmanager
-def _gc_off() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _alternate(
     cases: list[_Case],
     collections: int,
     budget_s: float,
-    progress: Callable[[str], None] | None,
+    progress: Progress | None,
 ) -> int:
     """Collect each case in turn, rotating the order; the number of rounds run."""
     for case in cases:
@@ -243,12 +239,11 @@ def _alternate(
             case.collect(timed=False)
     started = time.perf_counter()
     rounds = 0
-    with _gc_off():
+    with gc_off():
         for i in range(collections):
             if progress is not None and i % 50 == 0:
                 progress(f"host: collections {i + 1}-{min(i + 50, collections)}/{collections}")
-            shift = i % len(cases)
-            for case in cases[shift:] + cases[:shift]:
+            for case in rotated(cases, i):
                 case.collect()
             rounds += 1
             over = budget_s > 0 and time.perf_counter() - started > budget_s
@@ -257,7 +252,7 @@ def _alternate(
     return rounds
 
 
-def _gpu(progress: Callable[[str], None] | None) -> tuple[CollectionResult | None, str]:
+def _gpu(progress: Progress | None) -> tuple[CollectionResult | None, str]:
     """GPUCollector's cost per collection where NVML sees a GPU, else why it was not timed."""
     no_gpu = "GPUCollector: no GPU on this machine, not measured"
     try:
@@ -270,7 +265,7 @@ def _gpu(progress: Callable[[str], None] | None) -> tuple[CollectionResult | Non
         gpu_collector: Any = importlib.import_module("jobmeter.gpu").GPUCollector
     except ImportError as exc:
         return None, f"GPUCollector: a GPU is present but jobmeter.gpu is not importable ({exc})"
-    provider, reader = _provider()
+    provider, reader = in_memory_provider()
     try:
         gpu_collector(meter_provider=provider)
         case = _Case(
@@ -280,7 +275,7 @@ def _gpu(progress: Callable[[str], None] | None) -> tuple[CollectionResult | Non
             progress(f"host: GPUCollector, {GPU_COLLECTIONS} collections {GPU_SPACING_S} s apart")
         for _ in range(WARMUP_COLLECTIONS):
             case.collect(timed=False)
-        with _gc_off():
+        with gc_off():
             for _ in range(GPU_COLLECTIONS):
                 case.collect()
         result = case.result()
@@ -297,70 +292,58 @@ def run(
     *,
     collections: int = COLLECTIONS,
     budget_s: float = BUDGET_S,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> HostResults:
     """Set up the three collectors, time their collections alternately, tear them down."""
     started = time.perf_counter()
     notes: list[str] = []
-    capture = LogCapture()
-    log = logging.getLogger("jobmeter")
-    log.addHandler(capture)
-    providers: list[MeterProvider] = []
     instrumentors: list[SystemMetricsInstrumentor] = []
+    with captured_logs() as capture, meter_providers() as providers:
+        try:
+            provider, host_reader = providers.new()
+            collector = HostCollector(gpu=False, meter_provider=provider)
+            groups = sorted(collector.groups)
+            cache = _sample_cache(collector)
+            host = _Case("jobmeter", "HostCollector(gpu=False): " + ", ".join(groups), host_reader)
+            if cache is not None:
+                host.prepare = cache.clear
+            else:
+                host.spacing_s = HOST_SPACING_S
+                notes.append(
+                    "HostCollector's sample cache was not found: its collections were spaced "
+                    f"{HOST_SPACING_S} s apart instead, so fewer fit the budget"
+                )
 
-    def new() -> tuple[MeterProvider, InMemoryMetricReader]:
-        provider, reader = _provider()
-        providers.append(provider)
-        return provider, reader
+            provider, contrib_reader = providers.new()
+            contrib = SystemMetricsInstrumentor(config=CONTRIB_CONFIG)
+            contrib.instrument(meter_provider=provider)
+            instrumentors.append(contrib)
+            provider, default_reader = providers.new()
+            default = _DefaultConfigInstrumentor()
+            default.instrument(meter_provider=provider)
+            instrumentors.append(default)
+            if not all(i.is_instrumented_by_opentelemetry for i in instrumentors):
+                raise RuntimeError("SystemMetricsInstrumentor did not instrument its MeterProvider")
 
-    try:
-        provider, host_reader = new()
-        collector = HostCollector(gpu=False, meter_provider=provider)
-        groups = sorted(collector.groups)
-        cache = _sample_cache(collector)
-        host = _Case("jobmeter", "HostCollector(gpu=False): " + ", ".join(groups), host_reader)
-        if cache is not None:
-            host.prepare = cache.clear
-        else:
-            host.spacing_s = HOST_SPACING_S
-            notes.append(
-                "HostCollector's sample cache was not found: its collections were spaced "
-                f"{HOST_SPACING_S} s apart instead, so fewer fit the budget"
-            )
-
-        provider, contrib_reader = new()
-        contrib = SystemMetricsInstrumentor(config=CONTRIB_CONFIG)
-        contrib.instrument(meter_provider=provider)
-        instrumentors.append(contrib)
-        provider, default_reader = new()
-        default = _DefaultConfigInstrumentor()
-        default.instrument(meter_provider=provider)
-        instrumentors.append(default)
-        if not all(i.is_instrumented_by_opentelemetry for i in instrumentors):
-            raise RuntimeError("SystemMetricsInstrumentor did not instrument its MeterProvider")
-
-        cases = [
-            host,
-            _Case(
-                "contrib",
-                f"SystemMetricsInstrumentor, the same metrics ({len(CONTRIB_CONFIG)} keys)",
-                contrib_reader,
-            ),
-            _Case(
-                "contrib_default",
-                "SystemMetricsInstrumentor, default config (with network connections)",
-                default_reader,
-            ),
-        ]
-        rounds = _alternate(cases, collections, budget_s, progress)
-        results = {case.name: case.result() for case in cases}
-        gpu, gpu_note = _gpu(progress)
-    finally:
-        for instrumentor in instrumentors:
-            instrumentor.uninstrument()
-        for provider in providers:
-            provider.shutdown()
-        log.removeHandler(capture)
+            cases = [
+                host,
+                _Case(
+                    "contrib",
+                    f"SystemMetricsInstrumentor, the same metrics ({len(CONTRIB_CONFIG)} keys)",
+                    contrib_reader,
+                ),
+                _Case(
+                    "contrib_default",
+                    "SystemMetricsInstrumentor, default config (with network connections)",
+                    default_reader,
+                ),
+            ]
+            rounds = _alternate(cases, collections, budget_s, progress)
+            results = {case.name: case.result() for case in cases}
+            gpu, gpu_note = _gpu(progress)
+        finally:
+            for instrumentor in instrumentors:
+                instrumentor.uninstrument()
 
     if rounds < collections:
         notes.append(
@@ -387,16 +370,15 @@ def run(
     notes += [f"jobmeter logged: {message}" for message in capture.messages]
     medians = {"host_collection": jm.cpu_median_ms, "contrib_collection": ref.cpu_median_ms}
     mins = {"host_collection": jm.cpu_min_ms, "contrib_collection": ref.cpu_min_ms}
-    ratio, passed = TARGET.check(medians)
-    min_ratio, _ = TARGET.check(mins)
+    (ratio,) = ratio_results([TARGET], medians, mins)
     return HostResults(
-        target=TARGET.name,
-        limit=TARGET.limit,
-        ratio=ratio,
-        min_ratio=min_ratio,
+        target=ratio.name,
+        limit=ratio.limit,
+        ratio=ratio.median_ratio,
+        min_ratio=ratio.min_ratio,
         wall_ratio=jm.wall_median_ms / ref.wall_median_ms,
         default_ratio=jm.cpu_median_ms / results["contrib_default"].cpu_median_ms,
-        passed=passed,
+        passed=ratio.passed,
         cases=results,
         groups=groups,
         contrib_version=version("opentelemetry-instrumentation-system-metrics"),
@@ -432,11 +414,12 @@ def format_report(results: HostResults) -> str:
             f"{r.wall_min_ms:>7.2f}{r.metrics:>9}{points:>9}{r.us_per_point:>10.1f}"
             f"  {r.description}"
         )
+    shown = RatioResult(
+        "jobmeter / contrib", results.ratio, results.min_ratio, results.limit, results.passed
+    )
     lines += [
         "",
-        f"  {'ratio (CPU time, of medians)':<38}{'value':>7}{'of mins':>9}{'target':>10}",
-        f"  {'jobmeter / contrib':<38}{results.ratio:>7.2f}{results.min_ratio:>9.2f}"
-        f"{'<= ' + format(results.limit, '.2f'):>10}  {pass_miss(results.passed)}",
+        *ratio_lines([shown], 38, "ratio (CPU time, of medians)"),
         f"  {'jobmeter / contrib_default':<38}{results.default_ratio:>7.2f}{'':>9}{'context':>10}",
         f"  {'wall time, jobmeter / contrib':<38}{results.wall_ratio:>7.2f}",
         "",

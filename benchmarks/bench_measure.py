@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import timeit
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from time import perf_counter
@@ -28,13 +28,27 @@ from typing import Any
 
 import psutil
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.util.types import AttributeValue
 
 import jobmeter
-from benchmarks import Target, pass_miss
-from jobmeter import testing
+from benchmarks._common import (
+    Check,
+    Progress,
+    Providers,
+    RatioResult,
+    Target,
+    fitting_repeats,
+    interleaved,
+    jobmeter_reset,
+    median_min_max,
+    meter_providers,
+    points_of,
+    ratio_checks,
+    ratio_lines,
+    ratio_results,
+    timing_lines,
+)
 from jobmeter._core.instruments import DURATION_BUCKETS
 from jobmeter._rundata import records
 from jobmeter._rundata.recorder import Recorder
@@ -161,15 +175,6 @@ class CaseResult:
 
 
 @dataclass
-class RatioResult:
-    name: str
-    median_ratio: float
-    min_ratio: float
-    limit: float
-    passed: bool
-
-
-@dataclass
 class MeasureResults:
     cases: dict[str, CaseResult]
     ratios: list[RatioResult]
@@ -180,21 +185,25 @@ class MeasureResults:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def _provider() -> tuple[MeterProvider, InMemoryMetricReader]:
-    reader = InMemoryMetricReader()
-    return MeterProvider(metric_readers=[reader], shutdown_on_exit=False), reader
+    def checks(self) -> list[Check]:
+        return ratio_checks(self.ratios)
 
 
-def _cases(calls_fast: int, calls_naive: int) -> tuple[list[Case], list[MeterProvider]]:
-    providers: list[MeterProvider] = []
+MEASURE_FULL = 'with collector.measure("load", {"table": "orders"}):\n    pass'
+MEASURE_DURATION_ONLY = (
+    'with collector.measure("load", {"table": "orders"}, resources=False):\n    pass'
+)
 
-    def new() -> tuple[MeterProvider, InMemoryMetricReader]:
-        provider, reader = _provider()
-        providers.append(provider)
-        return provider, reader
 
-    provider, reader = new()
+def _cases(calls_fast: int, calls_naive: int, providers: Providers) -> list[Case]:
+    def measured(name: str, description: str, stmt: str, recording: bool = False) -> Case:
+        """A case of jobmeter's own collector, on a provider of its own."""
+        provider, reader = providers.new()
+        collector = jobmeter.MetricsCollector("bench", meter_provider=provider)
+        return Case(name, description, stmt, {"collector": collector}, calls_fast, reader,
+                    "jobmeter.operation.duration", recording=recording)  # fmt: skip
+
+    provider, reader = providers.new()
     histogram = provider.get_meter("bench").create_histogram(
         "bench.duration", unit="s", explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS)
     )
@@ -207,30 +216,13 @@ def _cases(calls_fast: int, calls_naive: int) -> tuple[list[Case], list[MeterPro
         reader,
         "bench.duration",
     )
-
-    provider, reader = new()
-    full = Case(
-        "measure_full",
-        'with collector.measure("load", {"table": "orders"}): pass',
-        'with collector.measure("load", {"table": "orders"}):\n    pass',
-        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
-        calls_fast,
-        reader,
-        "jobmeter.operation.duration",
+    full = measured(
+        "measure_full", 'with collector.measure("load", {"table": "orders"}): pass', MEASURE_FULL
     )
-
-    provider, reader = new()
-    duration_only = Case(
-        "measure_duration_only",
-        "the same with resources=False",
-        'with collector.measure("load", {"table": "orders"}, resources=False):\n    pass',
-        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
-        calls_fast,
-        reader,
-        "jobmeter.operation.duration",
+    duration_only = measured(
+        "measure_duration_only", "the same with resources=False", MEASURE_DURATION_ONLY
     )
-
-    provider, reader = new()
+    provider, reader = providers.new()
     naive = Case(
         "naive_psutil",
         "psutil cpu/memory/io on enter and exit, 6 SDK calls",
@@ -240,32 +232,20 @@ def _cases(calls_fast: int, calls_naive: int) -> tuple[list[Case], list[MeterPro
         reader,
         "naive.operation.duration",
     )
-    provider, reader = new()
-    full_recording = Case(
+    full_recording = measured(
         "measure_full_recording",
         "measure_full while a run is recorded (Recorder.stop() included)",
-        full.stmt,
-        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
-        calls_fast,
-        reader,
-        "jobmeter.operation.duration",
+        MEASURE_FULL,
         recording=True,
     )
-
-    provider, reader = new()
-    duration_only_recording = Case(
+    duration_only_recording = measured(
         "measure_duration_only_recording",
         "measure_duration_only while a run is recorded",
-        duration_only.stmt,
-        {"collector": jobmeter.MetricsCollector("bench", meter_provider=provider)},
-        calls_fast,
-        reader,
-        "jobmeter.operation.duration",
+        MEASURE_DURATION_ONLY,
         recording=True,
     )
     # Each recording case right after its base case, so that both see the same stretch.
-    cases = [bare, full, full_recording, duration_only, duration_only_recording, naive]
-    return cases, providers
+    return [bare, full, full_recording, duration_only, duration_only_recording, naive]
 
 
 def _run_count(directory: Path) -> int:
@@ -305,18 +285,8 @@ def _timeit(case: Case, timer: timeit.Timer, calls: int) -> float:
 
 
 def _histogram_count(reader: InMemoryMetricReader, name: str) -> int:
-    data = reader.get_metrics_data()
-    if data is None:
-        return 0
-    return sum(
-        point.count
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for metric in sm.metrics
-        if metric.name == name
-        for point in metric.data.data_points
-        if isinstance(point, HistogramDataPoint)
-    )
+    points = points_of(reader, name)
+    return sum(point.count for point in points if isinstance(point, HistogramDataPoint))
 
 
 def run(
@@ -325,13 +295,13 @@ def run(
     calls_naive: int = CALLS_NAIVE,
     repeats: int = REPEATS,
     budget_s: float = BUDGET_S,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> MeasureResults:
     """Time every case ``repeats`` times, interleaved; median and min per call, in us."""
     started = perf_counter()
-    testing.reset()  # collectors get their provider explicitly; globals must not matter
-    cases, providers = _cases(calls_fast, calls_naive)
-    try:
+    # Collectors get their provider explicitly; jobmeter's globals must not matter.
+    with jobmeter_reset(), meter_providers() as providers:
+        cases = _cases(calls_fast, calls_naive, providers)
         timers = {case.name: timeit.Timer(case.stmt, globals=case.namespace) for case in cases}
         for case in cases:  # warm-up (caches, first aggregation), and a first estimate
             warm = max(case.calls // 10, 1)
@@ -342,12 +312,9 @@ def run(
         repeats, scale = _fit(cases, repeats, budget_s)
         for case in cases:
             case.calls = max(round(case.calls * scale), 1)
-        for repeat in range(repeats):
-            if progress is not None:
-                progress(f"measure: repeat {repeat + 1}/{repeats}")
-            for case in cases:
-                seconds = _timeit(case, timers[case.name], case.calls)
-                case.per_call_us.append(seconds / case.calls * 1e6)
+        for case in interleaved(cases, repeats, "measure", progress):
+            seconds = _timeit(case, timers[case.name], case.calls)
+            case.per_call_us.append(seconds / case.calls * 1e6)
         results: dict[str, CaseResult] = {}
         for case in cases:
             recorded = _histogram_count(case.reader, case.histogram)
@@ -356,39 +323,32 @@ def run(
                     f"{case.name}: {case.executed} blocks ran but the histogram counted "
                     f"{recorded}: the benchmark does not measure what it claims"
                 )
+            median_us, min_us, max_us = median_min_max(case.per_call_us)
             results[case.name] = CaseResult(
                 name=case.name,
                 description=case.description,
                 calls=case.calls,
                 repeats=repeats,
-                median_us=statistics.median(case.per_call_us),
-                min_us=min(case.per_call_us),
-                max_us=max(case.per_call_us),
+                median_us=median_us,
+                min_us=min_us,
+                max_us=max_us,
                 per_call_us=case.per_call_us,
                 recorded=recorded,
                 stop_ms=case.stop_ms,
                 run_recorded=case.run_recorded if case.recording else None,
             )
-    finally:
-        for provider in providers:
-            provider.shutdown()
-        testing.reset()
     medians = {name: r.median_us for name, r in results.items()}
     mins = {name: r.min_us for name, r in results.items()}
-    ratios = []
-    for target in TARGETS:
-        ratio, ok = target.check(medians)
-        min_ratio, _ = target.check(mins)
-        ratios.append(RatioResult(target.name, ratio, min_ratio, target.limit, ok))
+    ratios = ratio_results(TARGETS, medians, mins)
     return MeasureResults(results, ratios, perf_counter() - started, scale, budget_s)
 
 
 def _fit(cases: list[Case], repeats: int, budget_s: float) -> tuple[int, float]:
     """Repeats and a factor on the calls that keep the timed part within the budget."""
     per_repeat_s = sum(case.calls * case.estimate_us for case in cases) / 1e6
+    repeats = fitting_repeats(repeats, MIN_REPEATS, per_repeat_s, budget_s)
     if budget_s <= 0 or per_repeat_s * repeats <= budget_s:
         return repeats, 1.0
-    repeats = min(repeats, max(MIN_REPEATS, int(budget_s // per_repeat_s)))
     return repeats, max(MIN_SCALE, min(1.0, budget_s / (per_repeat_s * repeats)))
 
 
@@ -397,14 +357,8 @@ def format_report(results: MeasureResults) -> str:
         "measure(): cost per block, microseconds per call "
         "(timeit, GC off, median and min of the repeats)",
         "",
-        f"  {'case':<32}{'calls x repeats':>17}{'median us':>11}{'min us':>9}{'max us':>9}  what",
+        *timing_lines(((r, r.calls) for r in results.cases.values()), 32, "calls"),
     ]
-    for r in results.cases.values():
-        runs = f"{r.calls:,} x {r.repeats}"
-        lines.append(
-            f"  {r.name:<32}{runs:>17}{r.median_us:>11.3f}{r.min_us:>9.3f}{r.max_us:>9.3f}"
-            f"  {r.description}"
-        )
     recording = [r for r in results.cases.values() if r.stop_ms]
     if recording:
         lines.append("")
@@ -415,12 +369,7 @@ def format_report(results: MeasureResults) -> str:
             f"({stop * 1e3 / r.calls:.3f} us per call, in the figure above); "
             f"run records count {r.run_recorded:,} calls, all of them"
         )
-    lines += ["", f"  {'ratio (of medians)':<56}{'value':>7}{'of mins':>9}{'target':>10}"]
-    for ratio in results.ratios:
-        lines.append(
-            f"  {ratio.name:<56}{ratio.median_ratio:>7.2f}{ratio.min_ratio:>9.2f}"
-            f"{'<= ' + format(ratio.limit, '.2f'):>10}  {pass_miss(ratio.passed)}"
-        )
+    lines += ["", *ratio_lines(results.ratios, 56)]
     if results.scale < 1.0:
         lines.append(
             f"\n  note: this machine is slow: calls scaled to {results.scale:.0%} of "

@@ -33,7 +33,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import pass_miss, workloads
+from benchmarks import workloads
+from benchmarks._common import Check, Progress, pass_miss
 from benchmarks.workloads import MIB
 
 TOLERANCE = 0.05  # jobmeter within 5 % of the truth
@@ -129,7 +130,7 @@ class RunBench:
             return None
         return ours / theirs
 
-    def checks(self) -> list[tuple[str, bool]]:
+    def checks(self) -> list[Check]:
         """One target per job figure, and the CPU per sample."""
         found = [
             (
@@ -293,38 +294,38 @@ class _Tools:
     def job(self, script: str, truth: Path) -> list[str]:
         return [sys.executable, "-c", script, str(truth), str(self.data)]
 
+    def jobmeter_argv(
+        self, directory: Path, job: Sequence[str], interval: float | None = None
+    ) -> list[str]:
+        """``jobmeter run`` around ``job``, its output under ``directory``."""
+        sampling = [] if interval is None else ["--interval", str(interval)]
+        output = ["--output", str(directory / "runs")]
+        return [*self.jobmeter, "run", "--quiet", *sampling, *output, "--", *job]
+
+    def duct_argv(
+        self, directory: Path, job: Sequence[str], interval: float | None = None
+    ) -> list[str]:
+        """``duct`` around ``job``, its output under ``directory``."""
+        assert self.duct is not None
+        sampling = [] if interval is None else ["--sample-interval", str(interval)]
+        output = ["--output-prefix", f"{directory}/duct/"]
+        return [*self.duct, "--log-level", "NONE", *sampling, *output, *job]
+
     def jobmeter_run(
         self, script: str, label: str, interval: float = 1.0
     ) -> tuple[dict[str, Any], dict[str, Any], Spawned]:
         directory = self.new_directory(f"jobmeter-{label}")
         truth = directory / "truth.json"
-        argv = [
-            *self.jobmeter,
-            "run",
-            "--quiet",
-            "--interval",
-            str(interval),
-            "--output",
-            str(directory / "runs"),
-            "--",
-            *self.job(script, truth),
-        ]
+        argv = self.jobmeter_argv(directory, self.job(script, truth), interval)
         spawned = _spawn(argv, self.env, directory / "wrapper.log")
         return _jobmeter_summary(directory), _truth(truth), spawned
 
     def duct_run(self, script: str, label: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        assert self.duct is not None
         directory = self.new_directory(f"duct-{label}")
         truth = directory / "truth.json"
-        argv = [
-            *self.duct,
-            "--log-level",
-            "NONE",
-            "--output-prefix",
-            f"{directory}/duct/",
-            *self.job(script, truth),
-        ]
-        _spawn(argv, self.env, directory / "wrapper.log")
+        _spawn(
+            self.duct_argv(directory, self.job(script, truth)), self.env, directory / "wrapper.log"
+        )
         return _duct_summary(directory), _truth(truth)
 
 
@@ -431,7 +432,7 @@ JOBMETER_DETAILS = (
 DUCT_DETAILS = ("peak_rss", "average_rss", "average_pcpu", "wall_clock_time", "num_samples")
 
 
-def _workloads(tools: _Tools, progress: Callable[[str], None]) -> list[Figure]:
+def _workloads(tools: _Tools, progress: Progress) -> list[Figure]:
     figures: list[Figure] = []
     for job in JOBS:
         progress(f"run: {job.workload} under jobmeter run")
@@ -471,7 +472,7 @@ def _processes() -> int:
 
 
 def _overhead(
-    tools: _Tools, fixed: dict[str, float], progress: Callable[[str], None]
+    tools: _Tools, fixed: dict[str, float], progress: Progress
 ) -> tuple[list[Overhead], float, int]:
     """Every wrapper at both intervals and the bare job, all at once over one 30 s sleep."""
     progress(
@@ -483,42 +484,11 @@ def _overhead(
     for interval in OVERHEAD_INTERVALS:
         directory = tools.new_directory(f"overhead-jobmeter-{interval:g}")
         runs.append(
-            (
-                "jobmeter",
-                interval,
-                directory,
-                [
-                    *tools.jobmeter,
-                    "run",
-                    "--quiet",
-                    "--interval",
-                    str(interval),
-                    "--output",
-                    str(directory / "runs"),
-                    "--",
-                    *job,
-                ],
-            )
+            ("jobmeter", interval, directory, tools.jobmeter_argv(directory, job, interval))
         )
         if tools.duct is not None:
             directory = tools.new_directory(f"overhead-duct-{interval:g}")
-            runs.append(
-                (
-                    "duct",
-                    interval,
-                    directory,
-                    [
-                        *tools.duct,
-                        "--log-level",
-                        "NONE",
-                        "--sample-interval",
-                        str(interval),
-                        "--output-prefix",
-                        f"{directory}/duct/",
-                        *job,
-                    ],
-                )
-            )
+            runs.append(("duct", interval, directory, tools.duct_argv(directory, job, interval)))
     bare_dir = tools.new_directory("overhead-bare")
     processes = _processes()
     started = time.perf_counter()
@@ -542,22 +512,13 @@ def _overhead(
 
 
 def _startup(
-    tools: _Tools, progress: Callable[[str], None]
+    tools: _Tools, progress: Progress
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], float]:
     """Wall and CPU time of each wrapper around `true`, interleaved; and of `true` alone."""
     true = shutil.which("true", path=tools.env["PATH"]) or "true"
-    commands = {
-        "jobmeter": [*tools.jobmeter, "run", "--quiet", "--output", "{dir}/runs", "--", true]
-    }
+    commands = {"jobmeter": tools.jobmeter_argv}
     if tools.duct is not None:
-        commands["duct"] = [
-            *tools.duct,
-            "--log-level",
-            "NONE",
-            "--output-prefix",
-            "{dir}/duct/",
-            true,
-        ]
+        commands["duct"] = tools.duct_argv
     wall: dict[str, list[float]] = {tool: [] for tool in commands}
     cpu: dict[str, list[float]] = {tool: [] for tool in commands}
     bare = []
@@ -567,17 +528,13 @@ def _startup(
         bare.append(_spawn([true], tools.env, directory / "true.log").cpu_s)
         for tool, argv in commands.items():
             directory = tools.new_directory(f"startup-{tool}")
-            spawned = _spawn(
-                [a.replace("{dir}", str(directory)) for a in argv],
-                tools.env,
-                directory / "wrapper.log",
-            )
+            spawned = _spawn(argv(directory, [true]), tools.env, directory / "wrapper.log")
             wall[tool].append(spawned.wall_s)
             cpu[tool].append(spawned.cpu_s)
     return wall, cpu, statistics.median(bare)
 
 
-def run(progress: Callable[[str], None]) -> RunBench:
+def run(progress: Progress) -> RunBench:
     try:
         duct_version: str | None = version("con-duct")
     except PackageNotFoundError:

@@ -10,13 +10,11 @@ Both servers run at once and are scraped alternately over HTTP with urllib.
 
 from __future__ import annotations
 
-import logging
 import re
 import resource
 import statistics
 import threading
 import urllib.request
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import Any
@@ -28,8 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
 import jobmeter
-from benchmarks import LogCapture
-from jobmeter import testing
+from benchmarks._common import Progress, captured_logs, jobmeter_reset, median_min_max
 from jobmeter._core.instruments import DURATION_BUCKETS
 from jobmeter.collector._totals import CARDINALITY_LIMIT
 
@@ -186,14 +183,14 @@ def _result(
     in_process_ms: float | None,
 ) -> EndpointResult:
     per_scrape_ms = [t * 1e3 for t in timings_s]
-    median_ms = statistics.median(per_scrape_ms)
+    median_ms, min_ms, max_ms = median_min_max(per_scrape_ms)
     lines, names, overflow = _shape(body)
     return EndpointResult(
         name=name,
         url=url,
         median_ms=median_ms,
-        min_ms=min(per_scrape_ms),
-        max_ms=max(per_scrape_ms),
+        min_ms=min_ms,
+        max_ms=max_ms,
         per_scrape_ms=per_scrape_ms,
         in_process_median_ms=in_process_ms,
         bytes=len(body),
@@ -205,62 +202,60 @@ def _result(
     )
 
 
-def run(*, scrapes: int = SCRAPES, progress: Callable[[str], None] | None = None) -> ScrapeResults:
+def run(*, scrapes: int = SCRAPES, progress: Progress | None = None) -> ScrapeResults:
     """Set up both endpoints, scrape them alternately, shut everything down."""
     started = perf_counter()
     notes: list[str] = []
-    capture = LogCapture()
-    log = logging.getLogger("jobmeter")
-    log.addHandler(capture)
-    testing.reset()
     telemetry: jobmeter.Telemetry | None = None
     reference: _Reference | None = None
-    try:
-        telemetry = jobmeter.configure(
-            prometheus_port=0, prometheus_host=HOST, exporters="prometheus"
-        )
-        url = telemetry.prometheus_url
-        if url is None:
-            raise RuntimeError(f"jobmeter.configure() served no Prometheus endpoint: {telemetry!r}")
-        if progress is not None:
-            progress(f"scrape: recording {OPERATIONS:,} operations x {MEASURES_PER_OPERATION}")
-        _fill_jobmeter(jobmeter.MetricsCollector("bench", meter_provider=telemetry.meter_provider))
-        reference = _Reference()
-        reference.fill()
+    with captured_logs() as capture, jobmeter_reset():
+        try:
+            telemetry = jobmeter.configure(
+                prometheus_port=0, prometheus_host=HOST, exporters="prometheus"
+            )
+            url = telemetry.prometheus_url
+            if url is None:
+                raise RuntimeError(
+                    f"jobmeter.configure() served no Prometheus endpoint: {telemetry!r}"
+                )
+            if progress is not None:
+                progress(f"scrape: recording {OPERATIONS:,} operations x {MEASURES_PER_OPERATION}")
+            collector = jobmeter.MetricsCollector("bench", meter_provider=telemetry.meter_provider)
+            _fill_jobmeter(collector)
+            reference = _Reference()
+            reference.fill()
 
-        bodies: dict[str, bytes] = {}
-        timings: dict[str, list[float]] = {"jobmeter": [], "reference": []}
-        urls = {"jobmeter": url, "reference": reference.url}
-        for _ in range(WARMUP_SCRAPES):
-            for name, target in urls.items():
-                _, bodies[name] = _get(target)
-        for i in range(scrapes):
-            if progress is not None and i % 5 == 0:
-                progress(f"scrape: {i + 1}-{min(i + 5, scrapes)}/{scrapes}")
-            for name, target in urls.items():
-                seconds, bodies[name] = _get(target)
-                timings[name].append(seconds)
-        in_process = {
-            "jobmeter": _in_process_ms(_jobmeter_registry(telemetry), IN_PROCESS_BUILDS),
-            "reference": _in_process_ms(reference.registry, IN_PROCESS_BUILDS),
-        }
-        jm = _result(
-            "jobmeter", url, timings["jobmeter"], bodies["jobmeter"], in_process["jobmeter"]
-        )
-        ref = _result(
-            "reference",
-            reference.url,
-            timings["reference"],
-            bodies["reference"],
-            in_process["reference"],
-        )
-    finally:
-        if telemetry is not None:
-            telemetry.shutdown()
-        if reference is not None:
-            reference.close()
-        testing.reset()
-        log.removeHandler(capture)
+            bodies: dict[str, bytes] = {}
+            timings: dict[str, list[float]] = {"jobmeter": [], "reference": []}
+            urls = {"jobmeter": url, "reference": reference.url}
+            for _ in range(WARMUP_SCRAPES):
+                for name, target in urls.items():
+                    _, bodies[name] = _get(target)
+            for i in range(scrapes):
+                if progress is not None and i % 5 == 0:
+                    progress(f"scrape: {i + 1}-{min(i + 5, scrapes)}/{scrapes}")
+                for name, target in urls.items():
+                    seconds, bodies[name] = _get(target)
+                    timings[name].append(seconds)
+            registries = {
+                "jobmeter": _jobmeter_registry(telemetry),
+                "reference": reference.registry,
+            }
+            jm, ref = (
+                _result(
+                    name,
+                    urls[name],
+                    timings[name],
+                    bodies[name],
+                    _in_process_ms(registries[name], IN_PROCESS_BUILDS),
+                )
+                for name in ("jobmeter", "reference")
+            )
+        finally:
+            if telemetry is not None:
+                telemetry.shutdown()
+            if reference is not None:
+                reference.close()
     if OPERATIONS > CARDINALITY_LIMIT:
         notes.append(
             f"jobmeter keeps {CARDINALITY_LIMIT} attribute sets of resource totals; the "

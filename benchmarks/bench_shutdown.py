@@ -16,10 +16,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from benchmarks._common import Progress
 
 SDK = textwrap.dedent(
     """
@@ -116,7 +118,7 @@ def _exit_seconds(
 CONFIGURED_TIMEOUT_MS = 2000
 
 
-def run(progress: Callable[[str], None]) -> list[ShutdownCase]:
+def run(progress: Progress) -> list[ShutdownCase]:
     cases = []
     for timeout in (None, CONFIGURED_TIMEOUT_MS):
         for endpoint, server in (("refusing", _refusing), ("hanging", _hanging)):

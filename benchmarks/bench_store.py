@@ -26,17 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
 import jobmeter
-from benchmarks import pass_miss
+from benchmarks._common import Check, Progress, in_memory_provider, pass_miss
 from jobmeter import store
 from jobmeter._rundata import records
 from jobmeter._rundata.recorder import Recorder
@@ -76,7 +72,7 @@ def _write_usage(path: Path, samples: int, start: float) -> None:
 
 def record_operations(directory: Path, operations: int, interval: float) -> None:
     """``operations`` real ``measure()`` blocks, recorded into ``directory`` by a Recorder."""
-    provider = MeterProvider(metric_readers=[InMemoryMetricReader()], shutdown_on_exit=False)
+    provider, _ = in_memory_provider()
     collector = jobmeter.MetricsCollector("bench", meter_provider=provider)
     names = [f"step{i:02d}" for i in range(OPERATION_NAMES)]
     recorder = Recorder(directory, interval=interval).start()
@@ -200,7 +196,7 @@ class StoreResults:
         variants = [{**asdict(v), "passed": v.passed} for v in self.variants]
         return {**asdict(self), "variants": variants, "passed": self.passed}
 
-    def checks(self) -> list[tuple[str, bool]]:
+    def checks(self) -> list[Check]:
         return [
             (f"store report of {self.samples:,} samples, {self.operations:,} operations "
              f"({variant.name}) <= {variant.limit_s:.1f} s", variant.passed)
@@ -248,7 +244,7 @@ def run(
     samples: int = SAMPLES,
     operations: int = OPERATIONS,
     repeats: int = REPEATS,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> StoreResults:
     """Synthesize both variants of the run, then time the library call, the CLI, the reference."""
     with tempfile.TemporaryDirectory(prefix="jobmeter-bench-store-") as temporary:

@@ -18,26 +18,21 @@ _HELPERS = textwrap.dedent(
     """
     import json, os, resource, sys, time
 
-    def status(key):
-        with open("/proc/self/status") as f:
+    def proc_bytes(path, key):  # a "Key:  123 kB" line of a /proc file, in bytes
+        with open(path) as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
         return 0
 
+    def status(key):
+        return proc_bytes("/proc/self/status", key)
+
     def pss(pid):
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return proc_bytes(f"/proc/{pid}/smaps_rollup", "Pss")
 
     def rss(pid):
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return proc_bytes(f"/proc/{pid}/status", "VmRSS")
 
     def allocate(size):
         block = bytearray(size)

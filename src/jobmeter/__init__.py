@@ -13,12 +13,14 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-from jobmeter._core.errors import ConfigurationError
 from jobmeter._version import __version__
 
+# Not typing.TYPE_CHECKING: importing typing would take most of `import jobmeter`'s time.
+# Type checkers treat any constant of this name as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from jobmeter._core.errors import ConfigurationError
     from jobmeter._core.sdk import Telemetry, configure
     from jobmeter.backfill import Backfill
     from jobmeter.collector import Measurement, MetricsCollector
@@ -43,6 +45,7 @@ __all__ = [
 # and DuckDB load with what needs them), and `jobmeter report` starts fast.
 _LAZY = {
     "Backfill": "jobmeter.backfill",
+    "ConfigurationError": "jobmeter._core.errors",
     "GPUCollector": "jobmeter.host",
     "HostCollector": "jobmeter.host",
     "Measurement": "jobmeter.collector",

@@ -12,8 +12,8 @@ import pytest
 
 import jobmeter
 from jobmeter._core import variables
-from jobmeter._core.config import DEFAULT_HOST_GROUPS, HOST_GROUPS, Settings
-from jobmeter._core.parse import parse_text
+from jobmeter._core.config import DEFAULT_HOST_GROUPS, Settings
+from jobmeter._core.parse import HOST_GROUPS, parse_text
 from jobmeter._core.resource import build_resource
 from jobmeter._core.variables import VARIABLES, Variable
 from jobmeter._rundata.layout import DEFAULT_RUN_DIR

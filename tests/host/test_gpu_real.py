@@ -19,7 +19,8 @@ from opentelemetry.sdk.metrics.export import NumberDataPoint
 
 import jobmeter
 from jobmeter._core import nvml as _nvml
-from jobmeter._core.nvml import GpuDevice, nvml
+from jobmeter._core.gpu import GpuDevice
+from jobmeter._core.nvml import nvml
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 pytestmark = pytest.mark.gpu

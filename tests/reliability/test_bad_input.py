@@ -48,8 +48,8 @@ VALUES = st.one_of(
     st.text(max_size=40),
     NUMBERS,
     URLS,
-    st.builds(",".join, st.lists(st.sampled_from([*config.EXPORTERS, "x", " OTLP", ""]))),
-    st.builds(",".join, st.lists(st.sampled_from([*config.HOST_GROUPS, "CPU ", "swap", ""]))),
+    st.builds(",".join, st.lists(st.sampled_from([*parse.EXPORTERS, "x", " OTLP", ""]))),
+    st.builds(",".join, st.lists(st.sampled_from([*parse.HOST_GROUPS, "CPU ", "swap", ""]))),
     st.sampled_from(["true", "FALSE", " True ", "yes", "1", "grpc", "HTTP/protobuf", "delta"]),
     st.sampled_from(["prom:s3cret", "prom:", ":pw", "a:b:c", "a=b,c=%20d", "a"]),
 )
@@ -74,7 +74,7 @@ def _is_bool(text: str, value: Any) -> bool:
 
 
 def _is_exporters(text: str, value: Any) -> bool:
-    return set(value) == _items(text) and set(value) <= set(config.EXPORTERS)
+    return set(value) == _items(text) and set(value) <= set(parse.EXPORTERS)
 
 
 def _is_url(text: str, value: Any) -> bool:
@@ -92,8 +92,8 @@ MEANS: dict[Parser, Callable[[str, Any], bool]] = {
     parse.parse_bool: _is_bool,
     parse.parse_exporters: _is_exporters,
     parse.parse_host_groups: lambda text, value: value == _items(text),
-    parse.parse_protocol: lambda text, value: value == text.lower() in config.PROTOCOLS,
-    parse.parse_temporality: lambda text, value: value == text.lower() in config.TEMPORALITIES,
+    parse.parse_protocol: lambda text, value: value == text.lower() in parse.PROTOCOLS,
+    parse.parse_temporality: lambda text, value: value == text.lower() in parse.TEMPORALITIES,
     parse.parse_millis: lambda text, value: value == _number(text) > 0,
     parse.parse_seconds: lambda text, value: value == _number(text) > 0,
     parse.parse_port: lambda text, value: value == int(text) and 0 <= value <= 65535,

@@ -20,72 +20,23 @@ from typing import Any, Final
 
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import (
-    EXPORTERS,
     HOST_GROUPS,
-    PROTOCOLS,
-    TEMPORALITIES,
     Parser,
-    parse_basic_auth,
-    parse_basic_auth_file,
-    parse_bool,
-    parse_choice,
     parse_endpoint,
-    parse_exporters,
-    parse_file,
     parse_host_groups,
-    parse_key_values,
-    parse_millis,
-    parse_port,
-    parse_seconds,
 )
 from jobmeter._core.variables import (
-    EXPORT_INTERVAL,
-    EXPORT_TIMEOUT,
     HOST_METRICS,
     KEYWORDS,
-    METRICS_EXPORTER,
     OTLP_ENDPOINT,
-    OTLP_HEADERS,
     OTLP_METRICS_ENDPOINT,
-    OTLP_METRICS_HEADERS,
-    OTLP_METRICS_PROTOCOL,
-    OTLP_METRICS_TIMEOUT,
-    OTLP_PROTOCOL,
-    OTLP_TEMPORALITY,
-    OTLP_TIMEOUT,
     PROMETHEUS_BASIC_AUTH,
     PROMETHEUS_BASIC_AUTH_FILE,
     PROMETHEUS_CERTFILE,
     PROMETHEUS_CLIENT_CAFILE,
-    PROMETHEUS_HOST,
     PROMETHEUS_KEYFILE,
-    PROMETHEUS_PORT,
-    PUSHGATEWAY_URL,
-    RESOURCE_ATTRIBUTES,
-    RUN,
-    RUN_DIR,
-    RUN_FLUSH_INTERVAL,
-    SDK_DISABLED,
-    SERVICE_NAME,
     VARIABLES,
 )
-
-# Other modules import the names, defaults and parsers from here.
-__all__ = [
-    "DEFAULT_EXPORTERS", "DEFAULT_EXPORT_INTERVAL_MS", "DEFAULT_EXPORT_TIMEOUT_MS",
-    "DEFAULT_HOST_GROUPS", "DEFAULT_OTLP_GRPC_ENDPOINT", "DEFAULT_OTLP_HTTP_BASE",
-    "DEFAULT_OTLP_PROTOCOL", "DEFAULT_OTLP_TIMEOUT_MS", "DEFAULT_PROMETHEUS_HOST",
-    "DEFAULT_PROMETHEUS_PORT", "EXPORTERS", "EXPORT_INTERVAL", "EXPORT_TIMEOUT", "HOST_GROUPS",
-    "HOST_METRICS", "METRICS_EXPORTER", "OTLP_ENDPOINT", "OTLP_HEADERS", "OTLP_METRICS_ENDPOINT",
-    "OTLP_METRICS_HEADERS", "OTLP_METRICS_PROTOCOL", "OTLP_METRICS_TIMEOUT", "OTLP_PROTOCOL",
-    "OTLP_TEMPORALITY", "OTLP_TIMEOUT", "PROMETHEUS_BASIC_AUTH", "PROMETHEUS_BASIC_AUTH_FILE",
-    "PROMETHEUS_CERTFILE", "PROMETHEUS_CLIENT_CAFILE", "PROMETHEUS_HOST", "PROMETHEUS_KEYFILE",
-    "PROMETHEUS_PORT", "PROTOCOLS", "PUSHGATEWAY_URL", "RESOURCE_ATTRIBUTES", "RUN", "RUN_DIR",
-    "RUN_FLUSH_INTERVAL", "SDK_DISABLED", "SERVICE_NAME", "TEMPORALITIES", "Settings",
-    "host_groups", "parse_basic_auth", "parse_basic_auth_file", "parse_bool", "parse_choice",
-    "parse_endpoint", "parse_exporters", "parse_file", "parse_key_values", "parse_millis",
-    "parse_port", "parse_seconds", "resolve", "settings_from_env",
-]  # fmt: skip
 
 # The default set leaves per-CPU series out.
 DEFAULT_HOST_GROUPS: Final = frozenset(HOST_GROUPS) - {"per_cpu"}

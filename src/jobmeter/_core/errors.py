@@ -20,3 +20,7 @@ class ConfigurationError(ValueError):
         self.accepted = accepted
         reason = f": {detail}" if detail else ""
         super().__init__(f"{setting}={value!r} is invalid{reason}; accepted: {accepted}")
+
+
+# Tracebacks and error.type name the public path: jobmeter.ConfigurationError.
+ConfigurationError.__module__ = "jobmeter"

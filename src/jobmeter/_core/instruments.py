@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import fork, otel_private, reset
 
 T = TypeVar("T")
 
-Kind = Literal["counter", "up_down_counter", "gauge"]
+Kind = Literal["counter", "up_down_counter", "gauge", "histogram"]
 Callback = Callable[[CallbackOptions], Iterable[Observation]]
 Attributes = Mapping[str, AttributeValue]
 Key = frozenset[tuple[str, Any]]
@@ -62,8 +62,18 @@ class Instrument(NamedTuple):
     description: str
 
 
+def histogram(
+    meter: Meter, instrument: Instrument, boundaries: Sequence[float] = DURATION_BUCKETS
+) -> Histogram:
+    """Create the histogram ``instrument`` describes (seconds get ``DURATION_BUCKETS``)."""
+    return meter.create_histogram(
+        instrument.name, unit=instrument.unit, description=instrument.description,
+        explicit_bucket_boundaries_advisory=list(boundaries),
+    )  # fmt: skip
+
+
 def observe(meter: Meter, instrument: Instrument, callback: Callback) -> None:
-    """Create ``instrument`` on ``meter``, read by ``callback`` at each collection."""
+    """Create the asynchronous ``instrument`` on ``meter``, read by ``callback`` at collection."""
     create = {
         "counter": meter.create_observable_counter,
         "up_down_counter": meter.create_observable_up_down_counter,

@@ -30,15 +30,15 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from jobmeter._core.config import (
+from jobmeter._core.config import Settings
+from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.variables import (
     PROMETHEUS_CERTFILE,
     PROMETHEUS_CLIENT_CAFILE,
     PROMETHEUS_HOST,
     PROMETHEUS_KEYFILE,
     PROMETHEUS_PORT,
-    Settings,
 )
-from jobmeter._core.errors import ConfigurationError
 
 _log = logging.getLogger("jobmeter")
 

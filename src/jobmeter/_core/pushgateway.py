@@ -26,9 +26,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from jobmeter._core import otel_private, waits
-from jobmeter._core.config import PUSHGATEWAY_URL
 from jobmeter._core.instruments import Instrument
 from jobmeter._core.parse import parse_pushgateway_url
+from jobmeter._core.variables import PUSHGATEWAY_URL
 
 _log = logging.getLogger("jobmeter")
 

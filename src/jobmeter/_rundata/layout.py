@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from jobmeter._core.config import RUN_DIR
+from jobmeter._core.variables import RUN_DIR
 
 _log = logging.getLogger("jobmeter")
 

@@ -16,7 +16,7 @@ import time
 import weakref
 from typing import Any, Final, Protocol
 
-from jobmeter._core.config import RUN
+from jobmeter._core.variables import RUN
 
 _log = logging.getLogger("jobmeter")
 

@@ -12,7 +12,8 @@ import os
 import threading
 from pathlib import Path
 
-from jobmeter._core.config import RUN_FLUSH_INTERVAL, parse_seconds
+from jobmeter._core.parse import parse_seconds
+from jobmeter._core.variables import RUN_FLUSH_INTERVAL
 from jobmeter._rundata import routing
 from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S, Recorder
 

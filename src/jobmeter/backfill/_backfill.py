@@ -21,7 +21,7 @@ from jobmeter._core.pushgateway import gateway_url
 from jobmeter._rundata import routing, sources
 from jobmeter.backfill import _args as args
 from jobmeter.backfill import _runtime
-from jobmeter.backfill._checkpoint import CheckpointError, check_path, load
+from jobmeter.backfill._checkpoint import CheckpointError, check_path
 from jobmeter.backfill._http import RequestMethods
 from jobmeter.backfill._metrics import NAME, instruments_for
 from jobmeter.backfill._outputs import Outputs, OutputSettings
@@ -128,16 +128,10 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         self._base: dict[str, AttributeValue] = dict(self.attributes)
         self._key = make_key(self._base)
         self._init_counts()
-        path = settings.checkpoint
-        saved = load(path, name) if path is not None and resume else None
-        if saved is not None:
-            self._restore(saved)
-            total = saved.total if total is None else total
-            if total is not None and total < self.completed:
-                assert path is not None
-                raise CheckpointError(path, f"total={total} is less than the "
-                                      f"{self.completed} items it already counted")  # fmt: skip
-        self._total = total
+        if settings.checkpoint is not None and resume:
+            self._resume(settings.checkpoint, total)
+        else:
+            self._total = total
         self._rate = SmoothedRate(self.completed, window=window, clock=clock or time.monotonic)
         self._closing = threading.Lock()
         self._closed = False
@@ -251,47 +245,12 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
             self.set_total(self.completed + tracked._length)
         return tracked
 
-    # -- reading ----------------------------------------------------------------------------
-
-    @property
-    def total(self) -> int | None:
-        """Items planned, or None."""
-        return self._total
-
-    @property
-    def completed(self) -> int:
-        """Items finished with any outcome (done + failed + skipped): where to resume from."""
-        return self._done + self._skipped + sum(self._failed.values())
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        """The counts now: done, failed (by error type), skipped, retries, rate-limit hits."""
-        s = self._snapshot()
-        return {"done": s.done, "failed": dict(s.failed), "skipped": s.skipped,
-                "retries": dict(s.retries), "rate_limit_hits": dict(s.rate_limit_hits),
-                "completed": s.completed, "total": s.total}  # fmt: skip
-
-    @property
-    def rate(self) -> float | None:
-        """Smoothed items per second (docs/backfill.md has the formula); None at first."""
-        return self._snapshot().rate
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds until the planned items are finished; None without a total or a rate."""
-        return self._snapshot().eta
-
-    @property
-    def progress(self) -> float | None:
-        """Finished over planned items, 0 to 1; None without a total."""
-        return self._snapshot().progress
+    # -- ending (the properties that read the counts are CountState's) ----------------------
 
     @property
     def closed(self) -> bool:
         """Whether the backfill has ended."""
         return self._closed
-
-    # -- ending -----------------------------------------------------------------------------
 
     def close(self, *, success: bool = True) -> None:
         """End the backfill: last checkpoint, last push (with the last-success time on success)."""

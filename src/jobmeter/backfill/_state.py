@@ -1,7 +1,9 @@
-"""The counts of a backfill and the snapshot of them that every output reads.
+"""The counts of a backfill, the snapshot of them that every output reads, and reading them.
 
 A mixin of ``Backfill``: the counting methods there touch these attributes
-directly, so that counting an item is an increment under one lock.
+directly, so that counting an item is an increment under one lock. The public
+properties that read the counts (``total``, ``completed``, ``counts``, ``rate``,
+``eta``, ``progress``) live here, next to the snapshot they come from.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from jobmeter._core import waits
 from jobmeter.backfill import _args as args
+from jobmeter.backfill._checkpoint import CheckpointError, load
 from jobmeter.backfill._rate import SmoothedRate
 from jobmeter.backfill._snapshot import UNSPECIFIED, Snapshot, add_label
 
@@ -41,6 +45,41 @@ class CountState:
         self._queue: int | Callable[[], int] | None = None
         self._warned: set[str] = set()
         self._status = "running"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def total(self) -> int | None:
+        """Items planned, or None."""
+        return self._total
+
+    @property
+    def completed(self) -> int:
+        """Items finished with any outcome (done + failed + skipped): where to resume from."""
+        return self._done + self._skipped + sum(self._failed.values())
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """The counts now: done, failed (by error type), skipped, retries, rate-limit hits."""
+        s = self._snapshot()
+        return {"done": s.done, "failed": dict(s.failed), "skipped": s.skipped,
+                "retries": dict(s.retries), "rate_limit_hits": dict(s.rate_limit_hits),
+                "completed": s.completed, "total": s.total}  # fmt: skip
+
+    @property
+    def rate(self) -> float | None:
+        """Smoothed items per second (docs/backfill.md has the formula); None at first."""
+        return self._snapshot().rate
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until the planned items are finished; None without a total or a rate."""
+        return self._snapshot().eta
+
+    @property
+    def progress(self) -> float | None:
+        """Finished over planned items, 0 to 1; None without a total."""
+        return self._snapshot().progress
 
     # -- the run being recorded (jobmeter._rundata.routing): progress is read at each drain --------
 
@@ -76,6 +115,17 @@ class CountState:
                 "otel.metric.overflow=true. Keep ids and messages out of them.",
                 self.name, len(counts) - 1, what,
             )  # fmt: skip
+
+    def _resume(self, path: Path, total: int | None) -> None:
+        """Take the counts from the checkpoint at ``path``, if there is one, and set the total."""
+        saved = load(path, self.name)
+        if saved is not None:
+            self._restore(saved)
+            total = saved.total if total is None else total
+            if total is not None and total < self.completed:
+                raise CheckpointError(path, f"total={total} is less than the "
+                                      f"{self.completed} items it already counted")  # fmt: skip
+        self._total = total
 
     def _restore(self, saved: Snapshot) -> None:
         self._done, self._skipped = saved.done, saved.skipped

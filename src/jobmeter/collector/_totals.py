@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import waits
-from jobmeter._core.instruments import DURATION_BUCKETS, Attributes, Key, PerMeter
+from jobmeter._core.instruments import (
+    Attributes,
+    Callback,
+    Instrument,
+    Key,
+    PerMeter,
+    histogram,
+    observe,
+)
 from jobmeter._rundata import sources
 
 _log = logging.getLogger("jobmeter")
@@ -58,6 +66,37 @@ class _Totals:
         self.pending: list[tuple[float, float | None, int | None]] | None = None
 
 
+Points = Callable[[_Totals], Iterable[tuple[float, Attributes]]]
+
+DURATION: Final = Instrument(
+    "jobmeter.operation.duration", "histogram", "s", "Wall-clock duration of measured operations."
+)
+# The asynchronous figures: (instrument, its points from one attribute set's totals).
+TOTALS_METRICS: Final[tuple[tuple[Instrument, Points], ...]] = (
+    (Instrument("jobmeter.operation.cpu.time", "counter", "s",
+                "CPU time of the process while measured operations ran, by cpu.mode."),
+     lambda t: ((t.cpu_user, t.modes[0]), (t.cpu_system, t.modes[1])) if t.has_resources else ()),
+    (Instrument("jobmeter.operation.disk.io", "counter", "By",
+                "Bytes the process read from and wrote to storage during measured operations, "
+                "by disk.io.direction."),
+     lambda t: ((t.io_read, t.modes[2]), (t.io_write, t.modes[3])) if t.has_resources else ()),
+    (Instrument("jobmeter.operation.memory.usage", "gauge", "By",
+                "Resident memory of the process when the latest measured operation ended."),
+     lambda t: ((t.rss, t.attributes),) if t.has_resources else ()),
+    (Instrument("jobmeter.operation.memory.growth", "gauge", "By",
+                "Resident memory the latest measured operation added (negative if freed)."),
+     lambda t: ((t.growth, t.attributes),) if t.has_resources else ()),
+    (Instrument("jobmeter.operation.gpu.memory.usage", "gauge", "By",
+                "GPU memory of the process when the latest measured operation with gpu=True "
+                "ended."),
+     lambda t: () if t.gpu_memory is None else ((t.gpu_memory, t.attributes),)),
+    # Totals recorded with error.type never hold in-flight counts: skip their zeros.
+    (Instrument("jobmeter.operation.active", "up_down_counter", "{operation}",
+                "Measured operations in progress."),
+     lambda t: () if "error.type" in t.attributes else ((t.active, t.attributes),)),
+)  # fmt: skip
+
+
 class OperationTotals:
     """Instruments and cumulative totals of ``measure()`` for one meter."""
 
@@ -68,50 +107,9 @@ class OperationTotals:
         self._totals: dict[Key, _Totals] = {}
         self._overflow_warned = False
         self._recording = False
-        self.duration = meter.create_histogram(
-            "jobmeter.operation.duration",
-            unit="s",
-            description="Wall-clock duration of measured operations.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
-        )
-        meter.create_observable_counter(
-            "jobmeter.operation.cpu.time",
-            callbacks=[self._observe_cpu],
-            unit="s",
-            description="CPU time of the process while measured operations ran, by cpu.mode.",
-        )
-        meter.create_observable_counter(
-            "jobmeter.operation.disk.io",
-            callbacks=[self._observe_io],
-            unit="By",
-            description="Bytes the process read from and wrote to storage during measured "
-            "operations, by disk.io.direction.",
-        )
-        meter.create_observable_gauge(
-            "jobmeter.operation.memory.usage",
-            callbacks=[self._observe_rss],
-            unit="By",
-            description="Resident memory of the process when the latest measured operation ended.",
-        )
-        meter.create_observable_gauge(
-            "jobmeter.operation.memory.growth",
-            callbacks=[self._observe_growth],
-            unit="By",
-            description="Resident memory the latest measured operation added (negative if freed).",
-        )
-        meter.create_observable_gauge(
-            "jobmeter.operation.gpu.memory.usage",
-            callbacks=[self._observe_gpu_memory],
-            unit="By",
-            description="GPU memory of the process when the latest measured operation with "
-            "gpu=True ended.",
-        )
-        meter.create_observable_up_down_counter(
-            "jobmeter.operation.active",
-            callbacks=[self._observe_active],
-            unit="{operation}",
-            description="Measured operations in progress.",
-        )
+        self.duration = histogram(meter, DURATION)
+        for instrument, points in TOTALS_METRICS:
+            observe(meter, instrument, self._callback(points))
         sources.register(self)  # a run being recorded gets its blocks from now on
 
     def _totals_for(self, key: Key, attributes: Attributes) -> _Totals:
@@ -224,38 +222,11 @@ class OperationTotals:
         with waits.held_or_not(self._lock):
             return list(self._totals.values())
 
-    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
-        for t in self._snapshot():
-            if t.has_resources:
-                yield Observation(t.cpu_user, t.modes[0])
-                yield Observation(t.cpu_system, t.modes[1])
+    def _callback(self, points: Points) -> Callback:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(v, a) for t in self._snapshot() for v, a in points(t)]
 
-    def _observe_io(self, options: CallbackOptions) -> Iterable[Observation]:
-        for t in self._snapshot():
-            if t.has_resources:
-                yield Observation(t.io_read, t.modes[2])
-                yield Observation(t.io_write, t.modes[3])
-
-    def _observe_rss(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(t.rss, t.attributes) for t in self._snapshot() if t.has_resources]
-
-    def _observe_growth(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(t.growth, t.attributes) for t in self._snapshot() if t.has_resources]
-
-    def _observe_gpu_memory(self, options: CallbackOptions) -> Iterable[Observation]:
-        return [
-            Observation(t.gpu_memory, t.attributes)
-            for t in self._snapshot()
-            if t.gpu_memory is not None
-        ]
-
-    def _observe_active(self, options: CallbackOptions) -> Iterable[Observation]:
-        # Totals recorded with error.type never hold in-flight counts: skip their zeros.
-        return [
-            Observation(t.active, t.attributes)
-            for t in self._snapshot()
-            if "error.type" not in t.attributes
-        ]
+        return callback
 
     def after_fork_in_child(self) -> None:
         """The child starts from zero: its parent's totals are its parent's."""

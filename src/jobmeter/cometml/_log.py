@@ -150,12 +150,9 @@ def log_run(
     from jobmeter.cometml._payload import collect
 
     payload = collect(_stored(run))
-    own = experiment is None
+    experiment, own = _given_or_started(experiment, offline, project_name, workspace)
     if experiment is None:
-        experiment = start_experiment(offline=offline, project_name=project_name,
-                                      workspace=workspace)  # fmt: skip
-        if experiment is None:
-            return None
+        return None
     try:
         if own:
             experiment.set_name(payload.name)
@@ -169,6 +166,19 @@ def log_run(
         if own:
             _end(experiment)
     return experiment
+
+
+def _given_or_started(
+    experiment: CometExperiment | None,
+    offline: bool | str | os.PathLike[str] | None,
+    project_name: str | None,
+    workspace: str | None,
+) -> tuple[CometExperiment | None, bool]:
+    """The caller's experiment, else a new one (None when it cannot start); whether it is ours."""
+    if experiment is not None:
+        return experiment, False
+    started = start_experiment(offline=offline, project_name=project_name, workspace=workspace)
+    return started, True
 
 
 def _send(experiment: CometExperiment, payload: Payload) -> None:
@@ -249,12 +259,9 @@ def log_label_distribution(
     positions = keys if labels.numeric(keys) else list(range(len(keys)))
     rows = [[i, "null" if label is None else label, n, n / total]
             for i, (label, n) in enumerate(counts)]  # fmt: skip
-    own = experiment is None
+    experiment, own = _given_or_started(experiment, offline, project_name, workspace)
     if experiment is None:
-        experiment = start_experiment(offline=offline, project_name=project_name,
-                                      workspace=workspace)  # fmt: skip
-        if experiment is None:
-            return None
+        return None
     try:
         pairs = sorted(zip(positions, (n for _, n in counts), strict=True))
         histogram = _histogram([float(p) for p, _ in pairs], [n for _, n in pairs])

@@ -17,9 +17,10 @@ from jobmeter._core.instruments import PerMeter
 from jobmeter._core.otel_private import is_proxy_meter
 from jobmeter.collector import MetricsCollector
 from jobmeter.duckdb import _profile
-from jobmeter.duckdb._metrics import QueryInstruments, ShapeAttributes
+from jobmeter.duckdb._metrics import QueryInstruments
 from jobmeter.duckdb._operation import current_database
 from jobmeter.duckdb._proxy import ProfiledConnection
+from jobmeter.duckdb._shapes import ShapeAttributes
 from jobmeter.duckdb._tables import TableMetrics
 
 _log = logging.getLogger("jobmeter")

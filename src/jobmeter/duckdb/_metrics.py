@@ -19,29 +19,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core.instruments import DURATION_BUCKETS, Instrument, observe
 from jobmeter._rundata import routing, sources
 from jobmeter.duckdb._profile import QueryProfile, parse
+from jobmeter.duckdb._shapes import Attributes
 
 _log = logging.getLogger("jobmeter")
-
-Attributes = dict[str, AttributeValue]
 
 # The semantic conventions' advice for returned rows, extended to bulk reads.
 ROW_BUCKETS: Final = (
     1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000,
     100_000, 1_000_000, 10_000_000, 100_000_000,
 )  # fmt: skip
-# Distinct query shapes per collector; the rest share one summary. The SDK
-# keeps at most 2000 points per instrument, and phase time has four per shape.
-MAX_SHAPES: Final = 400
-OTHER_SHAPES: Final = "(other)"
 PHASES: Final = ("planning", "optimizing", "physical_planning", "execution")
 # Statements recorded per batch: bounds the backlog (about 150 KB) and the
 # pause of one drain in the job's thread (a few milliseconds).
@@ -93,7 +87,6 @@ class _ShapeTotals:
 
 
 Points = Callable[[_ShapeTotals], Iterable[tuple[float, Attributes]]]
-ShapeKey = tuple[str, str, str, str | None]
 
 # Profiler figures summed per query shape: (instrument, its points from one shape's totals).
 SHAPE_METRICS: Final[tuple[tuple[Instrument, Points], ...]] = (
@@ -258,55 +251,3 @@ class QueryInstruments:
                 return
             self._run_pending = []
         recorder.add_queries(pending)
-
-
-class ShapeAttributes:
-    """A collector's point attributes per query shape, built once each and capped."""
-
-    def __init__(self, base: Mapping[str, AttributeValue]) -> None:
-        self._lock = threading.Lock()
-        self._base = dict(base)
-        self._attributes: dict[ShapeKey, Attributes] = {}
-        self._summaries: set[str] = set()
-        self._warned_shapes = False
-
-    def attributes(
-        self, namespace: str, operation: str, summary: str, error: str | None
-    ) -> Attributes:
-        """The points' attributes for one query, built once per shape (and capped)."""
-        key = (namespace, operation, summary, error)
-        found = self._attributes.get(key)
-        if found is not None:
-            return found
-        with self._lock:
-            if summary not in self._summaries:
-                if len(self._summaries) >= MAX_SHAPES:
-                    # Cached under the overflow key only, so the cache stays bounded too.
-                    self._warn_shapes()
-                    summary = OTHER_SHAPES
-                    key = (namespace, operation, summary, error)
-                    found = self._attributes.get(key)
-                    if found is not None:
-                        return found
-                else:
-                    self._summaries.add(summary)
-            found = {
-                **self._base,
-                "db.system.name": "duckdb",
-                "db.namespace": namespace,
-                "db.operation.name": operation,
-                "db.query.summary": summary,
-            }
-            if error is not None:
-                found["error.type"] = error
-            self._attributes[key] = found
-        return found
-
-    def _warn_shapes(self) -> None:
-        if not self._warned_shapes:
-            self._warned_shapes = True
-            _log.warning(
-                "jobmeter: more than %d DuckDB query shapes; the rest are counted under "
-                "db.query.summary=%r",
-                MAX_SHAPES, OTHER_SHAPES,
-            )  # fmt: skip

@@ -13,7 +13,8 @@ from typing import Any, Final, Protocol, TypeVar
 import duckdb
 
 from jobmeter.collector import error_type
-from jobmeter.duckdb._metrics import QueryInstruments, ShapeAttributes
+from jobmeter.duckdb._metrics import QueryInstruments
+from jobmeter.duckdb._shapes import ShapeAttributes
 from jobmeter.duckdb._sql import Fingerprint, fingerprint
 
 C = TypeVar("C", covariant=True)

@@ -126,8 +126,14 @@ def parse(text: str, operators: bool) -> QueryProfile | None:
 
 
 def enabled(connection: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the connection profiles its statements (ours, or the program's own settings)."""
-    return '"disabled"' not in connection.get_profiling_information(format="json")
+    """Whether the connection profiles its statements (ours, or the program's own settings).
+
+    False when DuckDB cannot say (a closed connection): never the user's problem.
+    """
+    try:
+        return '"disabled"' not in connection.get_profiling_information(format="json")
+    except duckdb.Error:
+        return False
 
 
 def read(connection: duckdb.DuckDBPyConnection, operators: bool) -> QueryProfile | None:

@@ -138,11 +138,6 @@ class ProfiledConnection:
         except duckdb.Error:
             self._collector.warn_once("restoring DuckDB's profiling settings failed")
 
-    def _profiling_on(self) -> bool:
-        with contextlib.suppress(duckdb.Error):
-            return _profile.enabled(self._con)
-        return False
-
     def _run(self, fp: Fingerprint, call: Callable[[], Any], source: object) -> Any:
         op = self._start(fp, source)
         try:

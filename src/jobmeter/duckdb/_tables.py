@@ -4,7 +4,7 @@
 (``duckdb_tables().estimated_size``: DuckDB's count of committed rows, free to
 read; deleted rows may count until DuckDB compacts the table), its columns
 and its estimated bytes; and for the tables in ``profile_tables``, a
-data-quality profile per column. ``_duckdb_quality`` says how size and
+data-quality profile per column. ``_quality`` says how size and
 profile are read. Only the database a connection opened is reported: not
 other attached databases, nor temporary or internal tables, nor views.
 
@@ -25,13 +25,11 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import duckdb
@@ -40,6 +38,7 @@ from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core.instruments import Instrument, observe
 from jobmeter.duckdb import _quality as quality
+from jobmeter.duckdb._watched import TableFigures, WatchedDatabase
 
 _log = logging.getLogger("jobmeter")
 
@@ -80,40 +79,6 @@ class _StopError(Exception):
     """Out of time, or the database was forgotten, between two statements of a refresh."""
 
 
-@dataclass
-class _Table:
-    attributes: dict[str, AttributeValue]
-    rows: int
-    columns: int
-    size: int | None = None
-    profile: list[quality.Point] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _Database:
-    namespace: str
-    name: str  # DuckDB's name of the database
-    connections: list[weakref.ref[duckdb.DuckDBPyConnection]] = field(default_factory=list)
-    tables: dict[str, _Table] = field(default_factory=dict)  # by db.collection.name
-    checked_until: float = 0.0  # time.monotonic()
-    fresh_until: float = 0.0
-    refreshing: threading.Lock = field(default_factory=threading.Lock)
-    cursor_lock: threading.Lock = field(default_factory=threading.Lock)
-    cursor: duckdb.DuckDBPyConnection | None = None  # of the refresh in flight
-    stopping: bool = False
-    warned: set[str] = field(default_factory=set)
-
-    def warn_once(self, key: str, message: str, *args: object) -> None:
-        if key not in self.warned:
-            self.warned.add(key)
-            _log.warning(message, *args)
-
-    def interrupt(self) -> None:
-        with self.cursor_lock, contextlib.suppress(duckdb.Error):
-            if self.cursor is not None:
-                self.cursor.interrupt()
-
-
 class TableMetrics:
     """Rows, size and columns of each table of the watched DuckDB databases.
 
@@ -137,7 +102,7 @@ class TableMetrics:
         self._profile = {name.lower(): name for name in profile_tables}  # DuckDB: case-blind
         self._max_values = max_values
         self._lock = threading.Lock()
-        self._databases: dict[tuple[str, str], _Database] = {}  # by namespace and file path
+        self._databases: dict[tuple[str, str], WatchedDatabase] = {}  # by namespace and file path
         self._failed = False
         for instrument in INSTRUMENTS:
             observe(meter, instrument, self._callback(instrument.name))
@@ -158,7 +123,7 @@ class TableMetrics:
                          "metrics are off", namespace, error)  # fmt: skip
             return
         with self._lock:
-            db = self._databases.setdefault((namespace, path), _Database(namespace, name))
+            db = self._databases.setdefault((namespace, path), WatchedDatabase(namespace, name))
             db.connections.append(weakref.ref(connection))
 
     def forget(self, connection: duckdb.DuckDBPyConnection) -> None:
@@ -212,7 +177,7 @@ class TableMetrics:
 
         return observe
 
-    def _points(self, metric: str, table: _Table) -> list[Observation]:
+    def _points(self, metric: str, table: TableFigures) -> list[Observation]:
         if metric == ROWS:
             return [Observation(table.rows, table.attributes)]
         if metric == COLUMNS:
@@ -222,7 +187,7 @@ class TableMetrics:
         return [Observation(value, {**table.attributes, **labels})
                 for name, labels, value in table.profile if name == metric]  # fmt: skip
 
-    def _open_cursor(self, db: _Database) -> duckdb.DuckDBPyConnection | None:
+    def _open_cursor(self, db: WatchedDatabase) -> duckdb.DuckDBPyConnection | None:
         """A new cursor on one of ``db``'s connections; forgets those the user closed."""
         for ref in list(db.connections):
             connection = ref()
@@ -238,7 +203,7 @@ class TableMetrics:
             self._prune()
         return None
 
-    def _update(self, db: _Database) -> None:
+    def _update(self, db: WatchedDatabase) -> None:
         """Refresh ``db`` when its figures are older than ``ttl_s``."""
         now = time.monotonic()
         if now < db.checked_until or not db.refreshing.acquire(timeout=_LOCK_WAIT_S):
@@ -253,7 +218,7 @@ class TableMetrics:
         finally:
             db.refreshing.release()
 
-    def _refresh(self, db: _Database, cursor: duckdb.DuckDBPyConnection) -> None:
+    def _refresh(self, db: WatchedDatabase, cursor: duckdb.DuckDBPyConnection) -> None:
         done, expired = threading.Event(), threading.Event()
 
         def watchdog() -> None:
@@ -295,14 +260,14 @@ class TableMetrics:
             cursor.close()
         db.fresh_until = time.monotonic() + self._ttl_s
 
-    def _read(self, db: _Database, run: quality.Run) -> None:
+    def _read(self, db: WatchedDatabase, run: quality.Run) -> None:
         """Rows and columns of all tables, then sizes, then profiles: each kept as it comes."""
         tables, identities = {}, {}
         for schema, name, rows, columns in run(_TABLES_SQL, [db.name]):
             shown = name if schema == "main" else f"{schema}.{name}"
             attributes = {**self._attributes, "db.system.name": "duckdb",
                           "db.namespace": db.namespace, "db.collection.name": shown}  # fmt: skip
-            tables[shown] = _Table(attributes, rows, columns)
+            tables[shown] = TableFigures(attributes, rows, columns)
             if (kept := db.tables.get(shown)) is not None:  # until this refresh replaces them
                 tables[shown].size, tables[shown].profile = kept.size, kept.profile
             identities[shown] = (schema, name, quality.quote_all(db.name, schema, name))

@@ -27,8 +27,9 @@ from typing import Final
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter._core.gpu import GpuDevice, GpuSample
 from jobmeter._core.instruments import Instrument, PerMeter, observe
-from jobmeter._core.nvml import GpuDevice, GpuSample, nvml
+from jobmeter._core.nvml import nvml
 from jobmeter.collector import MetricsCollector
 
 _log = logging.getLogger("jobmeter")

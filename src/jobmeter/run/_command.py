@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobmeter._core import nvml, probes
-from jobmeter._core.config import RUN as RUN_ENV
+from jobmeter._core.variables import RUN as RUN_ENV
 from jobmeter._rundata.layout import STDERR_LOG, STDOUT_LOG
 from jobmeter._rundata.metadata import command_record
 from jobmeter._rundata.summary import RunResult
