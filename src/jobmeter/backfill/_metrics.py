@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core.instruments import DURATION_BUCKETS, Instrument, Key, PerMeter, observe
+from jobmeter._core.instruments import Instrument, Key, PerMeter, histogram, observe
 from jobmeter._core.otel_private import installed_provider
 from jobmeter.backfill._snapshot import OVERFLOW, Snapshot
 
@@ -80,6 +80,31 @@ def _value(read: Callable[[Snapshot], float | None]) -> Callable[[Attrs, Snapsho
     return observe
 
 
+# Recorded as they happen; docs/metrics.md lists them.
+ITEM_DURATION: Final = Instrument(
+    "jobmeter.backfill.item.duration",
+    "histogram",
+    "s",
+    "Time the loop body took for each item of Backfill.track().",
+)
+BATCH_DURATION: Final = Instrument(
+    "jobmeter.backfill.batch.duration",
+    "histogram",
+    "s",
+    "Time each batch took (Backfill.batch() blocks).",
+)
+BATCH_SIZE: Final = Instrument(
+    "jobmeter.backfill.batch.size", "histogram", "{item}", "Items per batch."
+)
+RETRY_AFTER: Final = Instrument(
+    "jobmeter.backfill.rate_limit.retry_after",
+    "histogram",
+    "s",
+    "How long a rate-limited backfill was asked to wait (Retry-After).",
+)
+HTTP_DURATION: Final = Instrument(
+    "http.client.request.duration", "histogram", "s", "Duration of HTTP client requests."
+)
 # (instrument, observe(base attributes, snapshot)); docs/metrics.md lists them.
 ASYNC_METRICS: Final[tuple[tuple[Instrument, Observe], ...]] = (
     (Instrument("jobmeter.backfill.items", "counter", "{item}",
@@ -127,32 +152,11 @@ class Instruments:
         # Each backfill with the global MeterProvider it was made under (None: none yet).
         self._sources: list[tuple[Source, object]] = []
         self._failed_once = False
-        seconds = list(DURATION_BUCKETS)
-        self.item_duration = meter.create_histogram(
-            "jobmeter.backfill.item.duration", unit="s",
-            description="Time the loop body took for each item of Backfill.track().",
-            explicit_bucket_boundaries_advisory=seconds,
-        )  # fmt: skip
-        self.batch_duration = meter.create_histogram(
-            "jobmeter.backfill.batch.duration", unit="s",
-            description="Time each batch took (Backfill.batch() blocks).",
-            explicit_bucket_boundaries_advisory=seconds,
-        )  # fmt: skip
-        self.batch_size = meter.create_histogram(
-            "jobmeter.backfill.batch.size", unit="{item}",
-            description="Items per batch.",
-            explicit_bucket_boundaries_advisory=list(BATCH_SIZE_BUCKETS),
-        )  # fmt: skip
-        self.retry_after = meter.create_histogram(
-            "jobmeter.backfill.rate_limit.retry_after", unit="s",
-            description="How long a rate-limited backfill was asked to wait (Retry-After).",
-            explicit_bucket_boundaries_advisory=seconds,
-        )  # fmt: skip
-        self.http_duration = meter.create_histogram(
-            "http.client.request.duration", unit="s",
-            description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=seconds,
-        )  # fmt: skip
+        self.item_duration = histogram(meter, ITEM_DURATION)
+        self.batch_duration = histogram(meter, BATCH_DURATION)
+        self.batch_size = histogram(meter, BATCH_SIZE, BATCH_SIZE_BUCKETS)
+        self.retry_after = histogram(meter, RETRY_AFTER)
+        self.http_duration = histogram(meter, HTTP_DURATION)
         for instrument, observe_points in ASYNC_METRICS:
             observe(meter, instrument, self._callback(observe_points))
 

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from jobmeter._core.instruments import DURATION_BUCKETS, Instrument, observe
+from jobmeter._core.instruments import Instrument, histogram, observe
 from jobmeter._rundata import routing, sources
 from jobmeter.duckdb._profile import QueryProfile, parse
 from jobmeter.duckdb._shapes import Attributes
@@ -88,6 +88,16 @@ class _ShapeTotals:
 
 Points = Callable[[_ShapeTotals], Iterable[tuple[float, Attributes]]]
 
+# Two synchronous histograms per statement, as the database client conventions define them.
+DURATION: Final = Instrument(
+    "db.client.operation.duration",
+    "histogram",
+    "s",
+    "Duration of DuckDB statements, from the call that runs one until its result is consumed.",
+)
+RETURNED_ROWS: Final = Instrument(
+    "db.client.response.returned_rows", "histogram", "{row}", "Rows a DuckDB statement returned."
+)
 # Profiler figures summed per query shape: (instrument, its points from one shape's totals).
 SHAPE_METRICS: Final[tuple[tuple[Instrument, Points], ...]] = (
     (Instrument("jobmeter.duckdb.cpu.time", "counter", "s",
@@ -134,17 +144,8 @@ class QueryInstruments:
         self._warned_parse = False
         # While a run records: (attributes, seconds, rows or -1) per statement.
         self._run_pending: list[tuple[Attributes, float, int]] | None = None
-        self.duration = meter.create_histogram(
-            "db.client.operation.duration", unit="s",
-            description="Duration of DuckDB statements, from the call that runs one until its "
-                        "result is consumed.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )  # fmt: skip
-        self.returned_rows = meter.create_histogram(
-            "db.client.response.returned_rows", unit="{row}",
-            description="Rows a DuckDB statement returned.",
-            explicit_bucket_boundaries_advisory=ROW_BUCKETS,
-        )  # fmt: skip
+        self.duration = histogram(meter, DURATION)
+        self.returned_rows = histogram(meter, RETURNED_ROWS, ROW_BUCKETS)
         for instrument, points in SHAPE_METRICS:
             observe(meter, instrument, self._callback(points))
         sources.register(self)
