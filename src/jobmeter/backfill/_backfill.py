@@ -21,7 +21,7 @@ from jobmeter._core.pushgateway import gateway_url
 from jobmeter._rundata import routing, sources
 from jobmeter.backfill import _args as args
 from jobmeter.backfill import _runtime
-from jobmeter.backfill._checkpoint import CheckpointError, check_path
+from jobmeter.backfill._checkpoint import check_path
 from jobmeter.backfill._http import RequestMethods
 from jobmeter.backfill._metrics import NAME, instruments_for
 from jobmeter.backfill._outputs import Outputs, OutputSettings
@@ -293,6 +293,3 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         self._total = None
         self._rate.restart(0)
         self._outputs.drop()
-
-
-__all__ = ["Backfill", "Batch", "CheckpointError"]

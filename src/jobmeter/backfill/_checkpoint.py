@@ -218,6 +218,3 @@ class CheckpointFile:
             pass
         finally:
             os.close(fd)
-
-
-__all__ = ["CheckpointError", "CheckpointFile", "check_path", "decode", "encode", "load"]

@@ -13,8 +13,6 @@ if TYPE_CHECKING:
     from jobmeter.cometml._payload import Payload
     from jobmeter.store import StoredRun
 
-__all__ = ["log_label_distribution", "log_run", "start_experiment"]
-
 _log = logging.getLogger("jobmeter")
 OFFLINE_ENV = "COMET_OFFLINE_DIRECTORY"
 # Comet's automatic logging is off: it would capture stdout, the environment,

@@ -222,6 +222,3 @@ def instrument(connection: _duckdb.DuckDBPyConnection) -> _duckdb.DuckDBPyConnec
         The instrumented connection; use it instead of ``connection``.
     """
     return _default_collector().instrument(connection)
-
-
-__all__ = ["DuckDBCollector", "connect", "instrument"]

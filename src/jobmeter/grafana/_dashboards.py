@@ -19,17 +19,6 @@ from jobmeter.grafana._client import (
     GrafanaSettings,
 )
 
-__all__ = [
-    "Change",
-    "Dashboard",
-    "GrafanaError",
-    "GrafanaSettings",
-    "ensure_datasource",
-    "load_dashboards",
-    "point_at_datasource",
-    "push_dashboards",
-]
-
 EDIT = "/connections/datasources/edit/"  # a datasource's page in Grafana 10 and later
 
 

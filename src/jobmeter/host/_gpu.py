@@ -186,6 +186,3 @@ class _Instruments:
 
 
 _instruments: PerMeter[_Instruments] = PerMeter(lambda name, meter: _Instruments(meter))
-
-
-__all__ = ["GPUCollector"]
