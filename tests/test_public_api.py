@@ -81,6 +81,7 @@ def test_import_and_the_store_commands_load_no_sdk_until_used() -> None:
         assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
         import jobmeter.cli
         assert "opentelemetry.sdk" not in sys.modules and "jobmeter._core.sdk" not in sys.modules
+        assert not [m for m in heavy if m in sys.modules], [m for m in heavy if m in sys.modules]
         from jobmeter import MetricsCollector
         assert jobmeter.Run.__name__ == "Run" and "Run" in dir(jobmeter)
         print("lazy")

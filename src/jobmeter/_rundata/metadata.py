@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jobmeter._core.machine import machine_info
 from jobmeter._rundata.layout import RUN_JSON
 from jobmeter._version import __version__
 
@@ -62,6 +61,8 @@ def new_record(
     run_id: str, name: str | None, kind: str, command: dict[str, Any], interval: float
 ) -> dict[str, Any]:
     """run.json of a run that starts now (status "running")."""
+    from jobmeter._core.machine import machine_info  # psutil: not for readers of the store
+
     record: dict[str, Any] = {
         "id": run_id,
         "name": name,

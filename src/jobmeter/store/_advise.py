@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from jobmeter._rundata.records import compact
 from jobmeter._rundata.schema import USAGE_COLUMNS
 from jobmeter._rundata.usage import usage_source
@@ -157,6 +155,8 @@ def export_parquet(run: StoredRun, directory: str | Path) -> dict[str, Any]:
     row = _flatten({**run.record, "status": run.record.get("status"), "state": run.state})
     run_path, usage_path = target / "run.parquet", target / "usage.parquet"
     usage = run.directory / "usage.jsonl"
+    import duckdb  # here: the CLI starts without DuckDB until a run is read
+
     with duckdb.connect() as connection:
         descriptor, temporary = tempfile.mkstemp(suffix=".json", dir=target)
         try:
