@@ -222,8 +222,7 @@ def _shape(data: MetricsData | None) -> tuple[set[str], int]:
 
 def _sample_cache(collector: HostCollector) -> dict[Any, Any] | None:
     """HostCollector's shared samples, to empty before a collection (None: not found)."""
-    # The cache sits on the collector's SharedSamples (``_samples``), or on the collector itself.
-    cache = getattr(getattr(collector, "_samples", collector), "_cache", None)
+    cache = getattr(getattr(collector, "_samples", None), "_cache", None)
     return cache if isinstance(cache, dict) else None
 
 

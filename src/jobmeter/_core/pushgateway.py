@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from jobmeter._core import otel_private, waits
+from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.instruments import Instrument
 from jobmeter._core.parse import parse_pushgateway_url
 from jobmeter._core.variables import PUSHGATEWAY_URL
@@ -51,7 +52,9 @@ def gateway_url(value: str | None = None, setting: str = "pushgateway") -> str |
         setting = PUSHGATEWAY_URL
     if value is None:
         return None
-    return parse_pushgateway_url(setting, value if isinstance(value, str) else repr(value))
+    if not isinstance(value, str):  # the user's argument, unchecked by the type checker
+        raise ConfigurationError(setting, value, "a URL such as http://pushgateway:9091")
+    return parse_pushgateway_url(setting, value)
 
 
 def grouping_key(extra: Mapping[str, str] | None = None) -> dict[str, str]:
