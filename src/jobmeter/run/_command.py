@@ -19,8 +19,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobmeter._core import nvml, probes
@@ -48,6 +48,8 @@ class RunOptions:
     name: str | None = None
     #: Seconds between a forwarded SIGTERM and SIGKILL to what is left of the tree.
     kill_grace: float = 10.0
+    #: Variables set for the command on top of this process's environment.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Run:
@@ -97,7 +99,7 @@ def run_command(
             stderr=subprocess.PIPE if capture else None,
             preexec_fn=functools.partial(join_cgroup, cgroup.procs_file) if cgroup else None,
             # jobmeter in the command records its operations into this run.
-            env={**os.environ, RUN_ENV: str(recording.path)},
+            env={**os.environ, **run.options.environment, RUN_ENV: str(recording.path)},
         )
     except (FileNotFoundError, PermissionError, IndexError) as error:
         if cgroup:
