@@ -228,10 +228,24 @@ def test_bad_arguments_are_clear_errors(
         Backfill(**arguments)  # type: ignore[arg-type]
 
 
-def test_bad_pushgateway_variable_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_pushgateway_variable_warns_and_nothing_is_pushed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("JOBMETER_PUSHGATEWAY_URL", "gateway:9091")
+    bf = Backfill("env", progress=False)
+    bf.done()
+    bf.close()
+    warnings = [
+        r.getMessage() for r in caplog.records if "JOBMETER_PUSHGATEWAY_URL" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert "JOBMETER_PUSHGATEWAY_URL='gateway:9091' is invalid" in warnings[0]
+    assert warnings[0].endswith("nothing is pushed")
+    monkeypatch.setenv("JOBMETER_STRICT", "true")
     with pytest.raises(ConfigurationError, match="JOBMETER_PUSHGATEWAY_URL='gateway:9091'"):
-        Backfill("env", progress=False)
+        Backfill("strict", progress=False)
+    with pytest.raises(ConfigurationError, match="pushgateway='gateway:9091'"):
+        Backfill("argument", progress=False, pushgateway="gateway:9091")
 
 
 def test_track_counts_each_item_when_its_body_ends(recorded: InMemoryMetrics) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
@@ -9,6 +10,37 @@ import pytest
 
 import jobmeter
 from jobmeter._core.config import Settings, resolve, settings_from_env
+from jobmeter._core.variables import ENVIRONMENT
+
+STRICT = {"JOBMETER_STRICT": "true"}
+BAD_VALUES = pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        ("OTEL_SDK_DISABLED", "yes", "accepted: true, false"),
+        ("OTEL_METRICS_EXPORTER", "zipkin", "accepted: prometheus, otlp, console, none"),
+        ("OTEL_METRICS_EXPORTER", "otlp,none", "'none' cannot be combined"),
+        ("OTEL_METRICS_EXPORTER", ",", "accepted: prometheus, otlp, console, none"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "a URL such as http://localhost:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://x", "a URL such as"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://host:notaport", "a URL such as"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "accepted: grpc, http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "udp", "accepted: grpc, http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "'api-key' is not key=value"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "=v", "is not key=value"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "a number of milliseconds, more than 0"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "-1", "a number of milliseconds"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes",
+         "accepted: cumulative, delta, lowmemory"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "often", "a number of milliseconds, more than 0"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "0", "more than 0"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "nan", "a number of milliseconds"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "inf", "a number of milliseconds, more than 0"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "0", "a number of milliseconds, more than 0"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "http", "an integer port from 0 to 65535"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000", "an integer port from 0 to 65535"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team:data", "'team:data' is not key=value"),
+    ],
+)  # fmt: skip
 
 
 def test_defaults_without_environment() -> None:
@@ -78,46 +110,56 @@ def test_good_values_are_read(environ: dict[str, str], field: str, expected: obj
     assert getattr(settings_from_env(environ), field) == expected
 
 
-@pytest.mark.parametrize(
-    ("variable", "value", "accepted"),
-    [
-        ("OTEL_SDK_DISABLED", "yes", "accepted: true, false"),
-        ("OTEL_METRICS_EXPORTER", "zipkin", "accepted: prometheus, otlp, console, none"),
-        ("OTEL_METRICS_EXPORTER", "otlp,none", "'none' cannot be combined"),
-        ("OTEL_METRICS_EXPORTER", ",", "accepted: prometheus, otlp, console, none"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "a URL such as http://localhost:4317"),
-        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "ftp://x", "a URL such as"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://host:notaport", "a URL such as"),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "accepted: grpc, http/protobuf"),
-        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "udp", "accepted: grpc, http/protobuf"),
-        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "'api-key' is not key=value"),
-        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "=v", "is not key=value"),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "a number of milliseconds, more than 0"),
-        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "-1", "a number of milliseconds"),
-        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "sometimes",
-         "accepted: cumulative, delta, lowmemory"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "often", "a number of milliseconds, more than 0"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "0", "more than 0"),
-        ("OTEL_METRIC_EXPORT_INTERVAL", "nan", "a number of milliseconds"),
-        ("OTEL_METRIC_EXPORT_TIMEOUT", "inf", "a number of milliseconds, more than 0"),
-        ("OTEL_METRIC_EXPORT_TIMEOUT", "0", "a number of milliseconds, more than 0"),
-        ("OTEL_EXPORTER_PROMETHEUS_PORT", "http", "an integer port from 0 to 65535"),
-        ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000", "an integer port from 0 to 65535"),
-        ("OTEL_RESOURCE_ATTRIBUTES", "team:data", "'team:data' is not key=value"),
-    ],
-)  # fmt: skip
-def test_bad_values_name_variable_value_and_accepted(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, accepted: str
+@BAD_VALUES
+def test_bad_values_warn_once_and_the_default_applies(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    variable: str,
+    value: str,
+    accepted: str,
 ) -> None:
-    """A bad value fails configure() itself, with the variable, the value and the choices."""
+    """A bad value never stops the job: one warning naming it and the choices, then the default."""
     monkeypatch.setenv(variable, value)
+    field = ENVIRONMENT[variable].field
+    assert field is not None
+    assert getattr(settings_from_env(), field) == getattr(Settings(), field)
+    telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
+    assert not telemetry.is_shutdown
+    warnings = [r.getMessage() for r in caplog.records if variable in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert f"{variable}={value!r} is invalid" in warnings[0]
+    assert accepted in warnings[0]
+    assert "the default applies" in warnings[0]
+
+
+@pytest.mark.parametrize("how", ["environment", "keyword"])
+@BAD_VALUES
+def test_bad_values_raise_in_strict_mode(
+    monkeypatch: pytest.MonkeyPatch, how: str, variable: str, value: str, accepted: str
+) -> None:
+    """JOBMETER_STRICT=true or strict=True: the same bad value fails configure() itself."""
+    monkeypatch.setenv(variable, value)
+    if how == "environment":
+        monkeypatch.setenv("JOBMETER_STRICT", "true")
     with pytest.raises(jobmeter.ConfigurationError) as raised:
-        jobmeter.configure()
+        jobmeter.configure(**({"strict": True} if how == "keyword" else {}))
     message = str(raised.value)
     assert message.startswith(f"{variable}={value!r} is invalid")
     assert accepted in message
     assert raised.value.setting == variable
     assert raised.value.value == value
+
+
+def test_a_bad_strict_value_warns_and_strict_mode_stays_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("JOBMETER_STRICT", "yes")
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "often")
+    assert settings_from_env().export_interval_ms == 60_000
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("JOBMETER_STRICT='yes' is invalid" in m and "strict mode stays off" in m
+               for m in messages)  # fmt: skip
+    assert any("OTEL_METRIC_EXPORT_INTERVAL='often'" in m for m in messages)
 
 
 def test_keyword_arguments_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,13 +187,32 @@ def test_bad_keyword_arguments(overrides: dict[str, Any], message: str) -> None:
         jobmeter.configure(**overrides)
 
 
-def test_busy_prometheus_port_names_the_variable() -> None:
+def test_busy_prometheus_port_moves_to_the_next_free_one(caplog: pytest.LogCaptureFixture) -> None:
+    """Another job on the port: one warning naming the port and the URL served instead."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=port)
+        assert telemetry.prometheus_address is not None
+        served = telemetry.prometheus_address[1]
+        assert served != port
+        assert port < served <= port + 16 or served not in range(1, port)
+        warnings = [r.getMessage() for r in caplog.records if "listens on" in r.getMessage()]
+        assert warnings == [
+            f"jobmeter: OTEL_EXPORTER_PROMETHEUS_PORT={port} is invalid: another program or job "
+            f"listens on 127.0.0.1:{port}; accepted: a free port, or 0 to pick one; serving on "
+            f"{telemetry.prometheus_url} instead"
+        ]
+
+
+def test_busy_prometheus_port_raises_in_strict_mode() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(jobmeter.ConfigurationError) as raised:
-            jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=port)
+            jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=port, strict=True)
     assert raised.value.setting == "OTEL_EXPORTER_PROMETHEUS_PORT"
     assert f"cannot listen on 127.0.0.1:{port}" in str(raised.value)
     assert "Address already in use" in str(raised.value)
@@ -210,9 +271,22 @@ def test_existing_application_provider_is_kept(caplog: pytest.LogCaptureFixture)
     app_provider.shutdown()
 
 
-def test_unknown_prometheus_host_names_the_host_variable() -> None:
+def test_unknown_prometheus_host_leaves_the_job_without_an_endpoint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    telemetry = jobmeter.configure(prometheus_host="no-such-host.invalid", prometheus_port=0)
+    assert telemetry.prometheus_url is None
+    ops = jobmeter.MetricsCollector("etl")
+    with ops.measure("load"):
+        pass
+    (warning,) = [r.getMessage() for r in caplog.records if "no-such-host" in r.getMessage()]
+    assert "OTEL_EXPORTER_PROMETHEUS_HOST='no-such-host.invalid' is invalid" in warning
+    assert "the job goes on without the Prometheus endpoint" in warning
+
+
+def test_unknown_prometheus_host_raises_in_strict_mode() -> None:
     with pytest.raises(jobmeter.ConfigurationError) as raised:
-        jobmeter.configure(prometheus_host="no-such-host.invalid", prometheus_port=0)
+        jobmeter.configure(prometheus_host="no-such-host.invalid", prometheus_port=0, strict=True)
     assert raised.value.setting == "OTEL_EXPORTER_PROMETHEUS_HOST"
     assert "'no-such-host.invalid' is invalid" in str(raised.value)
 
@@ -314,21 +388,36 @@ def test_basic_auth_file_holds_the_secret(tmp_path: Any) -> None:
     ],
 )  # fmt: skip
 def test_bad_prometheus_security_variables(
-    pem_files: dict[str, str], environ: dict[str, str], setting: str, detail: str
+    pem_files: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    environ: dict[str, str],
+    setting: str,
+    detail: str,
 ) -> None:
+    """Fails closed: no endpoint rather than one without the protection asked for."""
     names = {"CERT": "cert.pem", "KEY": "key.pem", "CA": "ca.pem"}
     env = {k: pem_files[names[v]] if v in names else v for k, v in environ.items()}
     with pytest.raises(jobmeter.ConfigurationError) as raised:
-        settings_from_env(env)
+        settings_from_env({**env, "JOBMETER_STRICT": "true"})
     assert raised.value.setting == setting
     assert detail in str(raised.value)
+    with caplog.at_level(logging.WARNING, "jobmeter"):
+        lenient = settings_from_env({**env, "OTEL_METRICS_EXPORTER": "prometheus,console"})
+    assert lenient.exporters == ("console",)
+    assert lenient.prometheus_basic_auth is None
+    assert lenient.prometheus_certfile is None
+    warnings = [r.getMessage() for r in caplog.records if setting in r.getMessage()]
+    assert any(detail in w and "the Prometheus endpoint is not started" in w for w in warnings)
 
 
 def test_tls_files_mixed_from_environment_and_keywords(pem_files: dict[str, str]) -> None:
     env = {"JOBMETER_PROMETHEUS_CERTFILE": pem_files["cert.pem"]}
     with pytest.raises(jobmeter.ConfigurationError) as raised:
-        resolve({"prometheus_client_cafile": pem_files["ca.pem"]}, env)
+        resolve({"prometheus_client_cafile": pem_files["ca.pem"], "strict": True}, env)
     assert raised.value.setting == "JOBMETER_PROMETHEUS_CERTFILE"
+    # The environment is what is incomplete: lenient, the endpoint is not started.
+    lenient = resolve({"prometheus_client_cafile": pem_files["ca.pem"]}, env)
+    assert lenient.exporters == ("none",)
     settings = resolve({"prometheus_keyfile": pem_files["key.pem"]}, env)
     assert (settings.prometheus_certfile, settings.prometheus_keyfile) == (
         pem_files["cert.pem"],
@@ -344,7 +433,7 @@ def test_tls_files_mixed_from_environment_and_keywords(pem_files: dict[str, str]
 def test_bad_basic_auth_never_shows_the_password(raw: str, tmp_path: Any) -> None:
     for env_value in [raw] if raw else []:
         with pytest.raises(jobmeter.ConfigurationError) as raised:
-            settings_from_env({"JOBMETER_PROMETHEUS_BASIC_AUTH": env_value + " "})
+            settings_from_env({"JOBMETER_PROMETHEUS_BASIC_AUTH": env_value + " ", **STRICT})
         assert raised.value.setting == "JOBMETER_PROMETHEUS_BASIC_AUTH"
         assert "s3cret" not in str(raised.value)
         assert "user:password" in str(raised.value)
@@ -355,7 +444,7 @@ def test_bad_basic_auth_never_shows_the_password(raw: str, tmp_path: Any) -> Non
     secret = tmp_path / "auth"
     secret.write_text(raw + "\n")
     with pytest.raises(jobmeter.ConfigurationError) as raised:
-        settings_from_env({"JOBMETER_PROMETHEUS_BASIC_AUTH_FILE": str(secret)})
+        settings_from_env({"JOBMETER_PROMETHEUS_BASIC_AUTH_FILE": str(secret), **STRICT})
     assert raised.value.setting == "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE"
     assert "s3cret" not in str(raised.value)
     assert str(secret) in str(raised.value)

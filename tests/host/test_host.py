@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 import jobmeter
+from jobmeter._core.config import DEFAULT_HOST_GROUPS
 from jobmeter.host import HostCollector
 from jobmeter.testing import InMemoryMetrics, in_memory
 
@@ -207,14 +208,32 @@ def test_environment_chooses_groups(
     assert "system.cpu" in prefixes
 
 
-def test_unknown_group_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_group_warns_and_the_default_groups_apply(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("JOBMETER_HOST_METRICS", "cpu,gpus")
+    assert HostCollector().groups == DEFAULT_HOST_GROUPS
+    [warning] = [
+        r.getMessage() for r in caplog.records if "JOBMETER_HOST_METRICS" in r.getMessage()
+    ]
+    assert warning == (
+        "jobmeter: JOBMETER_HOST_METRICS='cpu,gpus' is invalid: unknown group 'gpus'; accepted: "
+        "cpu, per_cpu, memory, disk, network, filesystem, load, process, gpu (comma-separated); "
+        "it is ignored and the default applies"
+    )
+
+
+def test_unknown_group_is_a_clear_error_in_strict_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBMETER_HOST_METRICS", "cpu,gpus")
+    monkeypatch.setenv("JOBMETER_STRICT", "true")
     with pytest.raises(jobmeter.ConfigurationError) as raised:
         HostCollector()
     assert str(raised.value) == (
         "JOBMETER_HOST_METRICS='cpu,gpus' is invalid: unknown group 'gpus'; accepted: cpu, "
         "per_cpu, memory, disk, network, filesystem, load, process, gpu (comma-separated)"
     )
+    with pytest.raises(TypeError, match="gpus"):
+        HostCollector(gpus=True)  # type: ignore[call-arg]  # a wrong argument in code raises
 
 
 def test_forked_child_reports_its_own_process() -> None:

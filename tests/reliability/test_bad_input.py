@@ -1,16 +1,19 @@
 """Bad input: every variable jobmeter reads, fuzzed; measure() attributes of wrong types.
 
-A variable's value either parses to what it says or is a ConfigurationError
-naming that variable; attributes are either recorded as given or refused with
-a TypeError naming the problem, before the block runs. The variables and their
-parsers are the rows of jobmeter._core.variables.
+A variable's value either parses to what it says or, by default, is one warning
+naming that variable and the default applies; in strict mode it is a
+ConfigurationError naming it. Attributes are either recorded as given or
+refused with a TypeError naming the problem, before the block runs. The
+variables and their parsers are the rows of jobmeter._core.variables.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -21,7 +24,7 @@ from hypothesis import strategies as st
 
 import jobmeter
 from jobmeter import testing
-from jobmeter._core import config, parse, variables
+from jobmeter._core import config, environment, parse, variables
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import Parser
 from jobmeter._core.pushgateway import gateway_url
@@ -139,64 +142,98 @@ def test_every_variable_parses_to_what_it_says_or_names_itself(row: Variable, ra
     assert row.parse in CONTRACT_ONLY or MEANS[row.parse](text, value), (text, value)
 
 
-@pytest.mark.parametrize("row", RESOLVED, ids=_id)
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _warnings() -> Iterator[list[str]]:
+    environment._forget_warnings()  # each example warns afresh
+    handler = _Records()
+    logger = logging.getLogger("jobmeter")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def _lenient_then_strict(
+    name: str, raw: str, read: Callable[[], Any], default: Any, usable: Callable[[str], Any]
+) -> None:
+    """Lenient: the value's meaning, or one warning naming it and the default. Strict: or raise.
+
+    ``usable(text)`` is what the stripped, non-empty value means, or raises
+    ConfigurationError when it cannot be used.
+    """
+    text = raw.strip()
+    try:
+        expected, bad = (usable(text), False) if text else (default, False)
+    except ConfigurationError:
+        expected, bad = default, True
+    with _warnings() as warned:
+        assert _read({name: raw}, read) == expected
+    about = [m for m in warned if f"{name}=" in m]
+    assert len(about) == (1 if bad else 0), warned
+    try:
+        assert _read({name: raw, "JOBMETER_STRICT": "true"}, read) == expected
+        assert not bad
+    except ConfigurationError as error:
+        assert bad
+        _names(error, name)
+
+
+def _read(values: dict[str, str], reader: Callable[[], Any]) -> Any:
+    with mock.patch.dict(os.environ, values):
+        return reader()
+
+
+@pytest.mark.parametrize("row", [r for r in RESOLVED if r.name != variables.STRICT], ids=_id)
 @FAST
-@given(raw=VALUES)
+@given(raw=ENV_VALUES)
 @example(raw="http://[::1")
 def test_resolve_reads_each_variable_with_its_rows_parser(row: Variable, raw: str) -> None:
     assert row.name is not None
-    assert row.field is not None
-    try:
-        found = config.resolve({}, {row.name: raw})
-    except ConfigurationError as error:
-        _names(error, row.name)
-        return
-    if raw.strip():
-        assert getattr(found, row.field) == row.parse(row.name, raw.strip())
-    else:
-        assert found == config.Settings()  # empty counts as unset
-
-
-def _read(name: str, raw: str, reader: Callable[[], Any]) -> Any:
-    with mock.patch.dict(os.environ, {name: raw}):
-        return reader()
+    field = row.field
+    assert field is not None
+    name = row.name
+    default = getattr(config.Settings(), field)
+    _lenient_then_strict(
+        name, raw, lambda: getattr(config.resolve({}), field), default,
+        lambda text: row.parse(name, text),
+    )  # fmt: skip
 
 
 @FAST
 @given(raw=ENV_VALUES)
 def test_host_metrics_groups_parse_or_name_the_variable(raw: str) -> None:
     name = variables.HOST_METRICS
-    try:
-        groups = _read(name, raw, lambda: config.host_groups({}))
-    except ConfigurationError as error:
-        _names(error, name)
-        return
-    if raw.strip():
-        assert groups == variables.ENVIRONMENT[name].parse(name, raw.strip())
-    else:
-        assert groups == config.DEFAULT_HOST_GROUPS
+    _lenient_then_strict(
+        name, raw, lambda: config.host_groups({}), config.DEFAULT_HOST_GROUPS,
+        lambda text: variables.ENVIRONMENT[name].parse(name, text),
+    )  # fmt: skip
 
 
 @FAST
 @given(raw=st.one_of(NUMBERS, st.text(max_size=20).filter(lambda s: "\0" not in s)))
 def test_run_flush_interval_parses_or_names_the_variable(raw: str) -> None:
     name = variables.RUN_FLUSH_INTERVAL
-    try:
-        interval = _read(name, raw, flush_interval)
-    except ConfigurationError as error:
-        _names(error, name)
-        return
-    if raw:  # the recorder parses the value unstripped: "  " is an error, not unset
-        assert interval == variables.ENVIRONMENT[name].parse(name, raw)
-    else:
-        assert interval == DEFAULT_FLUSH_INTERVAL_S
+    _lenient_then_strict(
+        name, raw, flush_interval, DEFAULT_FLUSH_INTERVAL_S,
+        lambda text: variables.ENVIRONMENT[name].parse(name, text),
+    )  # fmt: skip
 
 
 @FAST
 @given(raw=ENV_VALUES)
 def test_run_dir_is_taken_as_given(raw: str) -> None:
-    # Not stripped either: " runs " is a directory of that name.
-    assert _read(variables.RUN_DIR, raw, runs_root) == Path(raw or DEFAULT_RUN_DIR)
+    # Stripped like every variable: blank is unset.
+    assert _read({variables.RUN_DIR: raw}, runs_root) == Path(raw.strip() or DEFAULT_RUN_DIR)
 
 
 @FAST
@@ -204,15 +241,9 @@ def test_run_dir_is_taken_as_given(raw: str) -> None:
 @example(raw="http://[::1")
 def test_pushgateway_url_parses_or_names_the_variable(raw: str) -> None:
     name = variables.PUSHGATEWAY_URL
-    try:
-        url = _read(name, raw, gateway_url)
-    except ConfigurationError as error:
-        _names(error, name)
-        return
-    if raw.strip():
-        assert url == variables.ENVIRONMENT[name].parse(name, raw.strip())
-    else:
-        assert url is None
+    _lenient_then_strict(
+        name, raw, gateway_url, None, lambda text: variables.ENVIRONMENT[name].parse(name, text)
+    )
 
 
 # -- measure() attributes -----------------------------------------------------------------------

@@ -31,7 +31,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 
 import jobmeter
 from _support.prometheus import PROMETHEUS_BINARY, PrometheusServer
-from jobmeter._core import prometheus
+from jobmeter._core import scrape_server
 from jobmeter._core.config import resolve
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.prometheus import PrometheusEndpoint
@@ -98,6 +98,7 @@ def serve() -> Iterator[Any]:
         settings = resolve({"prometheus_host": "127.0.0.1", "prometheus_port": 0, **overrides})
         endpoint = PrometheusEndpoint.from_settings(settings)
         provider = MeterProvider(metric_readers=[endpoint.reader])
+        endpoint.start()
         started.append((endpoint, provider))
         provider.get_meter("test").create_counter("test.requests").add(3)
         return endpoint
@@ -490,7 +491,7 @@ def _thread_count_settles(limit: int, timeout: float) -> int:
 
 
 def test_stalled_clients_block_neither_scrapes_nor_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(prometheus, "CONNECTION_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(scrape_server, "CONNECTION_TIMEOUT_S", 1.0)
     telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
     assert telemetry.prometheus_address is not None
     assert telemetry.prometheus_url is not None
@@ -527,7 +528,7 @@ def test_stalled_clients_block_neither_scrapes_nor_the_job(monkeypatch: pytest.M
 def test_connections_beyond_the_limit_are_closed_not_threaded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(prometheus, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(scrape_server, "MAX_CONNECTIONS", 4)
     telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
     assert telemetry.prometheus_address is not None
     assert telemetry.prometheus_url is not None

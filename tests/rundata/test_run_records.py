@@ -421,9 +421,30 @@ def test_bad_run_arguments_are_clear_errors(
         jobmeter.Run(interval=0)
     monkeypatch.delenv(routing.RUN_ENV, raising=False)
     monkeypatch.setenv("JOBMETER_RUN_FLUSH_INTERVAL", "soon")
+    monkeypatch.setenv("JOBMETER_STRICT", "true")
     with pytest.raises(jobmeter.ConfigurationError, match="JOBMETER_RUN_FLUSH_INTERVAL"):
         jobmeter.Run(directory=tmp_path).start()
     assert not list(tmp_path.iterdir())  # nothing was made
+
+
+def test_a_bad_flush_interval_warns_and_the_run_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import jobmeter
+
+    monkeypatch.delenv(routing.RUN_ENV, raising=False)
+    monkeypatch.setenv("JOBMETER_RUN_FLUSH_INTERVAL", "soon")
+    with jobmeter.Run(directory=tmp_path) as run:
+        ops = jobmeter.MetricsCollector("flush")
+        with ops.measure("op"):
+            pass
+    warnings = [
+        r.getMessage() for r in caplog.records if "JOBMETER_RUN_FLUSH_INTERVAL" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+    assert "the default applies (5 s)" in warnings[0]
+    [row] = [r for r in records.read(run.directory, "operations").rows if r["operation"] == "op"]
+    assert row["count"] == 1
 
 
 def test_compaction_merges_processes_and_intervals(tmp_path: Path) -> None:

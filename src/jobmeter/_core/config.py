@@ -6,6 +6,12 @@ reads them and handles what rows cannot say alone: signal-specific variables
 winning over generic ones, the OTLP endpoint's protocol-dependent default,
 settings that exclude or need each other.
 
+An environment value that cannot be used is a warning and its default (a
+``ConfigurationError`` in strict mode, see ``environment``); a keyword argument
+that cannot be used is a programming error and always raises. A Prometheus
+security setting that cannot be used stops the endpoint from starting rather
+than serve it without the protection asked for.
+
 Time settings follow the OpenTelemetry specification and are milliseconds,
 including OTEL_EXPORTER_OTLP_TIMEOUT, which the Python OTLP exporters read as
 seconds (opentelemetry-python #5531): jobmeter converts before handing it over.
@@ -18,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from jobmeter._core.environment import env_value, reject, strict_mode
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import (
     HOST_GROUPS,
@@ -35,6 +42,7 @@ from jobmeter._core.variables import (
     PROMETHEUS_CERTFILE,
     PROMETHEUS_CLIENT_CAFILE,
     PROMETHEUS_KEYFILE,
+    STRICT,
     VARIABLES,
 )
 
@@ -56,6 +64,7 @@ class Settings:
     """The resolved configuration; every time is in milliseconds."""
 
     disabled: bool = False
+    strict: bool = False
     service_name: str | None = None
     service_version: str | None = None
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
@@ -83,17 +92,11 @@ class Settings:
         return self.export_timeout_ms
 
 
-def _env(environ: Mapping[str, str], name: str) -> str | None:
-    # The specification treats an empty value as unset.
-    value = environ.get(name, "").strip()
-    return value or None
-
-
 def _read_order() -> dict[str, list[tuple[str, Parser]]]:
     # Settings field -> its variables, a signal-specific one before the generic one.
     order: dict[str, list[tuple[str, Parser]]] = {}
     for row in VARIABLES:
-        if row.name is not None and row.field is not None:
+        if row.name is not None and row.field is not None and row.name != STRICT:
             sources = order.setdefault(row.field, [])
             sources.insert(0 if row.wins_over else len(sources), (row.name, row.parse))
     return order
@@ -110,45 +113,89 @@ _SECURITY_NAMES: Final = {
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read every OTEL_* variable jobmeter honours; raise ConfigurationError on a bad value."""
-    settings = _settings_from_env(os.environ if environ is None else environ)
-    _check_prometheus_security(settings, _SECURITY_NAMES)
-    return settings
+    """Read every OTEL_* and JOBMETER_* variable jobmeter honours.
+
+    A value that cannot be used is one warning and its default, or a
+    ConfigurationError in strict mode.
+    """
+    return resolve({}, environ)
 
 
-def _settings_from_env(env: Mapping[str, str]) -> Settings:
+# The settings that protect the endpoint: one that cannot be used stops it instead of
+# leaving it open.
+_PROTECTION: Final = frozenset(
+    {"prometheus_certfile", "prometheus_keyfile", "prometheus_client_cafile",
+     "prometheus_basic_auth"}
+)  # fmt: skip
+# A variable that cannot be used: what applies instead.
+_IGNORED = "it is ignored and the default applies"
+_NO_ENDPOINT = "the Prometheus endpoint is not started"
+
+
+def _settings_from_env(env: Mapping[str, str], strict: bool) -> Settings:
     # Each value alone; settings that must agree are checked once keywords are applied too.
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"strict": strict}
+    unprotected = False  # a protection asked for cannot be had: no endpoint at all
     for setting, sources in _FROM_ENV.items():
         if setting == "otlp_endpoint":
             continue  # read with the protocol, which its default depends on
-        if setting == "prometheus_basic_auth":
-            _check_one_basic_auth(env)
+        if setting == "prometheus_basic_auth" and not _one_basic_auth(env, strict):
+            unprotected = True
+            continue
         for name, parse in sources:
-            if (raw := _env(env, name)) is not None:
+            if (raw := env_value(name, env)) is None:
+                continue
+            try:
                 values[setting] = parse(name, raw)
                 break
+            except ConfigurationError as error:  # the next source, or the default, applies
+                protection = setting in _PROTECTION
+                unprotected = unprotected or protection
+                reject(error, _NO_ENDPOINT if protection else _IGNORED, strict=strict)
         if setting == "otlp_protocol":
             protocol = values.get(setting, DEFAULT_OTLP_PROTOCOL)
-            values["otlp_endpoint"] = _otlp_endpoint(env, protocol)
+            values["otlp_endpoint"] = _otlp_endpoint(env, protocol, strict)
+    if unprotected:
+        values["exporters"] = _without_prometheus(values.get("exporters", DEFAULT_EXPORTERS))
+        for setting in _PROTECTION:
+            values.pop(setting, None)
     return Settings(**values)
 
 
-def _check_one_basic_auth(env: Mapping[str, str]) -> None:
-    auth, auth_file = _env(env, PROMETHEUS_BASIC_AUTH), _env(env, PROMETHEUS_BASIC_AUTH_FILE)
+def _without_prometheus(exporters: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name for name in exporters if name != "prometheus") or ("none",)
+
+
+def _one_basic_auth(env: Mapping[str, str], strict: bool) -> bool:
+    auth, auth_file = (
+        env_value(PROMETHEUS_BASIC_AUTH, env),
+        env_value(PROMETHEUS_BASIC_AUTH_FILE, env),
+    )
     if auth is not None and auth_file is not None:
-        raise ConfigurationError(
+        error = ConfigurationError(
             PROMETHEUS_BASIC_AUTH_FILE, auth_file, f"either it or {PROMETHEUS_BASIC_AUTH}, not both"
         )
+        reject(error, _NO_ENDPOINT, strict=strict)
+        return False
+    return True
 
 
-def _otlp_endpoint(environ: Mapping[str, str], protocol: str) -> str:
-    specific = _env(environ, OTLP_METRICS_ENDPOINT)
+def _parsed_endpoint(name: str, env: Mapping[str, str], strict: bool) -> str | None:
+    raw = env_value(name, env)
+    if raw is None:
+        return None
+    try:
+        return parse_endpoint(name, raw)
+    except ConfigurationError as error:
+        reject(error, _IGNORED, strict=strict)
+        return None
+
+
+def _otlp_endpoint(environ: Mapping[str, str], protocol: str, strict: bool) -> str:
+    specific = _parsed_endpoint(OTLP_METRICS_ENDPOINT, environ, strict)
     if specific is not None:
-        return parse_endpoint(OTLP_METRICS_ENDPOINT, specific)
-    base = _env(environ, OTLP_ENDPOINT)
-    if base is not None:
-        base = parse_endpoint(OTLP_ENDPOINT, base)
+        return specific
+    base = _parsed_endpoint(OTLP_ENDPOINT, environ, strict)
     if protocol == "grpc":
         return base or DEFAULT_OTLP_GRPC_ENDPOINT
     # For HTTP the generic variable is a base URL and the signal path is appended.
@@ -166,9 +213,10 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = No
             "unknown keyword argument",
         )
     env = os.environ if environ is None else environ
-    settings = _settings_from_env(env)
     # Each keyword is parsed like its variable, and named in the errors.
     given = {k: KEYWORDS[k].parse(k, v) for k, v in overrides.items() if v is not None}
+    strict = given["strict"] if "strict" in given else strict_mode(env)
+    settings = _settings_from_env(env, strict)
     if "prometheus_basic_auth_file" in given and "prometheus_basic_auth" in given:
         raise ConfigurationError(
             "prometheus_basic_auth_file", overrides["prometheus_basic_auth_file"],
@@ -177,10 +225,19 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = No
     changes = {_FIELD_OF[k]: value for k, value in given.items()}
     if "otlp_protocol" in changes and "otlp_endpoint" not in changes:
         # The default endpoint depends on the protocol; recompute it.
-        changes["otlp_endpoint"] = _otlp_endpoint(env, changes["otlp_protocol"])
+        changes["otlp_endpoint"] = _otlp_endpoint(env, changes["otlp_protocol"], strict)
     settings = replace(settings, **changes)
     names = {key: key if key in changes else name for key, name in _SECURITY_NAMES.items()}
-    _check_prometheus_security(settings, names)
+    if "prometheus" not in settings.exporters:
+        return settings
+    try:
+        _check_prometheus_security(settings, names)
+    except ConfigurationError as error:
+        if error.setting in KEYWORDS:  # a keyword took part: a programming error
+            raise
+        reject(error, _NO_ENDPOINT, strict=strict)
+        unset = dict.fromkeys(_PROTECTION)
+        return replace(settings, exporters=_without_prometheus(settings.exporters), **unset)
     return settings
 
 
@@ -206,9 +263,18 @@ def _check_prometheus_security(settings: Settings, names: Mapping[str, str]) -> 
 def host_groups(
     overrides: Mapping[str, bool | None], environ: Mapping[str, str] | None = None
 ) -> frozenset[str]:
-    """HostCollector's enabled groups: JOBMETER_HOST_METRICS (or the default), then keywords."""
-    raw = _env(os.environ if environ is None else environ, HOST_METRICS)
-    groups = set(DEFAULT_HOST_GROUPS if raw is None else parse_host_groups(HOST_METRICS, raw))
+    """HostCollector's enabled groups: JOBMETER_HOST_METRICS (or the default), then keywords.
+
+    A variable that cannot be used warns and the default applies (an error in
+    strict mode); an unknown keyword always raises.
+    """
+    raw = env_value(HOST_METRICS, environ)
+    groups = set(DEFAULT_HOST_GROUPS)
+    if raw is not None:
+        try:
+            groups = set(parse_host_groups(HOST_METRICS, raw))
+        except ConfigurationError as error:
+            reject(error, _IGNORED, strict=strict_mode(environ))
     for name, enabled in overrides.items():
         if name not in HOST_GROUPS:
             raise ConfigurationError(

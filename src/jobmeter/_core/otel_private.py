@@ -118,3 +118,10 @@ def preferences(exporter: MetricExporter) -> dict[str, Any]:
         "preferred_temporality": getattr(exporter, "_preferred_temporality", None),
         "preferred_aggregation": getattr(exporter, "_preferred_aggregation", None),
     }
+
+
+def forget_target_info(reader: MetricReader) -> None:
+    """Make a Prometheus reader rebuild target_info: a forked child has its own resource."""
+    collector = getattr(reader, "_collector", None)
+    if collector is not None and hasattr(collector, "_target_info"):
+        collector._target_info = None

@@ -14,7 +14,6 @@ a run id, since the gateway keeps every group forever.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from jobmeter._core import otel_private, waits
+from jobmeter._core.environment import env_value, reject
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.instruments import Instrument
 from jobmeter._core.parse import parse_pushgateway_url
@@ -44,14 +44,21 @@ Points = Iterable[tuple[float, Mapping[str, object]]]
 def gateway_url(value: str | None = None, setting: str = "pushgateway") -> str | None:
     """The Pushgateway URL: ``value`` (named ``setting``), else JOBMETER_PUSHGATEWAY_URL, else None.
 
+    A variable that cannot be used is one warning and no push (an error in
+    strict mode).
+
     Raises:
-        ConfigurationError: the URL is not an http(s) URL with a host.
+        ConfigurationError: ``value`` is not an http(s) URL with a host.
     """
     if value is None:
-        value = os.environ.get(PUSHGATEWAY_URL, "").strip() or None
-        setting = PUSHGATEWAY_URL
-    if value is None:
-        return None
+        raw = env_value(PUSHGATEWAY_URL)
+        if raw is None:
+            return None
+        try:
+            return parse_pushgateway_url(PUSHGATEWAY_URL, raw)
+        except ConfigurationError as error:
+            reject(error, "nothing is pushed")
+            return None
     if not isinstance(value, str):  # the user's argument, unchecked by the type checker
         raise ConfigurationError(setting, value, "a URL such as http://pushgateway:9091")
     return parse_pushgateway_url(setting, value)

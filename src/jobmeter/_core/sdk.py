@@ -5,146 +5,27 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.metrics import MeterProvider as APIMeterProvider
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 
-from jobmeter._core import fork, otel_private, reset, signals, waits
+from jobmeter._core import fork, otel_private, reset, signals
 from jobmeter._core.config import Settings, resolve
+from jobmeter._core.environment import reject
+from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._core.prometheus import PrometheusEndpoint
 from jobmeter._core.resource import build_resource
+from jobmeter._core.shared_endpoint import SharedEndpoint
+from jobmeter._core.shared_member import SharedMember, shared_directory
+from jobmeter._core.telemetry import Telemetry
 
 _log = logging.getLogger("jobmeter")
-
-
-class Telemetry:
-    """What ``configure()`` set up: the MeterProvider, its endpoint and exporters.
-
-    Attributes:
-        settings: the resolved configuration.
-        meter_provider: the provider collectors use (jobmeter's own, the
-            application's if it had installed one, or a no-op one when
-            ``OTEL_SDK_DISABLED=true``).
-        owns_provider: whether jobmeter created the provider (and shuts it down).
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        meter_provider: APIMeterProvider,
-        *,
-        owns_provider: bool,
-        prometheus: PrometheusEndpoint | None = None,
-        push: Sequence[tuple[TrackedExporter, MetricReader]] = (),
-    ) -> None:
-        self.settings = settings
-        self.meter_provider = meter_provider
-        self.owns_provider = owns_provider
-        self._prometheus = prometheus
-        self._push = list(push)
-        # Re-entrant: the SIGTERM handler may run shutdown() inside shutdown().
-        self._lock = threading.RLock()
-        self._shutdown = False
-
-    @property
-    def prometheus_address(self) -> tuple[str, int] | None:
-        """(host, port) the Prometheus endpoint listens on, or None without one."""
-        if self._prometheus is None:
-            return None
-        return (self._prometheus.host, self._prometheus.port)
-
-    @property
-    def prometheus_url(self) -> str | None:
-        """The URL Prometheus scrapes, such as ``http://localhost:8000/metrics``."""
-        return None if self._prometheus is None else self._prometheus.url
-
-    @property
-    def is_shutdown(self) -> bool:
-        """Whether shutdown() has run."""
-        return self._shutdown
-
-    def force_flush(self, timeout_millis: float | None = None) -> bool:
-        """Export what push exporters hold now; returns False if that did not finish in time.
-
-        Never raises and never blocks longer than the timeout (default: the
-        export timeout) plus half a second.
-        """
-        if not isinstance(self.meter_provider, MeterProvider) or not self.owns_provider:
-            return True
-        provider = self.meter_provider
-        budget = self._budget(timeout_millis)
-        return _bounded("force_flush", lambda: provider.force_flush(budget), budget)
-
-    def shutdown(self, timeout_millis: float | None = None) -> bool:
-        """Export the last data, stop the endpoint; idempotent, never raises.
-
-        Returns within the export timeout plus half a second even when a
-        collector refuses or hangs; returns False if the last export was lost.
-        """
-        with self._lock:
-            if self._shutdown:
-                return True
-            self._shutdown = True
-        ok = True
-        if self.owns_provider and isinstance(self.meter_provider, MeterProvider):
-            provider = self.meter_provider
-            budget = self._budget(timeout_millis)
-            # At exit one attempt is enough: no back-off while the job waits to end.
-            for exporter, _ in self._push:
-                otel_private.stop_retrying(exporter.inner)
-            ok = _bounded("shutdown", lambda: provider.shutdown(budget), budget)
-            for exporter, _ in self._push:
-                if exporter.in_flight or not exporter.last_ok:
-                    ok = False
-                    why = (
-                        f"no answer within {budget:.0f} ms"
-                        if exporter.in_flight or exporter.cut_off
-                        else f"exports fail: {exporter.last_error or 'unknown error'}"
-                    )
-                    _log.warning(
-                        "jobmeter: the last export to %s was lost at shutdown (%s)",
-                        exporter.target,
-                        why,
-                    )
-                    if exporter.in_flight:
-                        # Unblock an export still retrying, so that nothing outlives us long.
-                        waits.quietly(exporter.shutdown)
-        if self._prometheus is not None:
-            waits.quietly(self._prometheus.close)
-        return ok
-
-    def _budget(self, timeout_millis: float | None) -> float:
-        return self.settings.shutdown_budget_ms if timeout_millis is None else timeout_millis
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.RLock()  # a parent thread may have held it at fork time
-        if not self.owns_provider or not isinstance(self.meter_provider, MeterProvider):
-            return
-        otel_private.reset_provider(self.meter_provider)
-        # Inherited connections belong to the parent: each exporter starts afresh.
-        fresh = []
-        for exporter, reader in self._push:
-            replacement = push_exporter(exporter.name, self.settings)
-            otel_private.replace_exporter(reader, replacement)
-            fresh.append((replacement, reader))
-        self._push = fresh
-        if self._prometheus is not None:
-            # The parent keeps serving its port; the child must not hold it open.
-            self._prometheus.abandon_in_child()
-            self._prometheus = None
-
-    def __repr__(self) -> str:
-        return (
-            f"Telemetry(exporters={self.settings.exporters!r}, "
-            f"prometheus_url={self.prometheus_url!r}, owns_provider={self.owns_provider})"
-        )
 
 
 _lock = threading.Lock()
@@ -173,15 +54,32 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
             ``export_timeout_ms``, ``prometheus_host``, ``prometheus_port``,
             ``prometheus_certfile``, ``prometheus_keyfile``,
             ``prometheus_client_cafile``, ``prometheus_basic_auth``,
-            ``prometheus_basic_auth_file`` and ``disabled``.
+            ``prometheus_basic_auth_file``, ``disabled`` and ``strict``.
 
     Returns:
         The :class:`Telemetry` handle: ``shutdown()``, ``force_flush()`` and
         the bound Prometheus address. Shutdown also runs at interpreter exit.
 
     Raises:
-        ConfigurationError: a value is invalid, or the Prometheus port is busy.
+        ConfigurationError: a keyword argument is invalid; in strict mode
+            (``JOBMETER_STRICT=true`` or ``strict=True``) also an environment
+            value that cannot be used, a busy port or a TLS file that does not
+            load, each of which is otherwise one warning.
     """
+    return _configure(metric_readers, overrides, host=False)
+
+
+def configure_host(**overrides: Any) -> Telemetry:
+    """configure() for ``jobmeter run``: the endpoint is shared with the command's processes.
+
+    ``Telemetry.shared_environment`` then names what the command needs to join.
+    """
+    return _configure((), overrides, host=True)
+
+
+def _configure(
+    metric_readers: Sequence[MetricReader], overrides: dict[str, Any], *, host: bool
+) -> Telemetry:
     global _current
     with _lock:
         if _current is not None and not _current.is_shutdown:
@@ -214,22 +112,51 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
             settings = replace(settings, exporters=("none",))
             _current = Telemetry(settings, NoOpMeterProvider(), owns_provider=False)
             return _current
-        _current = _build(settings, metric_readers)
+        _current = _build(settings, metric_readers, host)
         metrics.set_meter_provider(_current.meter_provider)
         atexit.register(_current.shutdown)
         fork.on_fork_in_child_weak(_current, "_after_fork_in_child")
-        if _current._push:
+        if _current._push or isinstance(_current._prometheus, SharedMember):
             signals.on_sigterm(_current.shutdown, signals.TELEMETRY)
         return _current
 
 
-def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemetry:
+def _endpoint(settings: Settings, host: bool) -> PrometheusEndpoint | SharedMember | None:
+    """The shared endpoint of the run this process is in, else its own; None if it cannot be."""
+    joined = shared_directory(settings)
+    if joined is not None:
+        try:
+            return SharedMember(*joined)
+        except OSError as error:
+            _log.warning("jobmeter: cannot join the shared endpoint at %s (%s); serving an "
+                         "endpoint of this process's own", joined[0], error)  # fmt: skip
+    try:
+        return PrometheusEndpoint.from_settings(settings, shared=host)
+    except ConfigurationError as error:
+        reject(error, "the job goes on without the Prometheus endpoint", strict=settings.strict)
+        return None
+
+
+def _host(settings: Settings, endpoint: PrometheusEndpoint) -> SharedEndpoint | None:
+    try:
+        hosted = SharedEndpoint(settings, endpoint.url)
+    except OSError as error:
+        _log.warning("jobmeter: cannot share the endpoint with the command (%s); a command "
+                     "that calls configure() serves its own", error)  # fmt: skip
+        return None
+    endpoint.exposition.hosted = hosted.merged
+    return hosted
+
+
+def _build(settings: Settings, extra_readers: Sequence[MetricReader], host: bool) -> Telemetry:
     endpoint = None
+    hosted = None
     readers: list[MetricReader] = []
     push: list[tuple[TrackedExporter, MetricReader]] = []
     if "prometheus" in settings.exporters:
-        endpoint = PrometheusEndpoint.from_settings(settings)
-        readers.append(endpoint.reader)
+        endpoint = _endpoint(settings, host)
+        if endpoint is not None:
+            readers.append(endpoint.reader)
     try:
         for name in settings.exporters:
             if name in ("otlp", "console"):
@@ -241,32 +168,17 @@ def _build(settings: Settings, extra_readers: Sequence[MetricReader]) -> Telemet
         provider = MeterProvider(
             metric_readers=readers, resource=build_resource(settings), shutdown_on_exit=False
         )
+        if host and isinstance(endpoint, PrometheusEndpoint):
+            hosted = _host(settings, endpoint)
     except BaseException:
         if endpoint is not None:
             endpoint.close()
         raise
-    return Telemetry(settings, provider, owns_provider=True, prometheus=endpoint, push=push)
-
-
-# How far past the export timeout shutdown() and force_flush() may run.
-GRACE_S = 0.5
-
-
-def _bounded(what: str, action: Callable[[], object], budget_ms: float) -> bool:
-    """Run an SDK call in a daemon thread; give up after the budget plus GRACE_S."""
-    outcome = waits.bounded(action, budget_ms / 1000.0 + GRACE_S, f"jobmeter-{what}")
-    if not outcome.finished:
-        _log.warning(
-            "jobmeter: %s did not finish within %.0f ms (collector down or slow?); "
-            "the last export is dropped and the program goes on",
-            what,
-            budget_ms,
-        )
-        return False
-    if outcome.error is not None:
-        _log.warning("jobmeter: %s failed: %s", what, outcome.error)
-        return False
-    return True
+    if endpoint is not None:
+        endpoint.start()  # now that the reader is registered: no scrape reads an empty page
+    return Telemetry(
+        settings, provider, owns_provider=True, prometheus=endpoint, push=push, hosted=hosted
+    )
 
 
 def _forget_telemetry() -> None:

@@ -64,6 +64,8 @@ RUN_DIR: Final = "JOBMETER_RUN_DIR"
 RUN_FLUSH_INTERVAL: Final = "JOBMETER_RUN_FLUSH_INTERVAL"
 RUN: Final = "JOBMETER_RUN"
 PUSHGATEWAY_URL: Final = "JOBMETER_PUSHGATEWAY_URL"
+STRICT: Final = "JOBMETER_STRICT"
+SHARED_ENDPOINT: Final = "JOBMETER_SHARED_ENDPOINT"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,14 @@ VARIABLES: Final = (
         accepted="`true` or `false`; the keyword also takes a `bool`",
         meaning="`true`: `configure()` installs no MeterProvider, opens no port and starts no "
                 "exporter; measured blocks still run, and record nothing."),
+    Variable(STRICT, "strict", parse_bool,
+        default="`false`",
+        accepted="`true` or `false`; the keyword also takes a `bool`",
+        meaning="`false`: a variable of this table that cannot be used is one warning naming it, "
+                "its value and what is accepted, and its default applies; a busy Prometheus "
+                "port moves to the next free one; a port or TLS file that cannot be used leaves "
+                "the job without the endpoint. `true`: each of these is a `ConfigurationError`. "
+                "Keyword arguments that cannot be used always raise."),
     Variable(SERVICE_NAME, "service_name", parse_text,
         default="`unknown_service:<name of the Python executable>`, such as "
                 "`unknown_service:python`",

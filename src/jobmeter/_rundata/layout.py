@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from jobmeter._core.environment import env_value
 from jobmeter._core.variables import RUN_DIR
 
 _log = logging.getLogger("jobmeter")
@@ -88,7 +89,7 @@ def runs_root(output: str | os.PathLike[str] | None = None) -> Path:
     """``--output``, else ``JOBMETER_RUN_DIR``, else ``./.jobmeter/runs``."""
     if output is not None:
         return Path(output)
-    return Path(os.environ.get(RUN_DIR) or DEFAULT_RUN_DIR)
+    return Path(env_value(RUN_DIR) or DEFAULT_RUN_DIR)
 
 
 def new_run_id() -> str:

@@ -12,6 +12,8 @@ import os
 import threading
 from pathlib import Path
 
+from jobmeter._core.environment import env_value, reject
+from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import parse_seconds
 from jobmeter._core.variables import RUN_FLUSH_INTERVAL
 from jobmeter._rundata import routing
@@ -30,9 +32,18 @@ def register(source: routing.Source) -> None:
 
 
 def flush_interval() -> float:
-    """``JOBMETER_RUN_FLUSH_INTERVAL`` in seconds, else the default."""
-    raw = os.environ.get(RUN_FLUSH_INTERVAL)
-    return DEFAULT_FLUSH_INTERVAL_S if not raw else parse_seconds(RUN_FLUSH_INTERVAL, raw)
+    """``JOBMETER_RUN_FLUSH_INTERVAL`` in seconds, else the default.
+
+    A value that cannot be used is one warning and the default (an error in strict mode).
+    """
+    raw = env_value(RUN_FLUSH_INTERVAL)
+    if raw is None:
+        return DEFAULT_FLUSH_INTERVAL_S
+    try:
+        return parse_seconds(RUN_FLUSH_INTERVAL, raw)
+    except ConfigurationError as error:
+        reject(error, f"the default applies ({DEFAULT_FLUSH_INTERVAL_S:g} s)")
+        return DEFAULT_FLUSH_INTERVAL_S
 
 
 def join_run(directory: str | os.PathLike[str]) -> Recorder | None:
@@ -54,7 +65,7 @@ def _join_from_environment() -> None:
         if _join_checked:
             return
         _join_checked = True
-        directory = os.environ.get(routing.RUN_ENV)
+        directory = env_value(routing.RUN_ENV)
         if not directory:
             return
         try:
