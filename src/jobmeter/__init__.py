@@ -21,7 +21,8 @@ from jobmeter._version import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from jobmeter._core.errors import ConfigurationError
-    from jobmeter._core.sdk import Telemetry, configure
+    from jobmeter._core.sdk import configure
+    from jobmeter._core.telemetry import Telemetry
     from jobmeter.backfill import Backfill
     from jobmeter.collector import Measurement, MetricsCollector
     from jobmeter.host import GPUCollector, HostCollector, start_host_metrics
@@ -51,7 +52,7 @@ _LAZY = {
     "Measurement": "jobmeter.collector",
     "MetricsCollector": "jobmeter.collector",
     "Run": "jobmeter.run",
-    "Telemetry": "jobmeter._core.sdk",
+    "Telemetry": "jobmeter._core.telemetry",
     "configure": "jobmeter._core.sdk",
     "start_host_metrics": "jobmeter.host",
 }

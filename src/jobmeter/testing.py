@@ -27,7 +27,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from jobmeter._core.reset import reset
-from jobmeter._core.sdk import Telemetry, configure
+from jobmeter._core.sdk import configure
+from jobmeter._core.telemetry import Telemetry
 
 __all__ = ["InMemoryMetrics", "in_memory", "reset"]
 

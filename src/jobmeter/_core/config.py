@@ -236,7 +236,7 @@ def resolve(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = No
         if error.setting in KEYWORDS:  # a keyword took part: a programming error
             raise
         reject(error, _NO_ENDPOINT, strict=strict)
-        unset = dict.fromkeys(_PROTECTION)
+        unset: dict[str, Any] = dict.fromkeys(_PROTECTION)
         return replace(settings, exporters=_without_prometheus(settings.exporters), **unset)
     return settings
 
