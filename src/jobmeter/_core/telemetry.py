@@ -8,6 +8,7 @@ GRACE_S: the SDK's own calls run in a daemon thread that is given up on
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 
@@ -155,12 +156,25 @@ class Telemetry:
             # The parent keeps serving its port; the child must not hold it open.
             self._prometheus.abandon_in_child()
             self._prometheus = None
+        _shutdown_at_worker_exit(self)
 
     def __repr__(self) -> str:
         return (
             f"Telemetry(exporters={self.settings.exporters!r}, "
             f"prometheus_url={self.prometheus_url!r}, owns_provider={self.owns_provider})"
         )
+
+
+def _shutdown_at_worker_exit(telemetry: Telemetry) -> None:
+    """In a multiprocessing worker, shut down as it ends: it ends with os._exit(), past atexit."""
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is None:
+        return
+    # multiprocessing runs its finalizers as a worker ends, but clears them right after the
+    # fork, after this hook: an after-forker runs later and registers the finalizer then.
+    mp_util.register_after_fork(
+        telemetry, lambda t: mp_util.Finalize(t, t.shutdown, exitpriority=0)
+    )
 
 
 # How far past the export timeout shutdown() and force_flush() may run.
