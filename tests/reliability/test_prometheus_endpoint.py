@@ -581,3 +581,49 @@ def test_scrapes_go_on_while_the_process_forks() -> None:
     assert len(result["latencies"]) > 25
     assert _final_count(telemetry.prometheus_url) == total
     print(f"\nforks={len(statuses)} scrapes={len(result['latencies'])}")
+
+
+def test_a_scrape_racing_configure_is_answered_whole(caplog: pytest.LogCaptureFixture) -> None:
+    """The port is bound before the provider exists and served after: no scrape in between
+    reads an empty page or makes OpenTelemetry warn that its reader is not registered."""
+    from jobmeter import testing
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    answers: list[bytes] = []
+    stop = threading.Event()
+
+    def scrape_without_pause() -> None:
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+                    connection.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                    answer = b""
+                    while chunk := connection.recv(65536):
+                        answer += chunk
+                answers.append(answer)
+            except OSError:
+                time.sleep(0.0005)  # not bound yet, or between two configure()s
+
+    scraper = threading.Thread(target=scrape_without_pause, daemon=True)
+    scraper.start()
+    try:
+        for round_ in range(30):
+            telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=port)
+            assert telemetry.prometheus_address == ("127.0.0.1", port)
+            ops = jobmeter.MetricsCollector("race")
+            with ops.measure("op", {"round": round_}):
+                pass
+            deadline = time.monotonic() + 5
+            while not any(f'round="{round_}"'.encode() in a for a in answers[-3:]):
+                assert time.monotonic() < deadline, "no scrape saw this round"
+                time.sleep(0.001)
+            testing.reset()
+    finally:
+        stop.set()
+        scraper.join(timeout=10)
+    assert len(answers) > 30
+    assert all(answer.startswith(b"HTTP/1.0 200 OK\r\n") for answer in answers)
+    unregistered = [r for r in caplog.records if "until it is registered" in r.getMessage()]
+    assert unregistered == []
