@@ -206,13 +206,13 @@ VARIABLES: Final = (
         accepted="the path of a readable PEM file: the server certificate, then its chain",
         meaning="With `JOBMETER_PROMETHEUS_KEYFILE`, the endpoint serves HTTPS only (TLS 1.2 or "
                 "later) and `telemetry.prometheus_url` starts with `https://`. Set both or "
-                "neither. A file that does not load is a `ConfigurationError` naming this "
-                "variable at `configure()`."),
+                "neither. A file that does not load leaves the job without the endpoint, with "
+                "one warning naming this variable (never an endpoint without the TLS asked for)."),
     Variable(PROMETHEUS_KEYFILE, "prometheus_keyfile", parse_file,
         default="unset",
         accepted="the path of a readable PEM file: the certificate's unencrypted private key",
         meaning="The key of `JOBMETER_PROMETHEUS_CERTFILE`. A key that does not load or does not "
-                "match the certificate is a `ConfigurationError` naming this variable."),
+                "match the certificate leaves the job without the endpoint, with one warning."),
     Variable(PROMETHEUS_CLIENT_CAFILE, "prometheus_client_cafile", parse_file,
         default="unset (no client certificate asked)",
         accepted="the path of a readable PEM file of CA certificates; needs the two variables "
@@ -234,15 +234,16 @@ VARIABLES: Final = (
         default="unset",
         accepted="the path of a readable UTF-8 file whose first line is `user:password`",
         meaning="As `JOBMETER_PROMETHEUS_BASIC_AUTH`, read from a file (a Kubernetes or Docker "
-                "secret). Setting both is a `ConfigurationError`."),
+                "secret). Setting both, or a file that cannot be read, leaves the job without the "
+                "endpoint, with one warning."),
     Variable(HOST_METRICS, None, parse_host_groups,
         keyword_note="the group keywords of `HostCollector` (`cpu=`, `per_cpu=`, ...)",
         default="`cpu,memory,disk,network,filesystem,load,process,gpu`",
         accepted="a comma-separated subset of `cpu`, `per_cpu`, `memory`, `disk`, `network`, "
                  "`filesystem`, `load`, `process`, `gpu`",
         meaning="The metric groups `HostCollector` and `start_host_metrics()` turn on. Keywords "
-                "switch single groups on or off on top of it. An unknown name raises "
-                "`ConfigurationError` when the collector is created."),
+                "switch single groups on or off on top of it. An unknown name is one warning and "
+                "the default applies; an unknown keyword raises."),
     Variable(RUN_DIR, None, parse_text,
         keyword_note="`--output` of `jobmeter run`, `RunOptions(output=...)`, "
                      "`Run(directory=...)`",
@@ -255,9 +256,7 @@ VARIABLES: Final = (
         accepted="a number of seconds, more than 0",
         meaning="How often a recorded run appends what `measure()`, DuckDB and backfills measured "
                 "to its directory ([run-store.md](run-store.md#what-a-run-records)). A crash "
-                "loses at most this much. A bad value is a `ConfigurationError` from "
-                "`Run.start()`; in a process that joins a run it is a warning and that process "
-                "records nothing."),
+                "loses at most this much."),
     Variable(RUN, None, parse_text,
         keyword_note="none (set by jobmeter)",
         default="unset",
@@ -265,6 +264,14 @@ VARIABLES: Final = (
         meaning="Set by `jobmeter run` for its command and by `jobmeter.Run` for the subprocesses "
                 "started inside it: a process that finds it records its operations into that "
                 "run, without code changes. Not meant to be set by hand."),
+    Variable(SHARED_ENDPOINT, None, parse_text,
+        keyword_note="none (set by jobmeter)",
+        default="unset",
+        accepted="the path of the directory of a shared endpoint",
+        meaning="Set by `jobmeter run` for its command: a process that calls `configure()` with "
+                "the same Prometheus address and protection as the wrapper joins the wrapper's "
+                "endpoint instead of opening a port ([run.md](run.md#one-endpoint-per-job)). Not "
+                "meant to be set by hand."),
     Variable(PUSHGATEWAY_URL, None, parse_pushgateway_url,
         default="unset (no push)",
         accepted="a Pushgateway URL such as `http://pushgateway:9091`",
