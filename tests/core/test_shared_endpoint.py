@@ -198,3 +198,27 @@ def test_a_port_held_by_another_program_does_not_stop_a_plain_job(tmp_path: Path
     assert strict.returncode == 1
     assert "ConfigurationError: OTEL_EXPORTER_PROMETHEUS_PORT" in strict.stderr
     assert "Address already in use" in strict.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("OTEL_EXPORTER_PROMETHEUS_PORT", "abc"), ("JOBMETER_PUSHGATEWAY_URL", "gateway:9091")],
+)
+def test_strict_jobmeter_run_stops_before_the_command_with_one_line(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    marker = tmp_path / "ran"
+    env = {**os.environ, "OTEL_EXPORTER_PROMETHEUS_PORT": "0", variable: value}
+    command = [sys.executable, "-m", "jobmeter", "run", "-q", "--output", str(tmp_path / "runs"),
+               "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"]  # fmt: skip
+    lenient = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert lenient.returncode == 0, lenient.stderr
+    assert marker.exists()
+    assert lenient.stderr.count(f"{variable}={value!r} is invalid") == 1
+    marker.unlink()
+    strict = subprocess.run(command, env={**env, "JOBMETER_STRICT": "true"}, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert strict.returncode == 2
+    assert not marker.exists()
+    assert strict.stderr.startswith(f"jobmeter: {variable}={value!r} is invalid")
+    assert "Traceback" not in strict.stderr

@@ -94,6 +94,7 @@ READ_ELSEWHERE = {
     variables.RUN_DIR: DEFAULT_RUN_DIR,
     variables.RUN_FLUSH_INTERVAL: DEFAULT_FLUSH_INTERVAL_S,
     variables.RUN: None,
+    variables.SHARED_ENDPOINT: None,
     variables.PUSHGATEWAY_URL: None,
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -56,4 +58,10 @@ app.add_typer(grafana_app, name="grafana")
 
 def main() -> None:
     """Entry point of the ``jobmeter`` script."""
-    app()
+    from jobmeter._core.errors import ConfigurationError
+
+    try:
+        app()
+    except ConfigurationError as error:  # strict mode, or a wrong option value: one line, no trace
+        print(f"jobmeter: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
