@@ -222,3 +222,58 @@ def test_strict_jobmeter_run_stops_before_the_command_with_one_line(
     assert not marker.exists()
     assert strict.stderr.startswith(f"jobmeter: {variable}={value!r} is invalid")
     assert "Traceback" not in strict.stderr
+
+
+def test_pages_merge_by_family_and_a_type_conflict_is_left_out() -> None:
+    from jobmeter._core.shared_endpoint import merge_pages
+
+    first = (
+        '# HELP x_total Things.\n# TYPE x_total counter\nx_total{process_pid="1"} 1.0\n'
+        '# HELP h Seconds.\n# TYPE h histogram\nh_bucket{le="+Inf"} 1.0\nh_count 1.0\nh_sum 0.5\n'
+    )
+    second = (
+        '# HELP x_total Things.\n# TYPE x_total counter\nx_total{process_pid="2"} 2.0\n'
+        "# HELP y Now.\n# TYPE y gauge\ny 3.0\n# HELP h Other.\n# TYPE h gauge\nh 9.0\n"
+    )
+    assert merge_pages([first, second]).splitlines() == [
+        "# HELP x_total Things.", "# TYPE x_total counter",
+        'x_total{process_pid="1"} 1.0', 'x_total{process_pid="2"} 2.0',
+        "# HELP h Seconds.", "# TYPE h histogram",
+        'h_bucket{le="+Inf"} 1.0', "h_count 1.0", "h_sum 0.5",
+        "# HELP y Now.", "# TYPE y gauge", "y 3.0",
+    ]  # fmt: skip
+
+
+def test_a_member_that_does_not_answer_is_served_as_last_read(tmp_path: Path) -> None:
+    """A stopped job (SIGSTOP) holds no scrape for long: its last answer is served."""
+    import signal
+
+    from jobmeter import testing
+    from jobmeter._core import shared_endpoint
+    from jobmeter._core.sdk import configure_host
+
+    telemetry = configure_host(prometheus_host="127.0.0.1", prometheus_port=0)
+    url = telemetry.prometheus_url
+    assert url is not None
+    env = {**os.environ, **telemetry.shared_environment}
+    env.update({"OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1", "OTEL_EXPORTER_PROMETHEUS_PORT": "0"})
+    job = subprocess.Popen(
+        [sys.executable, "-c", JOB, "60", str(tmp_path / "stop")],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        said = _job_said(job)
+        assert said["url"] == url
+        pattern = r'operation_name="load"[^}]*\} 3\.0'
+        assert re.search(pattern, http_get(url).decode())
+        os.kill(job.pid, signal.SIGSTOP)
+        try:
+            page = http_get(url, timeout=shared_endpoint.MEMBER_TIMEOUT_S * 5).decode()
+        finally:
+            os.kill(job.pid, signal.SIGCONT)
+        assert re.search(pattern, page)
+        assert page.count('operation_name="work"') >= 4  # the ended workers' last words
+    finally:
+        (tmp_path / "stop").touch()
+        job.wait(timeout=60)
+        testing.reset()

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import logging
 import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    generate_latest,
+    make_wsgi_app,
+)
 
 from jobmeter._core.config import Settings
 from jobmeter._core.environment import reject
@@ -54,19 +58,6 @@ def new_reader(*, shared: bool) -> tuple[CollectorRegistry, PrometheusMetricRead
     return registry, PrometheusMetricReader(registry=registry)
 
 
-class _Exposition(Collector):
-    """What a scrape reads: this process's figures, then those of the processes it hosts."""
-
-    def __init__(self, own: CollectorRegistry) -> None:
-        self.own = own
-        self.hosted: Callable[[Iterable[Metric]], Iterable[Metric]] | None = None
-
-    def collect(self) -> Iterable[Metric]:
-        if self.hosted is None:
-            return self.own.collect()
-        return self.hosted(self.own.collect())
-
-
 class PrometheusEndpoint:
     """An HTTP(S) server answering GET /metrics with the text exposition format.
 
@@ -86,10 +77,9 @@ class PrometheusEndpoint:
         shared: bool = False,
     ) -> None:
         self.registry, self.reader = new_reader(shared=shared)
-        self.exposition = _Exposition(self.registry)
-        served = CollectorRegistry(auto_describe=False)
-        served.register(self.exposition)
-        app: WSGIApp = make_wsgi_app(served)
+        #: Set when the endpoint serves other processes' figures too (shared_endpoint).
+        self.hosted: Callable[[bytes], bytes] | None = None
+        app: WSGIApp = self._app(make_wsgi_app(self.registry))
         if basic_auth is not None:
             app = guarded(app, *basic_auth)
             if tls is None and host not in ("localhost", "127.0.0.1", "::1"):
@@ -113,6 +103,22 @@ class PrometheusEndpoint:
                 f"another program or job listens on {host}:{port}",
             )  # fmt: skip
             reject(error, f"serving on {self.url} instead", strict=False)
+
+    def _app(self, own: WSGIApp) -> WSGIApp:
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            hosted = self.hosted
+            if hosted is None:
+                return own(environ, start_response)
+            # Text format 0.0.4, which every Prometheus accepts: the pages merge as text.
+            body = hosted(generate_latest(self.registry))
+            headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
+            if "gzip" in str(environ.get("HTTP_ACCEPT_ENCODING", "")):
+                body = gzip.compress(body, compresslevel=1)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+            return [body]
+
+        return app
 
     @classmethod
     def from_settings(cls, settings: Settings, *, shared: bool = False) -> PrometheusEndpoint:

@@ -144,7 +144,7 @@ def _host(settings: Settings, endpoint: PrometheusEndpoint) -> SharedEndpoint | 
         _log.warning("jobmeter: cannot share the endpoint with the command (%s); a command "
                      "that calls configure() serves its own", error)  # fmt: skip
         return None
-    endpoint.exposition.hosted = hosted.merged
+    endpoint.hosted = hosted.merged
     return hosted
 
 

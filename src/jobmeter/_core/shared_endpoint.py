@@ -7,7 +7,8 @@ command, and describes itself in ``endpoint.json`` there. Each joined process
 (``shared_member``) answers on a Unix socket ``<pid>-<id>.sock`` in that
 directory with its own exposition, and leaves its last one in ``<pid>-<id>.prom``
 when it shuts down. A scrape of the host reads its own figures, then each
-member's, and merges the families by name, so that one family is written once.
+member's, and merges the pages by family name (as text, without parsing the
+samples), so that each family is written once.
 Every series carries ``service_instance_id`` and ``process_pid``: a job's
 forked workers are told apart, and their counts add up with ``sum``.
 
@@ -27,12 +28,9 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
-
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from jobmeter._core.config import Settings
 from jobmeter._core.variables import SHARED_ENDPOINT
@@ -99,16 +97,10 @@ class SharedEndpoint:
         """What the command's environment needs to join."""
         return {SHARED_ENDPOINT: str(self.directory)}
 
-    def merged(self, own: Iterable[Metric]) -> Iterator[Metric]:
-        """This process's families, then each member's, one family per name."""
-        families: dict[str, Metric] = {}
-        _merge(families, own)
-        for name, text in self._answers():
-            try:
-                _merge(families, text_string_to_metric_families(text))
-            except ValueError as error:  # one broken member must not spoil the scrape
-                _log.debug("jobmeter: cannot read the exposition of %s: %s", name, error)
-        return iter(families.values())
+    def merged(self, own: bytes) -> bytes:
+        """This process's page, then each member's, merged so that each family is written once."""
+        pages = [own.decode("utf-8")] + [text for _, text in self._answers()]
+        return merge_pages(pages).encode("utf-8")
 
     def _answers(self) -> list[tuple[str, str]]:
         try:
@@ -143,18 +135,36 @@ class SharedEndpoint:
             shutil.rmtree(self.directory)
 
 
-def _merge(families: dict[str, Metric], new: Iterable[Metric]) -> None:
-    for family in new:
-        kept = families.get(family.name)
-        if kept is None:
-            copy = Metric(family.name, family.documentation, family.type, family.unit)
-            copy.samples = list(family.samples)
-            families[family.name] = copy
-        elif kept.type == family.type:
-            kept.samples.extend(family.samples)
-        else:  # two processes disagree on a name: keep the first one's
-            _log.debug("jobmeter: %s is a %s and a %s; the %s is left out",
-                       family.name, kept.type, family.type, family.type)  # fmt: skip
+def merge_pages(pages: Iterable[str]) -> str:
+    """Text expositions merged by family: one HELP and TYPE each, then every page's samples.
+
+    Line by line, without parsing the samples: a page of a thousand series merges
+    in milliseconds. A family whose type differs from the first page's is left
+    out (two processes disagree on a name), and so is a line outside a family.
+    """
+    families: dict[str, tuple[str, list[str]]] = {}  # name -> (type, header and samples)
+    for page in pages:
+        current: list[str] | None = None
+        for line in page.splitlines():
+            if line.startswith("# HELP ") or line.startswith("# TYPE "):
+                name = line.split(" ", 3)[2]
+                kind = line.split(" ", 3)[3] if line.startswith("# TYPE ") else None
+                kept = families.get(name)
+                if kept is None:
+                    families[name] = (kind or "", [line])
+                    current = families[name][1]
+                elif line.startswith("# HELP ") or kept[0] in ("", kind):
+                    current = kept[1]
+                    if kept[0] == "" and kind is not None:  # the HELP line came first
+                        families[name] = (kind, kept[1])
+                        kept[1].append(line)
+                else:
+                    _log.debug("jobmeter: %s is a %s and a %s; the %s is left out",
+                               name, kept[0], kind, kind)  # fmt: skip
+                    current = None
+            elif line and not line.startswith("#") and current is not None:
+                current.append(line)
+    return "".join("\n".join(lines) + "\n" for _, lines in families.values())
 
 
 def _short_temp_dir() -> str:
