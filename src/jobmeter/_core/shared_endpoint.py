@@ -12,9 +12,10 @@ samples), so that each family is written once.
 Every series carries ``service_instance_id`` and ``process_pid``: a job's
 forked workers are told apart, and their counts add up with ``sum``.
 
-A member that does not answer in time is served from its last answer, and a
-member that ended without its last words (SIGKILL, ``os._exit``) as it was last
-read, so that nothing it counted goes missing between two scrapes.
+Members that do not answer within MEMBER_TIMEOUT_S (for the whole scrape) are
+served from their last answers, so that no scrape is held for long; a member
+that ended without its last words (SIGKILL, a bare ``os._exit``) stays as it was
+last read.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -40,7 +42,7 @@ _log = logging.getLogger("jobmeter")
 DESCRIPTION: Final = "endpoint.json"
 LIVE: Final = ".sock"
 LAST: Final = ".prom"
-#: How long a scrape waits for one member before serving its last answer.
+#: How long a scrape waits for its members before serving the last answers of the rest.
 MEMBER_TIMEOUT_S: Final = 2.0
 #: The most one member's answer may hold; more is cut off as a fault.
 MAX_ANSWER_BYTES: Final = 64 * 2**20
@@ -108,20 +110,25 @@ class SharedEndpoint:
         except OSError:
             return []
         names = {p.stem for p in entries if p.suffix in (LIVE, LAST)}
+        # One budget for the whole scrape: many stopped members cost MEMBER_TIMEOUT_S, not each.
+        deadline = time.monotonic() + MEMBER_TIMEOUT_S
         answers = []
         for name in sorted(names):
-            text = self._answer(name)
+            text = self._answer(name, deadline)
             if text is not None:
                 answers.append((name, text))
         return answers
 
-    def _answer(self, name: str) -> str | None:
+    def _answer(self, name: str, deadline: float) -> str | None:
         last_words = self.directory / f"{name}{LAST}"
         try:
             text = last_words.read_text(encoding="utf-8")
         except OSError:
             try:
-                text = fetch(self.directory / f"{name}{LIVE}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the scrape's budget is spent")
+                text = fetch(self.directory / f"{name}{LIVE}", left)
             except (OSError, UnicodeError):
                 with self._lock:
                     return self._last.get(name)
