@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 
 import jobmeter
-from jobmeter._core import variables
+from jobmeter._core import variables, variables_table
 from jobmeter._core.machine import machine_info
 from jobmeter.host import HostCollector
 from jobmeter.run import RunResult
@@ -175,8 +175,9 @@ def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
 def test_configuration_md_documents_every_variable() -> None:
     """The Variables table is the one rendered from the rows, and lists every variable read."""
     text = (DOCS / "configuration.md").read_text()
-    regenerate = ".venv/bin/python -m jobmeter._core.variables"
-    assert variables.with_table(text) == text, f"the table differs from the rows: {regenerate}"
+    regenerate = ".venv/bin/python -m jobmeter._core.variables_table"
+    rewritten = variables_table.with_table(text)
+    assert rewritten == text, f"the table differs from the rows: {regenerate}"
     documented = {_code(row[0]) for row in _table_rows(DOCS / "configuration.md")}
     source = "\n".join(path.read_text() for path in SRC.rglob("*.py"))
     read = set(re.findall(r"[\"']((?:OTEL|JOBMETER)_[A-Z_]+)[\"']", source))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import jobmeter
-from jobmeter._core import variables
+from jobmeter._core import variables, variables_table
 from jobmeter._core.config import DEFAULT_HOST_GROUPS, Settings
 from jobmeter._core.parse import HOST_GROUPS, parse_text
 from jobmeter._core.resource import build_resource
@@ -51,7 +51,7 @@ def test_rows_name_real_settings_fields_and_agree_on_shared_keywords() -> None:
 
 
 def test_the_table_has_one_line_per_variable_in_table_order() -> None:
-    lines = variables.markdown_table().splitlines()
+    lines = variables_table.markdown_table().splitlines()
     assert lines[:2] == [
         "| Variable | Keyword argument | Default | Accepted values | Meaning |",
         "|---|---|---|---|---|",
@@ -66,26 +66,25 @@ def test_the_table_has_one_line_per_variable_in_table_order() -> None:
 def test_a_cell_that_would_break_the_table_is_refused() -> None:
     row = Variable("X", None, parse_text, default="a | b", accepted="", meaning="")
     with pytest.raises(ValueError, match="cannot hold"):
-        variables.markdown_table([row])
+        variables_table.markdown_table([row])
 
 
 def test_regenerating_rewrites_only_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     document = tmp_path / "configuration.md"
-    document.write_text(f"# Title\n\n{variables.BEGIN}\n| stale |\n{variables.END}\n\nRest.\n")
-    assert variables.main([str(document)]) == 0
-    table = variables.markdown_table()
-    assert (
-        document.read_text() == f"# Title\n\n{variables.BEGIN}\n{table}{variables.END}\n\nRest.\n"
-    )
-    assert variables.main([str(document)]) == 0
+    begin, end = variables_table.BEGIN, variables_table.END
+    document.write_text(f"# Title\n\n{begin}\n| stale |\n{end}\n\nRest.\n")
+    assert variables_table.main([str(document)]) == 0
+    table = variables_table.markdown_table()
+    assert document.read_text() == f"# Title\n\n{begin}\n{table}{end}\n\nRest.\n"
+    assert variables_table.main([str(document)]) == 0
     assert capsys.readouterr().out.splitlines() == [
         f"{document}: rewritten",
         f"{document}: up to date",
     ]
     with pytest.raises(ValueError, match="lacks"):
-        variables.with_table("# No markers\n")
+        variables_table.with_table("# No markers\n")
 
 
 # Defaults that are not a Settings value, with where the code keeps them.

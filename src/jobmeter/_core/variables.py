@@ -5,15 +5,12 @@ A row gives the environment variable, the ``configure()`` keyword, the
 docs/configuration.md. ``config`` reads the environment and the keywords
 through the rows; variables read elsewhere (``JOBMETER_RUN_DIR``, ...) have no
 field. After changing a row, rewrite the docs table with
-``.venv/bin/python -m jobmeter._core.variables``.
+``.venv/bin/python -m jobmeter._core.variables_table``.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass
-from pathlib import Path
 from typing import Final
 
 from jobmeter._core.parse import (
@@ -284,49 +281,3 @@ VARIABLES: Final = (
 
 ENVIRONMENT: Final = {row.name: row for row in VARIABLES if row.name is not None}
 KEYWORDS: Final = {row.keyword: row for row in VARIABLES if row.keyword is not None}
-
-BEGIN: Final = "<!-- the Variables table: run .venv/bin/python -m jobmeter._core.variables -->"
-END: Final = "<!-- end of the Variables table -->"
-HEADER: Final = ("Variable", "Keyword argument", "Default", "Accepted values", "Meaning")
-
-
-def markdown_table(rows: Iterable[Variable] = VARIABLES) -> str:
-    """The Variables table of docs/configuration.md: one line per environment variable."""
-    lines = [_line(HEADER), "|" + "---|" * len(HEADER)]
-    for row in rows:
-        if row.name is not None:
-            cells = (f"`{row.name}`", row.keyword_cell, row.default, row.accepted, row.meaning)
-            lines.append(_line(cells))
-    return "\n".join(lines) + "\n"
-
-
-def _line(cells: Sequence[str]) -> str:
-    for cell in cells:
-        if "|" in cell or "\n" in cell:
-            raise ValueError(f"a table cell cannot hold '|' or a line break: {cell!r}")
-    return "| " + " | ".join(cells) + " |"
-
-
-def with_table(document: str) -> str:
-    """The document with the text between BEGIN and END replaced by the current table."""
-    head, begin, rest = document.partition(BEGIN)
-    _, end, tail = rest.partition(END)
-    if not begin or not end:
-        raise ValueError(f"the document lacks the lines {BEGIN} and {END}")
-    return f"{head}{BEGIN}\n{markdown_table()}{END}{tail}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Rewrite the table in docs/configuration.md (or the file given) from the rows."""
-    args = sys.argv[1:] if argv is None else argv
-    path = Path(args[0] if args else "docs/configuration.md")
-    text = path.read_text(encoding="utf-8")
-    updated = with_table(text)
-    if updated != text:
-        path.write_text(updated, encoding="utf-8")
-    print(f"{path}: {'rewritten' if updated != text else 'up to date'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
