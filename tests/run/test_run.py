@@ -65,7 +65,7 @@ def test_command_not_found_is_127_with_a_message(tmp_path: Path) -> None:
     done = _jobmeter(tmp_path, "--quiet", "--", "no-such-command-jobmeter")
     assert done.returncode == 127
     assert "jobmeter: command not found: no-such-command-jobmeter" in done.stderr
-    assert _record(_only_run(tmp_path))["status"] == "not_found"
+    assert _record(_only_run(tmp_path))["status"] == "not_started"
 
 
 def test_a_fast_failure_keeps_its_directory_and_logs(tmp_path: Path) -> None:

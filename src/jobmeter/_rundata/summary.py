@@ -16,6 +16,10 @@ PEAK_FROM_PSS: Final = "samples (PSS of the tree)"
 PEAK_FROM_KERNEL: Final = "kernel (largest process's peak RSS)"
 PEAK_FROM_SAMPLED_HWM: Final = "samples (largest process's peak RSS)"
 
+#: The status of a run whose command could not be started (not found, not
+#: executable): its run.json says why in ``error``; it has no figures to average.
+NOT_STARTED: Final = "not_started"
+
 #: The figures of a report, in the order they are shown: the summary's, and two
 #: the store computes from the samples (``cpu_utilization_p95``, ``samples`` read).
 FIGURES: Final = (

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobmeter._core.format import format_bytes
+from jobmeter._rundata.summary import NOT_STARTED
 
 if TYPE_CHECKING:
     from jobmeter.run import RunResult
@@ -97,6 +98,8 @@ def run(
     from jobmeter import run as runs
 
     def print_summary(result: RunResult) -> None:
+        if result.status == NOT_STARTED:
+            return  # its one line is on stderr already; a table of zeros would say nothing
         if as_json:
             print(json.dumps(result.to_json(), indent=2, sort_keys=True), file=sys.stderr)
         elif not quiet:

@@ -16,7 +16,7 @@ from jobmeter import store
 from jobmeter._core.format import format_bytes
 from jobmeter.cli._output import DIR_HELP, JSON_HELP, print_json, store_errors
 
-SKIPPED_STATES = ("running", "not_found", "not_executable")
+SKIPPED_STATES = ("running", "not_started")
 
 
 def _run_row(run: store.StoredRun) -> dict[str, Any]:

@@ -1,12 +1,14 @@
 """Run a command and measure its whole process tree until it ends.
 
 The wrapper becomes a subreaper, puts the command in a memory cgroup of its
-own where the machine allows, forwards SIGINT, SIGTERM and SIGHUP (a tree
-still there ``kill_grace`` seconds after SIGTERM gets SIGKILL), reaps every
-descendant, and samples the tree at each interval into usage.jsonl. Exact
-totals (CPU seconds, bytes read and written, the largest single-process peak)
-come from the kernel's rusage of reaped children; the tree's memory peak from
-the cgroup; the samples add PSS and what is still running.
+own where the machine allows, starts it from a small launcher (``_launcher``:
+its kernel peak is then its own, not the wrapper's size), forwards SIGINT,
+SIGTERM and SIGHUP (a tree still there ``kill_grace`` seconds after SIGTERM
+gets SIGKILL), reaps every descendant with its own rusage, and samples the
+tree at each interval into usage.jsonl. Exact totals (CPU seconds, bytes read
+and written, the largest single-process peak) come from the kernel's rusage
+of reaped children; the tree's memory peak from the cgroup; the samples add
+PSS and what is still running.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import contextlib
 import functools
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,18 +24,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobmeter._core import nvml, probes
+from jobmeter._core import nvml
 from jobmeter._core.variables import RUN as RUN_ENV
 from jobmeter._rundata.layout import STDERR_LOG, STDOUT_LOG
 from jobmeter._rundata.metadata import command_record
-from jobmeter._rundata.summary import RunResult
+from jobmeter._rundata.summary import NOT_STARTED, RunResult
+from jobmeter.run import _launcher
 from jobmeter.run._kernel import MemoryCgroup, become_subreaper, join_cgroup
+from jobmeter.run._launcher import Spawned
 from jobmeter.run._lifecycle import MIN_INTERVAL_S, ReapedUsage, RunRecording
+from jobmeter.run._process import Reaper, kill_tree, pump, wait
 from jobmeter.run._process import exit_code as exit_code_of
-from jobmeter.run._process import kill_tree, pump, wait
 from jobmeter.run._sampler import TreeSample, TreeSampler
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Why a command did not start (run.json's "error"), as the wrapper says it on stderr.
+NOT_FOUND, DENIED, CANNOT = "command not found", "permission denied", "cannot execute"
 
 
 @dataclass
@@ -63,8 +68,35 @@ class _Run:
         command = command_record(self.argv, options.record_args)
         interval = max(options.interval, MIN_INTERVAL_S)
         self.recording = RunRecording("command", name, command, interval, options.output)
-        self.inherited_rss = 0
         self.kill_at: float | None = None  # time.monotonic() of the SIGKILL, once SIGTERM came
+
+    def not_started(self, code: int, what: str) -> RunResult:
+        """The command could not be started: one line on stderr, and the run says so."""
+        print(f"jobmeter: {what}: {self.argv[0] if self.argv else '(none)'}", file=sys.stderr)
+        self.recording.record["error"] = what
+        return self.recording.finish(NOT_STARTED, code)
+
+
+def _spawn(run: _Run, env: dict[str, str], cgroup: MemoryCgroup | None,
+           launch: _launcher.Launcher | None) -> Spawned | tuple[int, str]:  # fmt: skip
+    """The command started, or the shell's exit status (126, 127) and why it cannot be."""
+    unstartable = _launcher.unstartable(run.argv, env)
+    if unstartable is not None:
+        return unstartable, NOT_FOUND if unstartable == 127 else DENIED
+    capture = run.options.capture
+    join = functools.partial(join_cgroup, cgroup.procs_file) if cgroup else None
+    if launch is not None and launch.accepts(run.argv, env):
+        spawned = launch.spawn(run.argv, env, capture, join)
+        if spawned is not None:
+            return spawned
+    try:
+        return _launcher.direct(run.argv, env, capture, join)
+    except FileNotFoundError:
+        return 127, NOT_FOUND
+    except PermissionError:
+        return 126, DENIED
+    except OSError:  # not an executable at all, or busy being written
+        return 126, CANNOT
 
 
 def run_command(
@@ -81,39 +113,28 @@ def run_command(
 
     Returns:
         The run's figures; ``exit_code`` follows the shell's rules (128+N when
-        killed by signal N, 127 when the command is not found).
+        killed by signal N, 127 when the command is not found, 126 when it
+        cannot be executed; the status is then ``not_started``).
     """
     run = _Run(argv, options or RunOptions())
     recording = run.recording
-    become_subreaper()
+    # The launcher needs the subreaper: the command is re-parented to us, not to init.
+    launch = _launcher.launcher() if become_subreaper() else None
     cgroup = MemoryCgroup.create(f"jobmeter-{recording.id}")
-    reaped = ReapedUsage()
-    # A forked child starts with the wrapper's RSS as its peak, and exec keeps it in
-    # ru_maxrss: below this line, ru_maxrss is the wrapper's size, not the command's.
-    run.inherited_rss = probes.rss_bytes() + 2**20
-    capture = run.options.capture
-    try:
-        child = subprocess.Popen(
-            run.argv,
-            stdout=subprocess.PIPE if capture else None,
-            stderr=subprocess.PIPE if capture else None,
-            preexec_fn=functools.partial(join_cgroup, cgroup.procs_file) if cgroup else None,
-            # jobmeter in the command records its operations into this run.
-            env={**os.environ, **run.options.environment, RUN_ENV: str(recording.path)},
-        )
-    except (FileNotFoundError, PermissionError, IndexError) as error:
+    # jobmeter in the command records its operations into this run.
+    env = {**os.environ, **run.options.environment, RUN_ENV: str(recording.path)}
+    spawned = _spawn(run, env, cgroup, launch)
+    if isinstance(spawned, tuple):
         if cgroup:
             cgroup.remove()
-        code = 126 if isinstance(error, PermissionError) else 127
-        what = "permission denied" if code == 126 else "command not found"
-        print(f"jobmeter: {what}: {run.argv[0] if run.argv else '(none)'}", file=sys.stderr)
-        recording.record["error"] = what
-        return recording.finish("not_found" if code == 127 else "not_executable", code)
+        return run.not_started(*spawned)
+    # After the launch: the launcher, reaped already, is not in the totals.
+    reaped = ReapedUsage()
 
     pumps = []
-    if capture:
-        for source, sink, name in ((child.stdout, sys.stdout, STDOUT_LOG),
-                                   (child.stderr, sys.stderr, STDERR_LOG)):  # fmt: skip
+    if run.options.capture:
+        for source, sink, name in ((spawned.stdout, sys.stdout, STDOUT_LOG),
+                                   (spawned.stderr, sys.stderr, STDERR_LOG)):  # fmt: skip
             assert source is not None
             log = recording.directory.log_file(name)
             on_error = functools.partial(recording.directory.log_failed, name)
@@ -129,11 +150,12 @@ def run_command(
         if signum == signal.SIGTERM and run.kill_at is None:
             run.kill_at = time.monotonic() + max(run.options.kill_grace, 0.0)
         with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signum)
+            os.kill(spawned.pid, signum)
 
     previous_handlers = {s: signal.signal(s, forward) for s in FORWARDED}
+    reaper = Reaper(spawned, reaped, run.argv[0])
     try:
-        status = _measure(run, child.pid, reaped, cgroup, on_sample)
+        status = _measure(run, reaper, reaped, cgroup, on_sample)
     finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
@@ -142,9 +164,14 @@ def run_command(
             log.close()
         if cgroup:
             cgroup.remove()
+    if reaper.not_started is not None:  # its exec failed after all (a busy file, a race)
+        code = reaper.not_started
+        return run.not_started(code, NOT_FOUND if code == 127 else CANNOT)
     exit_code = exit_code_of(status)
     if exit_code == 0:
         state = "succeeded"
+    elif exit_code == 128 + signal.SIGINT:  # Ctrl-C: the user's stop, not a kill
+        state = "interrupted"
     elif exit_code > 128:
         state = "killed"
     else:
@@ -152,29 +179,17 @@ def run_command(
     return recording.finish(state, exit_code)
 
 
-def _reap(child_pid: int) -> int | None:
-    """Reap every finished descendant (we are their subreaper); the main child's status."""
-    status = None
-    while True:
-        try:
-            pid, raw = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return status
-        if pid == 0:
-            return status
-        if pid == child_pid:
-            status = raw
-
-
 def _measure(
     run: _Run,
-    child_pid: int,
+    reaper: Reaper,
     reaped: ReapedUsage,
     cgroup: MemoryCgroup | None,
     on_sample: Callable[[TreeSample, RunResult], None] | None,
 ) -> int:
     recording = run.recording
     result = recording.result
+    child_pid = reaper.main_pid
+    status: int | None = None
     sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
     driver = nvml.nvml()
     gpu = driver if driver.available() else None
@@ -182,11 +197,9 @@ def _measure(
         pidfd: int | None = os.pidfd_open(child_pid)
     except (AttributeError, OSError):
         pidfd = None
-    status: int | None = None
     while True:
-        main_status = _reap(child_pid)
-        if main_status is not None:
-            status = main_status
+        reaper.reap()
+        status = reaper.status
         sample = sampler.sample()
         if run.kill_at is not None and time.monotonic() >= run.kill_at:
             run.kill_at = None
@@ -194,14 +207,7 @@ def _measure(
             kill_tree(child_pid if status is None else None, sample.pids, run.options.kill_grace)
         if gpu is not None:
             sample.gpu_memory = gpu.process_memory(sample.pids)
-        totals = reaped.totals(sample)
-        # The largest reaped process's peak; ru_maxrss is kept across exec, so a
-        # figure at or below the wrapper's own size is the wrapper's.
-        now, before = reaped.now, reaped.before
-        single_peak = now.ru_maxrss * 1024
-        if now.ru_maxrss <= before.ru_maxrss or single_peak <= run.inherited_rss:
-            single_peak = 0
-        recording.add_sample(sample, totals, single_peak)
+        recording.add_sample(sample, reaped.totals(sample), reaped.largest_peak)
         if cgroup:
             result.peak_cgroup_bytes = cgroup.peak_bytes()
         if on_sample is not None:
@@ -216,4 +222,5 @@ def _measure(
         wait(pidfd if status is None else None, timeout)
     if pidfd is not None:
         os.close(pidfd)
+    assert status is not None
     return status

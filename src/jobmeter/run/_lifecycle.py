@@ -35,18 +35,31 @@ class ReapedUsage:
     """The kernel's account of the descendants reaped since the run started: exact to the end.
 
     ``getrusage(RUSAGE_CHILDREN)`` counts every descendant that has been waited
-    for; the live ones come from their samples. ``live_base`` is what the live
-    processes had used before the run started (a ``Run`` counts its own process).
+    for since this object was made (the launcher of ``jobmeter run`` is reaped
+    before, so it is left out); the live ones come from their samples.
+    ``live_base`` is what the live processes had used before the run started
+    (a ``Run`` counts its own process).
     """
 
     def __init__(self, live_base: Totals = (0.0, 0.0, 0, 0)) -> None:
         self.before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.now = self.before
         self._base = live_base
+        #: The largest peak RSS of one reaped process (``ru_maxrss`` of its ``wait4``).
+        self.largest_peak = 0
+
+    def reaped(self, usage: resource.struct_rusage, floor: int = 0) -> None:
+        """A process's own ``wait4`` rusage: its peak RSS counts if above ``floor``.
+
+        Its ru_maxrss covers the children it waited for too. ``floor`` is the
+        size of the process it was forked from, which exec keeps in ru_maxrss.
+        """
+        peak = usage.ru_maxrss * 1024
+        if peak > floor:
+            self.largest_peak = max(self.largest_peak, peak)
 
     def totals(self, sample: TreeSample) -> Totals:
         """The tree's totals since the start: reaped descendants plus the live ones now."""
-        now = self.now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
         before, base = self.before, self._base
         return (
             now.ru_utime - before.ru_utime + sample.cpu_user - base[0],
@@ -136,7 +149,12 @@ class RunRecording:
         end = time.time()  # before the compaction: it is not the run's time
         result.wall_seconds = end - self.started
         busy = result.cpu_user_seconds + result.cpu_system_seconds
-        result.cpu_utilization_mean = busy / result.wall_seconds if result.wall_seconds > 0 else 0.0
+        mean = busy / result.wall_seconds if result.wall_seconds > 0 else 0.0
+        result.cpu_utilization_mean = min(mean, self._cpus)
+        # The whole run is one interval too, and the largest of the intervals' rates is
+        # at least their mean: a run shorter than half an interval, or a short last
+        # interval (averaged over half an interval), must not show a peak below it.
+        result.cpu_utilization_peak = max(result.cpu_utilization_peak, result.cpu_utilization_mean)
         lost = store_error(self.path)  # before the compaction's own failure
         if compact_records:
             try:

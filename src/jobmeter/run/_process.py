@@ -1,4 +1,4 @@
-"""The command's processes: exit codes, output pumps, waiting, and the last SIGKILL."""
+"""The command's processes: reaping, exit codes, output pumps, waiting, and the last SIGKILL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,61 @@ import sys
 import time
 from collections.abc import Callable
 from typing import IO, Any
+
+from jobmeter.run._launcher import Spawned, process_name
+from jobmeter.run._lifecycle import ReapedUsage
+
+
+class Reaper:
+    """Reaps every finished child (the wrapper is the tree's subreaper), each with ``wait4``.
+
+    Each process's own rusage gives the largest single-process peak; the
+    command's wait status is kept. A command whose process ends under the
+    launcher's name never exec'd: ``not_started`` is then its 126 or 127.
+    """
+
+    def __init__(self, spawned: Spawned, usage: ReapedUsage, command: str) -> None:
+        self._spawned = spawned
+        self._usage = usage
+        # A command named like the launcher cannot be told from it by name.
+        names = spawned.launcher_names
+        self._names = names if os.path.basename(command)[:15] not in names else frozenset()
+        self.status: int | None = None
+        self.not_started: int | None = None
+
+    @property
+    def main_pid(self) -> int:
+        """The command's pid."""
+        return self._spawned.pid
+
+    def reap(self) -> None:
+        """Reap every child that has ended by now."""
+        main = self._spawned.pid
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            pid = info.si_pid
+            # Still a zombie, so its name can be read: the launcher's means no exec.
+            exited = info.si_code == os.CLD_EXITED
+            if pid == main and exited and self._names and process_name(pid) in self._names:
+                self.not_started = 127 if info.si_status == 127 else 126
+            try:
+                reaped, status, usage = os.wait4(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue  # reaped elsewhere meanwhile
+            if reaped != pid:
+                continue
+            if pid == main:
+                self.status = status
+                self._usage.reaped(usage, self._spawned.peak_floor)
+                if self._spawned.process.returncode is None:
+                    self._spawned.process.returncode = os.waitstatus_to_exitcode(status)
+            else:
+                self._usage.reaped(usage)
 
 
 def exit_code(status: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from jobmeter._rundata.records import compact
 from jobmeter._rundata.schema import USAGE_COLUMNS
 from jobmeter._rundata.usage import usage_source
-from jobmeter.store._runs import StoredRun, percentile, report
+from jobmeter.store._runs import StoredRun, StoreError, percentile, report
 
 MEMORY_STEP = 256 * 2**20
 CPU_STEP = 0.5
@@ -102,13 +102,20 @@ def _cpus(figures: dict[str, Any]) -> float | None:
 def advise(runs: Sequence[StoredRun], percentile: float = 95.0, headroom: float = 0.2) -> Advice:
     """Memory, CPUs and GPU memory to request: the percentile over the runs' peaks plus headroom.
 
+    Runs whose command could not start (``not_started``) are left out: their
+    figures are zeros, not usage.
+
     Raises:
         ValueError: no runs, or a percentile outside 0-100, or a negative headroom.
+        StoreError: none of the runs started.
     """
     if not runs:
         raise ValueError("no runs to advise from")
     if headroom < 0:
         raise ValueError("headroom must be 0 or more")
+    runs = [run for run in runs if run.started]
+    if not runs:
+        raise StoreError("no run that started to advise from")
     figures = [report(run).figures for run in runs]
 
     def by_memory(value: float) -> float:

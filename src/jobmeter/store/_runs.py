@@ -14,12 +14,15 @@ from typing import Any
 
 from jobmeter._rundata.layout import USAGE, runs_root
 from jobmeter._rundata.metadata import read_record
-from jobmeter._rundata.summary import FIGURES, PEAK_FROM_SAMPLED_HWM, headline_peak
+from jobmeter._rundata.summary import FIGURES, NOT_STARTED, PEAK_FROM_SAMPLED_HWM, headline_peak
 from jobmeter._rundata.usage import SampleFigures, read_figures
 from jobmeter.store._liveness import Liveness
 from jobmeter.store._summary import RecordSummary, summarize
 
 _log = logging.getLogger("jobmeter")
+
+#: What run.json said of a command that could not start, before ``not_started``.
+_OLD_NOT_STARTED = ("not_found", "not_executable")
 
 
 class StoreError(Exception):
@@ -55,6 +58,11 @@ class StoredRun:
     directory: Path
     record: dict[str, Any]
     state: str  # the recorded status, or "incomplete" for an abandoned "running" run
+
+    @property
+    def started(self) -> bool:
+        """False for a command that could not start: its figures are zeros, not usage."""
+        return self.state != NOT_STARTED
 
     @property
     def name(self) -> str:
@@ -97,6 +105,8 @@ def _load(directory: Path, liveness: Liveness) -> StoredRun | None:
             return None
         record = {"id": directory.name}  # run.json lost or damaged: the samples remain
     state = str(record.get("status") or "incomplete")
+    if state in _OLD_NOT_STARTED:
+        state = NOT_STARTED
     if state == "running" or record.get("end") is None:
         state = "running" if liveness.alive(record, directory) else "incomplete"
     elif record.get("incomplete"):  # it ended, but the store could not keep all of it
@@ -141,8 +151,8 @@ def resolve(
     if prefixed:
         raise UnknownRunError(ref, [run.id for run in prefixed[:5]], ambiguous=True)
     by_name = [run for run in runs if run.name == ref]
-    if by_name:
-        return by_name[-1]
+    if by_name:  # the newest that ran: a mistyped command of that name cost nothing
+        return ([run for run in by_name if run.started] or by_name)[-1]
     candidates = {run.id: run.id for run in runs}
     candidates.update({run.name: f"{run.id} ({run.name})" for run in runs if run.name})
     close = difflib.get_close_matches(ref, list(candidates), n=5, cutoff=0.5)
