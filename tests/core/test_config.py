@@ -141,8 +141,9 @@ def test_bad_values_raise_in_strict_mode(
     monkeypatch.setenv(variable, value)
     if how == "environment":
         monkeypatch.setenv("JOBMETER_STRICT", "true")
+    keywords: dict[str, Any] = {"strict": True} if how == "keyword" else {}
     with pytest.raises(jobmeter.ConfigurationError) as raised:
-        jobmeter.configure(**({"strict": True} if how == "keyword" else {}))
+        jobmeter.configure(**keywords)
     message = str(raised.value)
     assert message.startswith(f"{variable}={value!r} is invalid")
     assert accepted in message

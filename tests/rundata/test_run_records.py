@@ -443,6 +443,7 @@ def test_a_bad_flush_interval_warns_and_the_run_records(
     ]
     assert len(warnings) == 1
     assert "the default applies (5 s)" in warnings[0]
+    assert run.directory is not None
     [row] = [r for r in records.read(run.directory, "operations").rows if r["operation"] == "op"]
     assert row["count"] == 1
 
