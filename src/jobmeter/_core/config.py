@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from jobmeter._core.environment import env_value, reject, strict_mode
+from jobmeter._core.environment import env_value, read, reject, strict_mode
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import (
     HOST_GROUPS,
@@ -180,22 +180,13 @@ def _one_basic_auth(env: Mapping[str, str], strict: bool) -> bool:
     return True
 
 
-def _parsed_endpoint(name: str, env: Mapping[str, str], strict: bool) -> str | None:
-    raw = env_value(name, env)
-    if raw is None:
-        return None
-    try:
-        return parse_endpoint(name, raw)
-    except ConfigurationError as error:
-        reject(error, _IGNORED, strict=strict)
-        return None
-
-
 def _otlp_endpoint(environ: Mapping[str, str], protocol: str, strict: bool) -> str:
-    specific = _parsed_endpoint(OTLP_METRICS_ENDPOINT, environ, strict)
+    specific = read(
+        OTLP_METRICS_ENDPOINT, parse_endpoint, None, _IGNORED, environ=environ, strict=strict
+    )
     if specific is not None:
         return specific
-    base = _parsed_endpoint(OTLP_ENDPOINT, environ, strict)
+    base = read(OTLP_ENDPOINT, parse_endpoint, None, _IGNORED, environ=environ, strict=strict)
     if protocol == "grpc":
         return base or DEFAULT_OTLP_GRPC_ENDPOINT
     # For HTTP the generic variable is a base URL and the signal path is appended.
@@ -268,13 +259,10 @@ def host_groups(
     A variable that cannot be used warns and the default applies (an error in
     strict mode); an unknown keyword always raises.
     """
-    raw = env_value(HOST_METRICS, environ)
-    groups = set(DEFAULT_HOST_GROUPS)
-    if raw is not None:
-        try:
-            groups = set(parse_host_groups(HOST_METRICS, raw))
-        except ConfigurationError as error:
-            reject(error, _IGNORED, strict=strict_mode(environ))
+    strict = strict_mode(environ)
+    chosen = read(HOST_METRICS, parse_host_groups, DEFAULT_HOST_GROUPS, _IGNORED,
+                  environ=environ, strict=strict)  # fmt: skip
+    groups = set(chosen)
     for name, enabled in overrides.items():
         if name not in HOST_GROUPS:
             raise ConfigurationError(

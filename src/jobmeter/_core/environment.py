@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from jobmeter._core import reset
 from jobmeter._core.errors import ConfigurationError
@@ -21,6 +22,8 @@ from jobmeter._core.parse import parse_bool
 from jobmeter._core.variables import STRICT
 
 _log = logging.getLogger("jobmeter")
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 # (setting, value, consequence) already warned about: one warning each per process.
@@ -35,14 +38,27 @@ def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None
 
 def strict_mode(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``JOBMETER_STRICT`` asks for errors; a value that is not a boolean warns."""
-    raw = env_value(STRICT, environ)
+    return read(STRICT, parse_bool, False, "strict mode stays off", environ=environ, strict=False)
+
+
+def read(
+    name: str,
+    parse: Callable[[str, str], T],
+    default: T,
+    consequence: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    strict: bool | None = None,
+) -> T:
+    """The variable parsed, or ``default`` when unset or (with a warning, see reject()) unusable."""
+    raw = env_value(name, environ)
     if raw is None:
-        return False
+        return default
     try:
-        return parse_bool(STRICT, raw)
+        return parse(name, raw)
     except ConfigurationError as error:
-        reject(error, "strict mode stays off", strict=False)
-        return False
+        reject(error, consequence, strict=strict)
+        return default
 
 
 def reject(error: ConfigurationError, consequence: str, *, strict: bool | None = None) -> None:

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from jobmeter._core import otel_private, waits
-from jobmeter._core.environment import env_value, reject
+from jobmeter._core.environment import read
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.instruments import Instrument
 from jobmeter._core.parse import parse_pushgateway_url
@@ -51,14 +51,7 @@ def gateway_url(value: str | None = None, setting: str = "pushgateway") -> str |
         ConfigurationError: ``value`` is not an http(s) URL with a host.
     """
     if value is None:
-        raw = env_value(PUSHGATEWAY_URL)
-        if raw is None:
-            return None
-        try:
-            return parse_pushgateway_url(PUSHGATEWAY_URL, raw)
-        except ConfigurationError as error:
-            reject(error, "nothing is pushed")
-            return None
+        return read(PUSHGATEWAY_URL, parse_pushgateway_url, None, "nothing is pushed")
     if not isinstance(value, str):  # the user's argument, unchecked by the type checker
         raise ConfigurationError(setting, value, "a URL such as http://pushgateway:9091")
     return parse_pushgateway_url(setting, value)

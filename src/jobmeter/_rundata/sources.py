@@ -12,8 +12,7 @@ import os
 import threading
 from pathlib import Path
 
-from jobmeter._core.environment import env_value, reject
-from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.environment import env_value, read
 from jobmeter._core.parse import parse_seconds
 from jobmeter._core.variables import RUN_FLUSH_INTERVAL
 from jobmeter._rundata import routing
@@ -36,14 +35,8 @@ def flush_interval() -> float:
 
     A value that cannot be used is one warning and the default (an error in strict mode).
     """
-    raw = env_value(RUN_FLUSH_INTERVAL)
-    if raw is None:
-        return DEFAULT_FLUSH_INTERVAL_S
-    try:
-        return parse_seconds(RUN_FLUSH_INTERVAL, raw)
-    except ConfigurationError as error:
-        reject(error, f"the default applies ({DEFAULT_FLUSH_INTERVAL_S:g} s)")
-        return DEFAULT_FLUSH_INTERVAL_S
+    applies = f"the default applies ({DEFAULT_FLUSH_INTERVAL_S:g} s)"
+    return read(RUN_FLUSH_INTERVAL, parse_seconds, DEFAULT_FLUSH_INTERVAL_S, applies)
 
 
 def join_run(directory: str | os.PathLike[str]) -> Recorder | None:
