@@ -79,6 +79,7 @@ class PrometheusEndpoint:
         self.registry, self.reader = new_reader(shared=shared)
         #: Set when the endpoint serves other processes' figures too (shared_endpoint).
         self.hosted: Callable[[bytes], bytes] | None = None
+        self._collecting = threading.Lock()
         app: WSGIApp = self._app(make_wsgi_app(self.registry))
         if basic_auth is not None:
             app = guarded(app, *basic_auth)
@@ -107,10 +108,14 @@ class PrometheusEndpoint:
     def _app(self, own: WSGIApp) -> WSGIApp:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             hosted = self.hosted
-            if hosted is None:
-                return own(environ, start_response)
+            # OTel's reader hands each collection to whichever concurrent scrape pops it
+            # first: the other would read a page without it. One collection at a time.
+            with self._collecting:
+                if hosted is None:
+                    return own(environ, start_response)
+                page = generate_latest(self.registry)
             # Text format 0.0.4, which every Prometheus accepts: the pages merge as text.
-            body = hosted(generate_latest(self.registry))
+            body = hosted(page)
             headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
             if "gzip" in str(environ.get("HTTP_ACCEPT_ENCODING", "")):
                 body = gzip.compress(body, compresslevel=1)
