@@ -17,7 +17,7 @@ from jobmeter import store
 from jobmeter._rundata import records
 from jobmeter._rundata.aggregates import operation_label
 from jobmeter._rundata.schema import USAGE_COLUMNS
-from jobmeter._rundata.sketch import GAMMA, merged
+from jobmeter._rundata.sketch import merged
 from jobmeter._rundata.usage import usage_source
 
 PREFIX: Final = "jobmeter/"
@@ -156,10 +156,9 @@ def _thinned(n: int) -> list[int]:
 
 
 def _durations(directory: Path) -> dict[str, tuple[list[float], list[int]]]:
-    """Each operation's durations: its merged sketch's buckets as (value, count) pairs.
-
-    A bucket stands for its midpoint (within 1 % of every value in it); zeros are 0.0.
-    The counts are exact.
+    """Each operation's durations as (value, count) pairs: the values themselves while an
+    operation has few (``sketch.EXACT_LIMIT``), else its merged sketch's buckets, each
+    standing for its midpoint (within 1 % of every value in it). The counts are exact.
     """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in records.read(directory, "operations").rows:
@@ -177,10 +176,6 @@ def _durations(directory: Path) -> dict[str, tuple[list[float], list[int]]]:
         label = operation_label(
             {"operation": operation, "attributes": parsed if isinstance(parsed, dict) else {}}
         )
-        values = [0.0] if sketch.zeros else []
-        counts = [sketch.zeros] if sketch.zeros else []
-        for index in sorted(sketch.buckets):
-            values.append(2 * GAMMA**index / (GAMMA + 1))
-            counts.append(sketch.buckets[index])
+        values, counts = sketch.distribution()
         out[f"{PREFIX}operation/{collector}/{label}"] = (values, counts)
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import math
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any
 
 from jobmeter._rundata.layout import USAGE, runs_root
 from jobmeter._rundata.metadata import read_record
+from jobmeter._rundata.sketch import quantile_of
 from jobmeter._rundata.summary import FIGURES, NOT_STARTED, PEAK_FROM_SAMPLED_HWM, headline_peak
 from jobmeter._rundata.usage import SampleFigures, read_figures
 from jobmeter.store._liveness import Liveness
@@ -259,16 +259,16 @@ def report(run: StoredRun) -> RunReport:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation, as numpy's default method."""
-    if not values:
-        raise ValueError("percentile of no values")
+    """The q-th percentile (0-100), interpolated between the closest ranks.
+
+    jobmeter's one definition of percentile (``rank = q/100 * (n - 1)``, numpy's
+    default); report, compare, Comet and plots use it too.
+    """
     if not 0 <= q <= 100:
         raise ValueError(f"percentile must be within 0 and 100, not {q}")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    if not values:
+        raise ValueError("percentile of no values")
+    return quantile_of(sorted(values), q / 100)
 
 
 def gc(keep: int, root: str | Path | None = None, dry_run: bool = False) -> list[StoredRun]:
