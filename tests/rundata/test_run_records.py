@@ -9,7 +9,6 @@ histogram's exact count, sum, min and max) and against known workloads.
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -519,3 +518,24 @@ def test_a_run_directory_that_cannot_be_made_leaves_the_job_running_unrecorded(
     assert inline.stdout.strip() == "succeeded"
     assert inline.stderr.count("cannot create the run directory") == 1
     assert "Traceback" not in inline.stderr
+
+
+def test_a_parquet_file_of_an_older_run_without_the_newer_columns_still_reads(
+    tmp_path: Path,
+) -> None:
+    """Columns added later (the peak's) read as null from an older run's Parquet file."""
+    import duckdb
+
+    target = tmp_path / "operations.parquet"
+    duckdb.execute(
+        "COPY (SELECT 1.5 AS t, 7::BIGINT AS pid, 'etl' AS collector, 'load' AS operation, "
+        "'{}' AS attributes, NULL::VARCHAR AS error_type, 3::BIGINT AS count, "
+        "3::BIGINT AS resources_count, 0.3::DOUBLE AS duration_sum) TO $path (FORMAT parquet)",
+        {"path": str(target)},
+    )
+    found = records.read(tmp_path, "operations")
+    assert found.skipped == 0
+    [row] = found.rows
+    assert (row["operation"], row["count"], row["duration_sum"]) == ("load", 3, 0.3)
+    assert row["peak_max"] is None
+    assert row["peak_sketch"] is None

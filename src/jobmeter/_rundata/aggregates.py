@@ -70,11 +70,11 @@ def operation_label(operation: dict[str, Any]) -> str:
 class OperationAggregate:
     """What the blocks of one operation key measured in one interval."""
 
-    __slots__ = ("count", "cpu", "duration", "memory")
+    __slots__ = ("count", "cpu", "duration", "memory", "peak")
 
     def __init__(self) -> None:
         self.count = 0
-        self.duration, self.cpu, self.memory = Stats(), Stats(), Stats()
+        self.duration, self.cpu, self.memory, self.peak = Stats(), Stats(), Stats(), Stats()
 
 
 class QueryAggregate:

@@ -7,7 +7,9 @@ One directory per run, ``<runs root>/<run id>/``:
 - ``<kind>.<pid>.jsonl``: what each process measured, per flush interval, and
   ``<kind>.parquet`` once the clean end compacted them (``records``);
 - ``stdout.log``, ``stderr.log``: the command's output (``jobmeter run``);
-- ``operations.jsonl``: spans a user wrote, drawn by ``jobmeter plot``.
+- ``operations.jsonl``: spans a user wrote, drawn by ``jobmeter plot``;
+- ``peak.<pid>``: a process's lifetime peak RSS in bytes, left by one whose measured
+  blocks reset the kernel's high-water mark (``jobmeter.collector._peak``).
 
 Everything is made for the user only (directories 0700, files 0600): command
 lines, output and paths are often private.
@@ -116,3 +118,26 @@ def write_private(path: Path, text: str) -> None:
     """Write ``text`` to a file made 0600, as every file of the run store."""
     with open_private(path, "w") as handle:
         handle.write(text)
+
+
+def peak_file(directory: Path, pid: int) -> Path:
+    """Where a process leaves its lifetime peak RSS (its resets hid it from the kernel)."""
+    return directory / f"peak.{pid}"
+
+
+def write_peak(path: Path, peak: int) -> None:
+    """Replace a process's lifetime peak (a new file renamed over: never read half-written)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    write_private(temporary, str(int(peak)))
+    os.replace(temporary, path)
+
+
+def published_peaks(directory: Path) -> dict[int, int]:
+    """The lifetime peaks processes left in a run directory, by pid; damaged files skipped."""
+    found: dict[int, int] = {}
+    for path in directory.glob("peak.*"):
+        try:
+            found[int(path.name.split(".", 1)[1])] = int(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    return found

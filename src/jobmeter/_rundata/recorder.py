@@ -61,15 +61,16 @@ class Recorder:
         self,
         collector: str,
         attributes: Mapping[str, Any],
-        entries: Sequence[tuple[float, float | None, int | None]],
+        entries: Sequence[tuple[float, float | None, int | None, int | None]],
     ) -> None:
-        """Blocks of one attribute set: (duration s, CPU s or None, RSS B or None)."""
+        """Blocks of one attribute set: (duration s, CPU s or None, RSS B or None,
+        peak RSS B or None)."""
         error = attributes.get("error.type")
         key = (collector, str(attributes.get("operation.name", "")),
                attributes_text(attributes), None if error is None else str(error))  # fmt: skip
         # One C-level transpose, and no filtering unless blocks with and without
         # resources share an attribute set (rare): the drain costs the job too.
-        duration_column, cpu_column, memory_column = zip(*entries, strict=True)
+        duration_column, cpu_column, memory_column, peak_column = zip(*entries, strict=True)
         durations = sorted(duration_column)
         missing = cpu_column.count(None)
         if missing == len(cpu_column):
@@ -88,6 +89,8 @@ class Recorder:
             found.duration.add_sorted(durations)
             found.cpu.add_sorted(cpus)
             found.memory.add_sorted(memory)
+            if peak_column.count(None) < len(peak_column):
+                found.peak.add_sorted(sorted([v for v in peak_column if v is not None]))
 
     def add_queries(self, entries: Sequence[tuple[Mapping[str, Any], float, int]]) -> None:
         """Statements: (point attributes, seconds, returned rows or -1)."""
@@ -166,6 +169,7 @@ class Recorder:
             record.update(op.duration.fields("duration"))
             record.update(op.cpu.fields("cpu"))
             record.update(op.memory.fields("memory"))
+            record.update(op.peak.fields("peak"))
             lines["operations"].append(json.dumps(record))
         for (namespace, operation, summary, error), query in queries.items():
             record = {**base, "namespace": namespace, "operation": operation,

@@ -45,9 +45,7 @@ def read(directory: Path, kind: str) -> Records:
     with duckdb.connect() as connection:
         if parquet.is_file():
             try:
-                rows += connection.execute(
-                    f"SELECT {names} FROM read_parquet($path)", {"path": str(parquet)}
-                ).fetchall()
+                rows += _parquet_rows(connection, parquet, columns)
             except duckdb.Error:
                 skipped += 1  # a damaged Parquet file counts as one skipped part
         if files:
@@ -62,6 +60,15 @@ def read(directory: Path, kind: str) -> Records:
             rows += good
     keys = list(columns)
     return Records([dict(zip(keys, row, strict=True)) for row in rows], skipped)
+
+
+def _parquet_rows(connection: Any, parquet: Path, columns: dict[str, str]) -> list[tuple[Any, ...]]:
+    """The file's rows in ``columns``' order; columns it lacks (an older run's) are null."""
+    relation = connection.read_parquet(str(parquet))
+    present = set(relation.columns)
+    names = ", ".join(f'"{name}"' if name in present else f'NULL::{kind} AS "{name}"'
+                      for name, kind in columns.items())  # fmt: skip
+    return list(relation.project(names).fetchall())
 
 
 def _merge_stats(rows: list[dict[str, Any]], prefix: str, out: dict[str, Any]) -> None:
@@ -85,6 +92,7 @@ def merge(kind: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row["resources_count"] = sum(r["resources_count"] or 0 for r in group)
             _merge_stats(group, "cpu", row)
             _merge_stats(group, "memory", row)
+            _merge_stats(group, "peak", row)
         else:
             row["rows"] = sum(r["rows"] or 0 for r in group)
             maxima = [r["rows_max"] for r in group if r["rows_max"] is not None]

@@ -41,7 +41,7 @@ def print_records(console: Console, report: RunReport) -> None:
         several = len({op["collector"] for op in records.operations}) > 1
         table = Table(title=f"top operations by total time ({len(records.operations)} in all)")
         for column in ("operation", "collector", "count", "errors", "total", "mean", "p50",
-                       "p95", "max", "CPU", "RSS p95"):  # fmt: skip
+                       "p95", "max", "CPU", "peak mem"):  # fmt: skip
             if column != "collector" or several:
                 table.add_column(column, justify="left" if column in ("operation", "collector")
                                  else "right")  # fmt: skip
@@ -51,7 +51,7 @@ def print_records(console: Console, report: RunReport) -> None:
                 str(op["errors"]), seconds(op["duration_total_seconds"]),
                 seconds(op["duration_mean_seconds"]), seconds(op["duration_p50_seconds"]),
                 seconds(op["duration_p95_seconds"]), seconds(op["duration_max_seconds"]),
-                seconds(op["cpu_total_seconds"]), format_bytes(op["memory_p95_bytes"]),
+                seconds(op["cpu_total_seconds"]), format_bytes(op["peak_memory_max_bytes"]),
             )  # fmt: skip
         console.print(table)
     if records.queries:

@@ -15,6 +15,7 @@ from opentelemetry.util.types import AttributeValue
 from jobmeter._core import fork, nvml, probes
 from jobmeter._core.instruments import make_key
 from jobmeter._rundata import routing
+from jobmeter.collector import _peak
 from jobmeter.collector._totals import OperationTotals
 
 P = ParamSpec("P")
@@ -25,6 +26,7 @@ _RUSAGE_SELF = probes.RUSAGE_SELF
 _rss_bytes = probes.rss_bytes
 _BLOCK = probes.BLOCK_SIZE
 _SPAN_MIN_S = routing.SPAN_MIN_S
+_KIB = 1024
 
 
 def error_type(exc_type: type[BaseException]) -> str:
@@ -44,7 +46,7 @@ class Measurement:
     should not be entered from two threads at once: call ``measure()`` again.
     """
 
-    __slots__ = ("_attributes", "_gpu", "_key", "_resources", "_stack", "_totals")
+    __slots__ = ("_attributes", "_gpu", "_key", "_peak", "_resources", "_stack", "_totals")
 
     def __init__(
         self,
@@ -52,12 +54,14 @@ class Measurement:
         attributes: dict[str, AttributeValue],
         resources: bool,
         gpu: bool = False,
+        peak_memory: bool | None = None,
     ) -> None:
         self._totals = totals
         self._attributes = attributes
         self._key = make_key(attributes)
         self._resources = resources
         self._gpu = gpu
+        self._peak = peak_memory  # None: while a run records
         self._stack: list[tuple[Any, ...]] = []
 
     @property
@@ -68,11 +72,15 @@ class Measurement:
     def __enter__(self) -> Measurement:
         self._totals.started(self._key, self._attributes)
         if self._resources:
-            ru = _getrusage(_RUSAGE_SELF)
-            rss = _rss_bytes()
+            peak = self._peak
+            if peak or (peak is None and self._totals.recording):
+                window = _peak.open_window()
+                ru, rss = window.usage, window.rss
+            else:
+                window, ru, rss = None, _getrusage(_RUSAGE_SELF), _rss_bytes()
             self._stack.append(
                 (fork.generation, ru.ru_utime, ru.ru_stime, ru.ru_inblock, ru.ru_oublock, rss,
-                 perf_counter())
+                 window, perf_counter())
             )  # fmt: skip
         else:
             self._stack.append((fork.generation, perf_counter()))
@@ -107,6 +115,7 @@ class Measurement:
             return
         ru = _getrusage(_RUSAGE_SELF)
         rss = _rss_bytes()
+        window = start[6]
         usage = (
             max(ru.ru_utime - start[1], 0.0),
             max(ru.ru_stime - start[2], 0.0),
@@ -114,6 +123,7 @@ class Measurement:
             max(ru.ru_oublock - start[4], 0) * _BLOCK,
             rss,
             rss - start[5],
+            None if window is None else _peak.close_window(window, rss, ru.ru_maxrss * _KIB),
         )
         store.ended_with_resources(
             started_key, started_attributes, key, attributes, usage, duration
@@ -131,13 +141,13 @@ class Measurement:
         or closed (a consumer that stops early is not an error).
         """
         store, attributes = self._totals, self._attributes
-        resources, gpu = self._resources, self._gpu
+        resources, gpu, peak = self._resources, self._gpu, self._peak
         if inspect.isgeneratorfunction(func):
             gen_func: Callable[P, Generator[Any, Any, Any]] = func
 
             @functools.wraps(func)
             def measured_gen(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
-                with Measurement(store, attributes, resources, gpu):
+                with Measurement(store, attributes, resources, gpu, peak):
                     return (yield from gen_func(*args, **kwargs))
 
             return cast(Callable[P, R], measured_gen)
@@ -146,7 +156,7 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_agen(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
-                with Measurement(store, attributes, resources, gpu):
+                with Measurement(store, attributes, resources, gpu, peak):
                     async for item in agen_func(*args, **kwargs):
                         yield item
 
@@ -156,14 +166,14 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with Measurement(store, attributes, resources, gpu):
+                with Measurement(store, attributes, resources, gpu, peak):
                     return await async_func(*args, **kwargs)
 
             return cast(Callable[P, R], measured_async)
 
         @functools.wraps(func)
         def measured(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Measurement(store, attributes, resources, gpu):
+            with Measurement(store, attributes, resources, gpu, peak):
                 return func(*args, **kwargs)
 
         return measured

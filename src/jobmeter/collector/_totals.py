@@ -45,7 +45,7 @@ class _Totals:
 
     __slots__ = (
         "active", "attributes", "cpu_system", "cpu_user", "gpu_memory", "growth",
-        "has_resources", "io_read", "io_write", "modes", "pending", "rss",
+        "has_resources", "io_read", "io_write", "modes", "peak", "pending", "rss",
     )  # fmt: skip
 
     def __init__(self, attributes: Attributes) -> None:
@@ -62,8 +62,10 @@ class _Totals:
         self.cpu_user = self.cpu_system = 0.0
         self.io_read = self.io_write = self.rss = self.growth = 0
         self.gpu_memory: int | None = None
-        # While a run records: (duration s, CPU s or None, RSS B or None) per block.
-        self.pending: list[tuple[float, float | None, int | None]] | None = None
+        self.peak: int | None = None  # the largest peak RSS of a block with its peak taken
+        # While a run records, per block: (duration s, CPU s or None, RSS B or None,
+        # peak RSS B or None).
+        self.pending: list[tuple[float, float | None, int | None, int | None]] | None = None
 
 
 Points = Callable[[_Totals], Iterable[tuple[float, Attributes]]]
@@ -86,6 +88,10 @@ TOTALS_METRICS: Final[tuple[tuple[Instrument, Points], ...]] = (
     (Instrument("jobmeter.operation.memory.growth", "gauge", "By",
                 "Resident memory the latest measured operation added (negative if freed)."),
      lambda t: ((t.growth, t.attributes),) if t.has_resources else ()),
+    (Instrument("jobmeter.operation.memory.peak", "gauge", "By",
+                "Largest peak resident memory of the process while a measured operation ran "
+                "(operations measured with their peak)."),
+     lambda t: () if t.peak is None else ((t.peak, t.attributes),)),
     (Instrument("jobmeter.operation.gpu.memory.usage", "gauge", "By",
                 "GPU memory of the process when the latest measured operation with gpu=True "
                 "ended."),
@@ -157,7 +163,7 @@ class OperationTotals:
                 if key is not started_key:
                     totals = self._totals_for(key, attributes)
                 if totals.pending is not None:
-                    totals.pending.append((duration, None, None))
+                    totals.pending.append((duration, None, None, None))
 
     def ended_with_resources(
         self,
@@ -165,19 +171,19 @@ class OperationTotals:
         started_attributes: Attributes,
         key: Key,
         attributes: Attributes,
-        usage: tuple[float, float, int, int, int, int],
+        usage: tuple[float, float, int, int, int, int, int | None],
         duration: float,
     ) -> None:
         """End a block and add its usage: (cpu user s, cpu system s, read B, written B,
-        RSS at the end B, RSS growth B); one lock for both.
+        RSS at the end B, RSS growth B, peak RSS B or None); one lock for both.
         """
-        cpu_user, cpu_system, io_read, io_write, rss, growth = usage
+        cpu_user, cpu_system, io_read, io_write, rss, growth, peak = usage
         with self._lock:
             self._totals_for(started_key, started_attributes).active -= 1
             totals = self._totals_for(key, attributes)
             pending = totals.pending
             if pending is not None:  # a run records: one append, aggregated at its interval
-                pending.append((duration, cpu_user + cpu_system, rss))
+                pending.append((duration, cpu_user + cpu_system, rss, peak))
             totals.has_resources = True
             totals.cpu_user += cpu_user
             totals.cpu_system += cpu_system
@@ -185,11 +191,18 @@ class OperationTotals:
             totals.io_write += io_write
             totals.rss = rss
             totals.growth = growth
+            if peak is not None and (totals.peak is None or peak > totals.peak):
+                totals.peak = peak
 
     def set_gpu_memory(self, key: Key, attributes: Attributes, used: int) -> None:
         """Keep the GPU memory the process used when a ``gpu=True`` block ended."""
         with self._lock:
             self._totals_for(key, attributes).gpu_memory = used
+
+    @property
+    def recording(self) -> bool:
+        """Whether a run records these totals' blocks (their peaks are taken then)."""
+        return self._recording
 
     def recording_started(self) -> None:
         """Keep what each block measured for the run being recorded."""

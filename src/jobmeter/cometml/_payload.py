@@ -30,7 +30,7 @@ USAGE_SERIES: Final = ("cpu_utilization", "rss", "pss", "hwm", "processes", "thr
 OPERATION_HEADERS: Final = [
     "collector", "operation", "attributes", "count", "errors", "total_seconds", "mean_seconds",
     "min_seconds", "p50_seconds", "p95_seconds", "max_seconds", "cpu_total_seconds",
-    "memory_p95_bytes",
+    "memory_p95_bytes", "peak_memory_p95_bytes", "peak_memory_max_bytes",
 ]  # fmt: skip
 QUERY_HEADERS: Final = [
     "namespace", "operation", "summary", "count", "errors", "total_seconds", "min_seconds",
@@ -83,7 +83,8 @@ def collect(run: store.StoredRun) -> Payload:
         [op["collector"], op["operation"], json.dumps(op["attributes"], sort_keys=True),
          op["count"], op["errors"], op["duration_total_seconds"], op["duration_mean_seconds"],
          op["duration_min_seconds"], op["duration_p50_seconds"], op["duration_p95_seconds"],
-         op["duration_max_seconds"], op["cpu_total_seconds"], op["memory_p95_bytes"]]
+         op["duration_max_seconds"], op["cpu_total_seconds"], op["memory_p95_bytes"],
+         op["peak_memory_p95_bytes"], op["peak_memory_max_bytes"]]
         for op in records.operations
     ])  # fmt: skip
     payload.tables["jobmeter-queries.csv"] = Table(list(QUERY_HEADERS), [

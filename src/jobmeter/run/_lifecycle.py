@@ -18,7 +18,13 @@ from typing import Any
 
 from jobmeter._core.probes import BLOCK_SIZE
 from jobmeter._rundata.directory import RunDirectory
-from jobmeter._rundata.layout import new_run_id, runs_root, store_error, warn_once
+from jobmeter._rundata.layout import (
+    new_run_id,
+    published_peaks,
+    runs_root,
+    store_error,
+    warn_once,
+)
 from jobmeter._rundata.metadata import new_record
 from jobmeter._rundata.records import compact
 from jobmeter._rundata.summary import PEAK_FROM_KERNEL, RunResult, headline_peak, mark_incomplete
@@ -138,6 +144,19 @@ class RunRecording:
              "cpu_system_total": result.cpu_system_seconds}
         )  # fmt: skip
 
+    def _published_peaks(self) -> None:
+        """Peaks that processes left because their measured blocks reset the kernel's mark."""
+        peaks = published_peaks(self.path)
+        if not peaks:
+            return
+        result = self.result
+        result.peak_rss_single_process_bytes = max(
+            result.peak_rss_single_process_bytes, *peaks.values()
+        )
+        result.peak_memory_bytes, result.peak_memory_source = headline_peak(
+            result.peak_pss_sampled_bytes, result.peak_rss_single_process_bytes, PEAK_FROM_KERNEL
+        )
+
     def finish(self, status: str, exit_code: int, *, compact_records: bool = True) -> RunResult:
         """The run's end: records compacted, the summary in run.json, the directory closed.
 
@@ -155,6 +174,7 @@ class RunRecording:
         # at least their mean: a run shorter than half an interval, or a short last
         # interval (averaged over half an interval), must not show a peak below it.
         result.cpu_utilization_peak = max(result.cpu_utilization_peak, result.cpu_utilization_mean)
+        self._published_peaks()
         lost = store_error(self.path)  # before the compaction's own failure
         if compact_records:
             try:

@@ -72,6 +72,7 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             attributes = {}
         cpu = _quantiles(group, "cpu")
         memory = _quantiles(group, "memory")
+        peak = _quantiles(group, "peak")
         out.append({
             "collector": first["collector"],
             "operation": first["operation"],
@@ -83,6 +84,9 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "memory_p50_bytes": _whole(memory["p50"]),
             "memory_p95_bytes": _whole(memory["p95"]),
             "memory_max_bytes": _whole(memory["max"]),
+            "peak_memory_p50_bytes": _whole(peak["p50"]),
+            "peak_memory_p95_bytes": _whole(peak["p95"]),
+            "peak_memory_max_bytes": _whole(peak["max"]),
         })  # fmt: skip
     for operation in out:
         operation["label"] = operation_label(operation)
