@@ -69,7 +69,9 @@ TARGETS = (
     Target("measure_full / bare_record", "measure_full", "bare_record", 3.0),
     Target("measure_duration_only / bare_record", "measure_duration_only", "bare_record", 1.5),
     Target("measure_full / naive_psutil", "measure_full", "naive_psutil", 0.25),
-    Target("measure_full_recording / measure_full", "measure_full_recording", "measure_full", 1.05),
+    Target("measure_peak / bare_record", "measure_peak", "bare_record", 4.0),
+    # A run turns the peak on: what recording adds is measured against the peak case.
+    Target("measure_full_recording / measure_peak", "measure_full_recording", "measure_peak", 1.05),
     Target(
         "measure_duration_only_recording / measure_duration_only",
         "measure_duration_only_recording",
@@ -190,6 +192,9 @@ class MeasureResults:
 
 
 MEASURE_FULL = 'with collector.measure("load", {"table": "orders"}):\n    pass'
+MEASURE_PEAK = (
+    'with collector.measure("load", {"table": "orders"}, peak_memory=True):\n    pass'
+)
 MEASURE_DURATION_ONLY = (
     'with collector.measure("load", {"table": "orders"}, resources=False):\n    pass'
 )
@@ -219,6 +224,9 @@ def _cases(calls_fast: int, calls_naive: int, providers: Providers) -> list[Case
     full = measured(
         "measure_full", 'with collector.measure("load", {"table": "orders"}): pass', MEASURE_FULL
     )
+    peak = measured(
+        "measure_peak", "the same with peak_memory=True (the block's peak RSS)", MEASURE_PEAK
+    )
     duration_only = measured(
         "measure_duration_only", "the same with resources=False", MEASURE_DURATION_ONLY
     )
@@ -234,7 +242,7 @@ def _cases(calls_fast: int, calls_naive: int, providers: Providers) -> list[Case
     )
     full_recording = measured(
         "measure_full_recording",
-        "measure_full while a run is recorded (Recorder.stop() included)",
+        "measure_full while a run is recorded (the peak on; Recorder.stop() included)",
         MEASURE_FULL,
         recording=True,
     )
@@ -245,7 +253,7 @@ def _cases(calls_fast: int, calls_naive: int, providers: Providers) -> list[Case
         recording=True,
     )
     # Each recording case right after its base case, so that both see the same stretch.
-    return [bare, full, full_recording, duration_only, duration_only_recording, naive]
+    return [bare, full, peak, full_recording, duration_only, duration_only_recording, naive]
 
 
 def _run_count(directory: Path) -> int:
