@@ -92,7 +92,7 @@ def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
     """Every instrument measure() and HostCollector emit: name -> (kind, unit), from real points."""
     with in_memory() as recorded:
         ops = jobmeter.MetricsCollector("docs")
-        with ops.measure("load", gpu=gpu):
+        with ops.measure("load", gpu=gpu, peak_memory=True):
             pass
         HostCollector(gpu=gpu)
         RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
@@ -145,7 +145,7 @@ def test_metrics_md_gpu_rows_match_the_gpu_collector(monkeypatch: pytest.MonkeyP
 
 def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
     telemetry = jobmeter.configure(prometheus_host="127.0.0.1", prometheus_port=0)
-    with jobmeter.MetricsCollector("docs").measure("load"):
+    with jobmeter.MetricsCollector("docs").measure("load", peak_memory=True):
         pass
     HostCollector(gpu=False)
     RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
