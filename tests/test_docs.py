@@ -73,6 +73,10 @@ def _exercise_backfill() -> None:
     with bf.batch(5):
         pass
     bf.queue_size(3)
+    for _ in bf.track(range(1), start=100):
+        bf.failed(error_type="ValueError")
+    for _ in bf.track_failed(range(101)):
+        pass
     bf.request("GET", "https://api.example.com/x", status_code=200, duration=0.1)
     bf.close()
 

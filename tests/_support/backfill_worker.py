@@ -40,6 +40,58 @@ def resume(ns: argparse.Namespace) -> None:
                 log.flush()
 
 
+def _crash(how: str, i: int) -> None:
+    """End the program in the body of item ``i``: an exception, or wait for a signal."""
+    if how == "exit":
+        sys.exit(3)
+    if how == "raise":
+        raise RuntimeError(f"item {i} crashed")
+    print(json.dumps({"blocked": i}), flush=True)  # in the body: the test sends the signal
+    time.sleep(120)
+
+
+def crash(ns: argparse.Namespace) -> None:
+    """Items from the checkpoint's position; --fail items raise ValueError, caught in the body
+    and counted failed; item --at ends the program; --retry first redoes the failed items.
+
+    Each item writes ``start I`` before its work and ``done I`` or ``failed I`` after it to
+    --log, so the test sees which items were processed, how often, and how far.
+    """
+    fail = {int(i) for i in ns.fail.split(",") if i}
+    bf = Backfill("crashy", total=ns.items, checkpoint=ns.checkpoint,
+                  checkpoint_interval=ns.interval, progress=False)  # fmt: skip
+    print(json.dumps({"resumed_at": bf.completed, "failed_items": bf.failed_items(),
+                      "counts": bf.counts}), flush=True)  # fmt: skip
+    with open(ns.log, "a") as log:
+
+        def work(i: int, what: str) -> None:
+            log.write(f"{what} {i}\n")
+            log.flush()
+            if i == ns.at:
+                _crash(ns.how, i)
+            try:
+                if i in fail:
+                    raise ValueError(f"item {i} is bad")
+            except ValueError as error:
+                bf.failed(error_type=error)
+                log.write(f"failed {i}\n")
+            else:
+                log.write(f"done {i}\n")
+
+        def run() -> None:
+            if ns.retry:
+                for i in bf.track_failed(range(ns.items)):
+                    work(i, "retry")
+            for i in bf.track(range(bf.completed, ns.items)):
+                work(i, "start")
+
+        if ns.bare:  # no with block: the backfill is closed at interpreter exit
+            run()
+            return
+        with bf:
+            run()
+
+
 def hold(ns: argparse.Namespace) -> None:
     """Count, then wait to be signalled (SIGTERM) or exit (normally or by an exception)."""
     if ns.fsize:
@@ -82,6 +134,16 @@ def main() -> None:
     p.add_argument("--log", required=True)
     p.add_argument("--items", type=int, default=200)
     p.add_argument("--sleep", type=float, default=0.01)
+    p = sub.add_parser("crash")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--items", type=int, default=10)
+    p.add_argument("--at", type=int, default=-1)
+    p.add_argument("--how", choices=("exit", "raise", "signal"), default="exit")
+    p.add_argument("--fail", default="")
+    p.add_argument("--interval", type=float, default=0.05)
+    p.add_argument("--retry", action="store_true")
+    p.add_argument("--bare", action="store_true")
     p = sub.add_parser("hold")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--items", type=int, default=123)
@@ -95,7 +157,8 @@ def main() -> None:
     p.add_argument("--log-interval", type=float, default=0.2)
     p.add_argument("--no-progress", action="store_true")
     ns = parser.parse_args()
-    {"serve": serve, "resume": resume, "hold": hold, "terminal": terminal}[ns.mode](ns)
+    modes = {"serve": serve, "resume": resume, "crash": crash, "hold": hold, "terminal": terminal}
+    modes[ns.mode](ns)
 
 
 if __name__ == "__main__":

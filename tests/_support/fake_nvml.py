@@ -1,9 +1,10 @@
 """A fake ``pynvml``: the few NVML calls jobmeter makes, over a list of fake GPUs.
 
 This is the only fake in the tests, at the driver boundary: nothing else can
-show two GPUs, a GPU that drops off the bus, or a card without an energy
-counter on a machine that has no GPU. Names, constants and error classes are
-those of the real nvidia-ml-py (``tests/host/test_gpu.py`` checks them against it).
+show two GPUs, a GPU that drops off the bus, a card without an energy counter,
+or a card split into MIG devices on a machine that has no GPU. Names,
+constants and error classes are those of the real nvidia-ml-py
+(``tests/host/test_gpu.py`` checks them against it).
 Install it with ``monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([...]))``.
 """
 
@@ -20,7 +21,9 @@ NVML_TEMPERATURE_GPU = 0
 NVML_DEVICE_MIG_DISABLE = 0
 NVML_DEVICE_MIG_ENABLE = 1
 NVML_ERROR_UNINITIALIZED = 1
+NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
@@ -40,9 +43,19 @@ class NVMLError_Uninitialized(NVMLError):
         super().__init__(NVML_ERROR_UNINITIALIZED)
 
 
+class NVMLError_InvalidArgument(NVMLError):
+    def __init__(self) -> None:
+        super().__init__(NVML_ERROR_INVALID_ARGUMENT)
+
+
 class NVMLError_NotSupported(NVMLError):
     def __init__(self) -> None:
         super().__init__(NVML_ERROR_NOT_SUPPORTED)
+
+
+class NVMLError_NotFound(NVMLError):
+    def __init__(self) -> None:
+        super().__init__(NVML_ERROR_NOT_FOUND)
 
 
 class NVMLError_DriverNotLoaded(NVMLError):
@@ -67,7 +80,9 @@ class NVMLError_GpuIsLost(NVMLError):
 
 ERRORS = (
     NVMLError_Uninitialized,
+    NVMLError_InvalidArgument,
     NVMLError_NotSupported,
+    NVMLError_NotFound,
     NVMLError_DriverNotLoaded,
     NVMLError_LibraryNotFound,
     NVMLError_FunctionNotFound,
@@ -95,11 +110,27 @@ class ProcessInfo:
 
 
 @dataclass
+class FakeMigDevice:
+    """One MIG device (GPU instance, compute instance) of a fake GPU in MIG mode.
+
+    Its processes are listed on the parent GPU, as NVML lists them to a caller
+    with the privileges to see them.
+    """
+
+    uuid: str  # MIG-…
+    gpu_instance: int
+    compute_instance: int = 0
+    fail: dict[str, NVMLError] = field(default_factory=dict)
+
+
+@dataclass
 class FakeGpu:
     """One fake GPU; tests change its values between collections.
 
     ``fail`` maps a pynvml function name to the error that call raises.
     ``mig=None`` makes the MIG query raise NotSupported (GPUs without MIG).
+    ``mig_devices`` are the MIG devices by slot (None: an empty slot), up to
+    ``max_mig_devices``; they exist only while ``mig`` is True.
     """
 
     uuid: str
@@ -114,6 +145,8 @@ class FakeGpu:
     compute_processes: list[ProcessInfo] = field(default_factory=list)
     graphics_processes: list[ProcessInfo] = field(default_factory=list)
     fail: dict[str, NVMLError] = field(default_factory=dict)
+    mig_devices: list[FakeMigDevice | None] = field(default_factory=list)
+    max_mig_devices: int = 7
 
 
 class FakeNvml(types.ModuleType):
@@ -123,14 +156,18 @@ class FakeNvml(types.ModuleType):
     NVML_DEVICE_MIG_DISABLE = NVML_DEVICE_MIG_DISABLE
     NVML_DEVICE_MIG_ENABLE = NVML_DEVICE_MIG_ENABLE
     NVML_ERROR_UNINITIALIZED = NVML_ERROR_UNINITIALIZED
+    NVML_ERROR_INVALID_ARGUMENT = NVML_ERROR_INVALID_ARGUMENT
     NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
+    NVML_ERROR_NOT_FOUND = NVML_ERROR_NOT_FOUND
     NVML_ERROR_DRIVER_NOT_LOADED = NVML_ERROR_DRIVER_NOT_LOADED
     NVML_ERROR_LIBRARY_NOT_FOUND = NVML_ERROR_LIBRARY_NOT_FOUND
     NVML_ERROR_FUNCTION_NOT_FOUND = NVML_ERROR_FUNCTION_NOT_FOUND
     NVML_ERROR_GPU_IS_LOST = NVML_ERROR_GPU_IS_LOST
     NVMLError = NVMLError
     NVMLError_Uninitialized = NVMLError_Uninitialized
+    NVMLError_InvalidArgument = NVMLError_InvalidArgument
     NVMLError_NotSupported = NVMLError_NotSupported
+    NVMLError_NotFound = NVMLError_NotFound
     NVMLError_DriverNotLoaded = NVMLError_DriverNotLoaded
     NVMLError_LibraryNotFound = NVMLError_LibraryNotFound
     NVMLError_FunctionNotFound = NVMLError_FunctionNotFound
@@ -144,7 +181,7 @@ class FakeNvml(types.ModuleType):
         self.calls: Counter[str] = Counter()
         self.sessions = 0  # nvmlInit minus nvmlShutdown
 
-    def _enter(self, call: str, gpu: FakeGpu | None = None) -> None:
+    def _enter(self, call: str, gpu: FakeGpu | FakeMigDevice | None = None) -> None:
         self.calls[call] += 1
         if call != "nvmlInit" and self.sessions <= 0:
             raise NVMLError_Uninitialized()
@@ -173,7 +210,7 @@ class FakeNvml(types.ModuleType):
         self._enter("nvmlDeviceGetHandleByIndex", gpu)
         return gpu
 
-    def nvmlDeviceGetUUID(self, handle: FakeGpu) -> str | bytes:
+    def nvmlDeviceGetUUID(self, handle: FakeGpu | FakeMigDevice) -> str | bytes:
         self._enter("nvmlDeviceGetUUID", handle)
         return self._string(handle.uuid)
 
@@ -208,8 +245,37 @@ class FakeNvml(types.ModuleType):
     def nvmlDeviceGetTemperature(self, handle: FakeGpu, sensor: int) -> int:
         self._enter("nvmlDeviceGetTemperature", handle)
         if sensor != NVML_TEMPERATURE_GPU:
-            raise NVMLError(2)  # NVML_ERROR_INVALID_ARGUMENT
+            raise NVMLError_InvalidArgument()
         return handle.temperature
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: FakeGpu) -> int:
+        self._enter("nvmlDeviceGetMaxMigDeviceCount", handle)
+        if handle.mig is None:
+            raise NVMLError_NotSupported()
+        return handle.max_mig_devices
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: FakeGpu, index: int) -> FakeMigDevice:
+        self._enter("nvmlDeviceGetMigDeviceHandleByIndex", handle)
+        if handle.mig is None:
+            raise NVMLError_NotSupported()
+        if not handle.mig or not 0 <= index < handle.max_mig_devices:
+            raise NVMLError_InvalidArgument()
+        found = handle.mig_devices[index] if index < len(handle.mig_devices) else None
+        if found is None:
+            raise NVMLError_NotFound()
+        return found
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: FakeMigDevice) -> int:
+        self._enter("nvmlDeviceGetGpuInstanceId", handle)
+        if not isinstance(handle, FakeMigDevice):
+            raise NVMLError_InvalidArgument()  # a physical GPU has no instance id
+        return handle.gpu_instance
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: FakeMigDevice) -> int:
+        self._enter("nvmlDeviceGetComputeInstanceId", handle)
+        if not isinstance(handle, FakeMigDevice):
+            raise NVMLError_InvalidArgument()
+        return handle.compute_instance
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeGpu) -> list[ProcessInfo]:
         self._enter("nvmlDeviceGetComputeRunningProcesses", handle)

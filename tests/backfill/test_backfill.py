@@ -272,11 +272,15 @@ def test_track_untimed_counts_the_same_without_item_durations(recorded: InMemory
         run()
     assert bf.counts["done"] == 4 + 2
     assert bf.counts["skipped"] == 1
+    assert bf.counts["failed"] == {}  # held until the program goes on with the backfill
+    for _ in bf.track([], timed=False):
+        pass
     assert bf.counts["failed"] == {"_OTHER": 1}
+    assert bf.failed_items() == [5 + 2]  # the second loop started at completed=5
     assert recorded.count("jobmeter.backfill.item.duration", {NAME: "untimed"}) == 0
 
 
-def test_track_counts_an_item_left_by_an_exception_as_failed() -> None:
+def test_track_counts_an_item_left_by_an_exception_as_failed_once_the_program_goes_on() -> None:
     bf = Backfill("raises", progress=False)
 
     def run() -> None:
@@ -287,7 +291,13 @@ def test_track_counts_an_item_left_by_an_exception_as_failed() -> None:
     with pytest.raises(OSError, match="disk"):
         run()
     assert bf.counts["done"] == 4
+    assert bf.counts["failed"] == {}
+    assert bf.completed == 4  # the checkpoint would stay before item 4
+    tracked = bf.track(range(5, 10))  # the program went on: item 4 counts failed now
     assert bf.counts["failed"] == {"_OTHER": 1}
+    assert bf.failed_items() == [4]
+    assert list(tracked) == [5, 6, 7, 8, 9]
+    assert (bf.counts["done"], bf.completed) == (9, 10)
 
 
 def test_track_does_not_count_an_item_left_by_break_or_return() -> None:

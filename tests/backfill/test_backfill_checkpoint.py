@@ -37,6 +37,7 @@ def test_a_restart_resumes_every_count(tmp_path: Path) -> None:
     assert second.counts == {
         "done": 7, "failed": {"ValueError": 3}, "skipped": 2, "retries": {"timeout": 1},
         "rate_limit_hits": {"429": 1}, "completed": 12, "total": 50,
+        "retried": {"done": 0, "failed": 0, "skipped": 0}, "failed_items_not_kept": 0,
     }  # fmt: skip
     clock.advance(2.0)
     assert second.rate == 0.0  # the resumed counts are not a rate
@@ -68,8 +69,18 @@ def test_resume_false_starts_over(tmp_path: Path) -> None:
         ({"counts": {"done": 1, "lost": 2}}, "unknown outcome 'lost' in counts; accepted: done"),
         ({"counts": {"done": -4}}, "counts.done must be a whole number >= 0, got -4"),
         ({"total": 1, "counts": {"done": 2}}, "total=1 is less than the 2 items"),
+        ({"counts": {"failed": {"E": 1}}, "failed_items": {"E": [-3]}},
+         r"failed_items\['E'\]\[0\] must be a whole number >= 0, got -3"),
+        ({"counts": {"failed": {"E": 2}}, "failed_items": {"E": [4], "F": [4]}},
+         "failed_items lists position 4 twice"),
+        ({"counts": {"failed": {"E": 1}}, "failed_items": {"E": [4, 5]}},
+         "failed_items has 2 items .not_kept included., more than the 1 counted failed"),
+        ({"counts": {"failed": {"E": 1}}, "failed_items": {"E": 4}},
+         r"failed_items\['E'\] must be a list, got 4"),
+        ({"retried": {"done": 1, "lost": 2}}, "unknown outcome 'lost' in retried"),
+        ({"retried": {"done": -1}}, "retried.done must be a whole number >= 0, got -1"),
     ],
-)
+)  # fmt: skip
 def test_a_checkpoint_that_cannot_be_resumed_is_a_clear_error(
     tmp_path: Path, content: str | dict[str, object] | None, message: str
 ) -> None:
@@ -88,6 +99,38 @@ def test_a_checkpoint_that_cannot_be_resumed_is_a_clear_error(
         Backfill("mine", checkpoint=path, progress=False)
     assert "resume=False" in str(raised.value)
     assert path.read_text() == before  # never overwritten
+
+
+def test_a_checkpoint_without_failed_items_still_resumes(tmp_path: Path) -> None:
+    """Files written before failed positions were kept: no positions, no retries."""
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({
+        "format": "jobmeter.backfill.checkpoint", "version": 1, "name": "old",
+        "status": "failed", "total": 10, "started": 1.0, "last_success": None,
+        "counts": {"done": 6, "failed": {"ValueError": 1}, "skipped": 0},
+        "retries": {}, "rate_limit_hits": {}, "updated": 2.0,
+    }))  # fmt: skip
+    bf = Backfill("old", checkpoint=path, progress=False)
+    assert (bf.completed, bf.failed_items()) == (7, [])
+    assert bf.counts["retried"] == {"done": 0, "failed": 0, "skipped": 0}
+    assert list(bf.track_failed(range(10))) == []
+    bf.close()
+    saved = read_checkpoint(path)
+    assert saved["counts"] == {"done": 6, "failed": {"ValueError": 1}, "skipped": 0}
+    assert (saved["failed_items"], saved["failed_items_not_kept"]) == ({}, 0)
+
+
+def test_a_checkpoint_over_the_position_limit_keeps_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({
+        "format": "jobmeter.backfill.checkpoint", "version": 1, "name": "big",
+        "status": "running", "total": None, "started": 1.0, "last_success": None,
+        "counts": {"failed": {"E": 1300}}, "failed_items": {"E": list(range(1200, 0, -1))},
+        "failed_items_not_kept": 100,
+    }))  # fmt: skip
+    bf = Backfill("big", checkpoint=path, progress=False)
+    assert bf.failed_items() == list(range(1, 1001))
+    assert bf.counts["failed_items_not_kept"] == 300
 
 
 def test_a_failing_write_is_one_warning_and_the_job_goes_on(

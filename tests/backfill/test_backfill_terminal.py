@@ -104,3 +104,7 @@ def test_status_line_format() -> None:
     )
     nearly = Snapshot(started=0.0, done=9, total=10, rate=5.0)
     assert ", ETA <1s, " in status_line("y", "item", nearly, 1.0)
+    retried = Snapshot(started=0.0, done=7, failed={"E": 3}, retried={"done": 2, "failed": 1})
+    assert status_line("z", "item", retried, 1.0) == (
+        "jobmeter: backfill z: 10 items, ? item/s, 3 failed, 3 failed retried, elapsed 1s"
+    )

@@ -63,7 +63,10 @@ def two_gpus() -> list[FakeGpu]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_nvml() -> Iterator[None]:
+def _fresh_nvml(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Every GPU is the job's unless a test says otherwise (test_gpu_visible.py).
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     # configure() may read the GPU inventory once per process for its resource:
     # let it read the real machine now, so that it never keeps a fake driver's GPUs.
     with in_memory():
@@ -256,7 +259,7 @@ def test_every_metric_of_two_gpus_with_units_kinds_and_attributes(
             gpu_name = "NVIDIA H100 80GB HBM3" if attributes["hw.id"] == H100 else "NVIDIA A10"
             assert attributes == {"team": "ml", "hw.id": attributes["hw.id"],
                                   "hw.name": gpu_name, "hw.vendor": "NVIDIA",
-                                  "hw.type": "gpu"}, name  # fmt: skip
+                                  "hw.type": "gpu", "jobmeter.gpu.visible": True}, name  # fmt: skip
     assert warnings_or_worse(caplog) == []
     assert jobmeter_infos(caplog) == []  # a healthy driver logs nothing at INFO
 

@@ -6,6 +6,7 @@ or a GPU it logs one INFO line and stays off for good. Device handles are
 looked up once. A call that fails at collection time (NotSupported, a GPU lost
 from the bus) skips that value and is logged once at INFO per kind, never
 raised. A forked child forgets its parent's NVML state and initialises again.
+Which GPUs the job may use follows ``CUDA_VISIBLE_DEVICES`` (``cuda_visible``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ import atexit
 import contextlib
 import importlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
-from jobmeter._core import fork, waits
+from jobmeter._core import cuda_visible, fork, waits
+from jobmeter._core.cuda_visible import MigDevice, Visible
 from jobmeter._core.gpu import GpuDevice, GpuSample
+from jobmeter._core.nvml_calls import NvmlCalls, describe, text
 
 _log = logging.getLogger("jobmeter")
 
@@ -29,19 +33,17 @@ _log = logging.getLogger("jobmeter")
 SAMPLE_MAX_AGE_S: Final = 0.2
 
 
-class Nvml:
+class Nvml(NvmlCalls):
     """Process-wide NVML state: started once, quiet when there is no GPU."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
-        self._notes_lock = threading.Lock()
-        self._module: Any = None
-        self._on: bool | None = None  # None: not tried yet
         self._devices: list[GpuDevice] = []
-        self._unsupported: set[tuple[str, str]] = set()  # (uuid, what)
-        self._noted: set[tuple[str, ...]] = set()
         self._samples: list[GpuSample] = []
         self._sampled_at = float("-inf")
+        self._migs: list[MigDevice] | None = None  # None: not listed yet
+        self._visible: dict[tuple[str | None, str | None], Visible] = {}
         self._hooked = False
         self._atexit_registered = False
 
@@ -68,13 +70,13 @@ class Nvml:
         try:
             module.nvmlInit()
         except Exception as exc:  # NVMLError (no library, no driver) or OSError
-            return self._off(f"NVML did not start: {_describe(exc)}")
+            return self._off(f"NVML did not start: {describe(exc)}")
         try:
             count = int(module.nvmlDeviceGetCount())
             devices = [d for d in (self._device(module, i) for i in range(count)) if d]
         except Exception as exc:
             self._quietly(module.nvmlShutdown)
-            return self._off(f"NVML could not count GPUs: {_describe(exc)}")
+            return self._off(f"NVML could not count GPUs: {describe(exc)}")
         if not devices:
             self._quietly(module.nvmlShutdown)
             return self._off("NVML found no GPU" if count == 0 else "no GPU answered NVML")
@@ -88,11 +90,11 @@ class Nvml:
     def _device(self, module: Any, index: int) -> GpuDevice | None:
         try:
             handle = module.nvmlDeviceGetHandleByIndex(index)
-            uuid = _text(module.nvmlDeviceGetUUID(handle))
-            name = _text(module.nvmlDeviceGetName(handle))
+            uuid = text(module.nvmlDeviceGetUUID(handle))
+            name = text(module.nvmlDeviceGetName(handle))
         except Exception as exc:
             _log.info("jobmeter: GPU %d did not answer NVML (%s); it is left out",
-                      index, _describe(exc))  # fmt: skip
+                      index, describe(exc))  # fmt: skip
             return None
         mig = False
         with contextlib.suppress(Exception):  # NotSupported on GPUs without MIG
@@ -137,12 +139,60 @@ class Nvml:
 
     def _forget_devices(self) -> None:
         self._devices, self._samples, self._sampled_at = [], [], float("-inf")
+        self._migs, self._visible = None, {}
 
     # -- what the collectors read ----------------------------------------------
 
     def devices(self) -> list[GpuDevice]:
         """The GPUs, in NVML index order; empty without a GPU."""
         return list(self._devices) if self.available() else []
+
+    def visible_devices(self, environ: Mapping[str, str] | None = None) -> list[GpuDevice]:
+        """The GPUs a CUDA program started with ``environ`` may use (default: this process).
+
+        Read at every call, so that a job which sets ``CUDA_VISIBLE_DEVICES``
+        before it starts CUDA is followed.
+        """
+        devices = self.devices()
+        env = os.environ if environ is None else environ
+        key = (env.get(cuda_visible.VISIBLE_DEVICES), env.get(cuda_visible.DEVICE_ORDER))
+        visible = self._visible.get(key)
+        if visible is None:
+            visible = cuda_visible.resolve(key[0], devices, self.mig_devices)
+            if len(self._visible) >= 16:  # a job that keeps changing it: stay small
+                self._visible.clear()
+            self._visible[key] = visible
+            if cuda_visible.order_is_ambiguous(visible, key[1], devices):
+                self.note_once(
+                    ("cuda-device-order",),
+                    "jobmeter: CUDA_VISIBLE_DEVICES=%s names GPUs by index and CUDA_DEVICE_ORDER "
+                    "is not PCI_BUS_ID on a machine with different GPU models: jobmeter reads the "
+                    "indices in NVML (nvidia-smi) order, CUDA may number the GPUs otherwise; set "
+                    "CUDA_DEVICE_ORDER=PCI_BUS_ID or name the GPUs by UUID",
+                    key[0], level=logging.WARNING,
+                )  # fmt: skip
+        return [d for d in devices if d.uuid in visible.uuids]
+
+    def mig_devices(self) -> list[MigDevice]:
+        """The MIG devices of the GPUs in MIG mode, listed on first use."""
+        if self._migs is None and self.available():
+            self._migs = [mig for d in self._devices if d.mig for mig in self._migs_of(d)]
+        return list(self._migs or [])
+
+    def _migs_of(self, device: GpuDevice) -> list[MigDevice]:
+        m, found = self._module, []
+        for slot in range(self._read(device, "MIG devices", m.nvmlDeviceGetMaxMigDeviceCount) or 0):
+            try:  # NotFound: no MIG device in this slot
+                handle = m.nvmlDeviceGetMigDeviceHandleByIndex(device.handle, slot)
+                uuid = text(m.nvmlDeviceGetUUID(handle))
+            except Exception:
+                continue
+            instances: tuple[int | None, int | None] = (None, None)
+            with contextlib.suppress(Exception):  # a pynvml without them
+                instances = (int(m.nvmlDeviceGetGpuInstanceId(handle)),
+                             int(m.nvmlDeviceGetComputeInstanceId(handle)))  # fmt: skip
+            found.append(MigDevice(uuid, device.uuid, *instances))
+        return found
 
     def inventory(self) -> tuple[str | None, int]:
         """(model name of the first GPU, number of GPUs); (None, 0) without a GPU."""
@@ -204,72 +254,17 @@ class Nvml:
                     used[process.pid] = max(used.get(process.pid, 0), bytes_used)
         return sum(used.values()) if answered else None
 
-    def process_memory(self, pids: Collection[int]) -> int | None:
-        """Bytes of GPU memory used by ``pids`` over all GPUs; None without a GPU."""
-        figures = [self.device_process_memory(d, pids) for d in self.devices()]
+    def process_memory(
+        self, pids: Collection[int], *, environ: Mapping[str, str] | None = None
+    ) -> int | None:
+        """Bytes of memory used by ``pids`` on the GPUs they may use; None without one.
+
+        ``environ`` is the environment of the processes (default: this one's),
+        whose ``CUDA_VISIBLE_DEVICES`` says which GPUs count.
+        """
+        figures = [self.device_process_memory(d, pids) for d in self.visible_devices(environ)]
         known = [f for f in figures if f is not None]
         return sum(known) if known else None
-
-    # -- failures --------------------------------------------------------------
-
-    def _read(self, device: GpuDevice, what: str, call: Callable[..., Any], *args: Any) -> Any:
-        """``call(handle, *args)``, or None (logged once) when it fails."""
-        if (device.uuid, what) in self._unsupported or not self._on:
-            return None
-        try:
-            return call(device.handle, *args)
-        except Exception as exc:
-            if self._is_unsupported(exc):
-                self._unsupported.add((device.uuid, what))
-                self.note_once(
-                    ("unsupported", device.uuid, what),
-                    "jobmeter: GPU %d (%s) does not report %s; that metric is left out for it",
-                    device.index, device.name, what,
-                )  # fmt: skip
-            else:
-                self.note_once(
-                    ("failed", what, type(exc).__name__),
-                    "jobmeter: reading %s from NVML failed (%s); the value is skipped while "
-                    "it fails", what, _describe(exc),
-                )  # fmt: skip
-            return None
-
-    @staticmethod
-    def _is_unsupported(exc: Exception) -> bool:
-        # AttributeError: a pynvml too old to have the call.
-        names = {"NVMLError_NotSupported", "NVMLError_FunctionNotFound", "AttributeError"}
-        return any(kind.__name__ in names for kind in type(exc).__mro__)
-
-    def note_once(
-        self,
-        key: tuple[str, ...],
-        message: str,
-        *args: object,
-        level: int = logging.INFO,
-        exc_info: bool = False,
-    ) -> None:
-        """Log ``message`` the first time ``key`` is seen in this process."""
-        with self._notes_lock:
-            if key in self._noted:
-                return
-            self._noted.add(key)
-        _log.log(level, message, *args, exc_info=exc_info)
-
-    def _quietly(self, call: Callable[[], object]) -> None:
-        try:
-            call()
-        except Exception:
-            _log.debug("jobmeter: ignored NVML error", exc_info=True)
-
-
-def _text(value: str | bytes) -> str:
-    """pynvml returns str; releases before 11.x returned bytes."""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _nvml = Nvml()

@@ -6,10 +6,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry import metrics
 from opentelemetry.metrics import MeterProvider
@@ -28,16 +28,16 @@ from jobmeter.backfill._outputs import Outputs, OutputSettings
 from jobmeter.backfill._rate import SmoothedRate
 from jobmeter.backfill._snapshot import OUTCOMES
 from jobmeter.backfill._state import CountState
-from jobmeter.backfill._track import Batch, Tracked
+from jobmeter.backfill._track import Batch
+from jobmeter.backfill._tracking import TrackMethods
 from jobmeter.collector import MetricsCollector
 
 _log = logging.getLogger("jobmeter")
 
-T = TypeVar("T")
 SCOPE = "jobmeter.backfill"
 
 
-class Backfill(CountState, RequestMethods, MetricsCollector):
+class Backfill(CountState, TrackMethods, RequestMethods, MetricsCollector):
     """Progress of a backfill or pipeline: counts, rate, ETA, retries, rate limits, requests.
 
     Every point carries ``jobmeter.backfill.name`` and the given attributes;
@@ -148,27 +148,28 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
         """Count ``n`` items done."""
         if n.__class__ is not int or n < 0:
             n = args.count("n", n)
+        if self._tracking and self._claim("done", n):
+            return  # a retried item's new outcome
         with self._lock:
             self._done += n
-        if self._tracking:
-            self._claim()
 
     def skipped(self, n: int = 1) -> None:
         """Count ``n`` items skipped (already there, filtered out)."""
         if n.__class__ is not int or n < 0:
             n = args.count("n", n)
+        if self._tracking and self._claim("skipped", n):
+            return
         with self._lock:
             self._skipped += n
-        if self._tracking:
-            self._claim()
 
     def failed(self, n: int = 1, error_type: str | type[BaseException] | BaseException | None = None
                ) -> None:  # fmt: skip
-        """Count ``n`` items failed, by ``error.type`` (a string, an exception or its class)."""
-        n = args.count("n", n)
-        self._add(self._failed, args.label("error_type", error_type), n, "error types")
-        if self._tracking:
-            self._claim()
+        """Count ``n`` items failed, by ``error.type`` (a string, an exception or its class).
+
+        In the body of a ``track()`` loop this counts the item in progress, and
+        its position is kept for ``failed_items()`` and ``track_failed()``.
+        """
+        self._count_failed(args.label("error_type", error_type), args.count("n", n))
 
     def count(self, outcome: str, n: int = 1, *, error_type: Any = None) -> None:
         """Count ``n`` items with ``outcome`` ``"done"``, ``"failed"`` or ``"skipped"``."""
@@ -227,24 +228,6 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
                 )
             self._total = total
 
-    def track(self, iterable: Iterable[T], *, timed: bool = True) -> Tracked[T]:
-        """Wrap ``iterable``: each item counts as done when its loop body ends.
-
-        An item left by an exception counts as failed (``error.type``
-        ``_OTHER``); one left by ``break`` is not counted. A body that counts
-        for this backfill itself (``done(n)``, ``failed()``, ``skipped()``)
-        replaces the item's count. Each body's time is recorded in
-        ``jobmeter.backfill.item.duration``; ``timed=False`` leaves that out
-        for loops of tiny items (the count costs ~25 times less). With no
-        total yet, an iterable with ``len()`` sets it to the items counted so
-        far plus its length.
-        """
-        record = self._instruments.item_duration.record if timed else None
-        tracked = Tracked(self, iterable, record, self._base)
-        if self._total is None and tracked._length is not None:
-            self.set_total(self.completed + tracked._length)
-        return tracked
-
     # -- ending (the properties that read the counts are CountState's) ----------------------
 
     @property
@@ -277,6 +260,7 @@ class Backfill(CountState, RequestMethods, MetricsCollector):
             return  # closed already, or closing in another frame
         self._closed = True
         self._status = status
+        self._drop_held()  # an item left by the exception that ends the backfill: redone
         _runtime.unregister(self)
         if routing.active is not None:  # the last counts, before the backfill is gone
             self.drain_into(routing.active)

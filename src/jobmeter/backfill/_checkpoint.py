@@ -5,6 +5,10 @@ A write goes to a temporary file in the same directory, is flushed to disk
 moment leaves either the previous checkpoint or the new one, never half of
 one. A write that fails (disk full, directory gone, permissions) is one
 warning; the backfill goes on and tries again at the next interval.
+
+The failed positions (``failed_items``, by error type), the count of those
+not kept and the retried outcomes are top-level keys that older files lack
+(they load as none) and older versions ignore, so the version stays 1.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from jobmeter.backfill._failures import FAILED_ITEMS_LIMIT, RETRIED_OUTCOMES
 from jobmeter.backfill._snapshot import Snapshot
 
 _log = logging.getLogger("jobmeter")
@@ -46,7 +51,17 @@ def encode(name: str, snapshot: Snapshot, status: str) -> dict[str, Any]:
         },
         "retries": dict(snapshot.retries),
         "rate_limit_hits": dict(snapshot.rate_limit_hits),
+        "failed_items": _by_label(snapshot.failed_items),
+        "failed_items_not_kept": snapshot.failed_items_not_kept,
+        "retried": {outcome: snapshot.retried.get(outcome, 0) for outcome in RETRIED_OUTCOMES},
     }
+
+
+def _by_label(positions: Any) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for position, label in sorted(positions.items()):
+        grouped.setdefault(label, []).append(position)
+    return grouped
 
 
 class CheckpointError(ValueError):
@@ -69,6 +84,36 @@ def _labelled(path: Path, where: str, value: Any) -> dict[str, int]:
     if not isinstance(value, dict):
         raise CheckpointError(path, f"{where} must be an object of label: count, got {value!r}")
     return {str(k): _count(path, f"{where}[{k!r}]", v) for k, v in value.items()}
+
+
+def _positions(path: Path, value: Any) -> tuple[dict[int, str], int]:
+    """``{error type: [position, ...]}`` as position -> type; past the limit, only counted."""
+    if not isinstance(value, dict):
+        raise CheckpointError(path, f"failed_items must be an object of error type: positions, "
+                              f"got {value!r}")  # fmt: skip
+    found: dict[int, str] = {}
+    for label, positions in value.items():
+        if not isinstance(positions, list):
+            raise CheckpointError(
+                path, f"failed_items[{label!r}] must be a list, got {positions!r}"
+            )
+        for i, position in enumerate(positions):
+            _count(path, f"failed_items[{label!r}][{i}]", position)
+            if position in found:
+                raise CheckpointError(path, f"failed_items lists position {position} twice")
+            found[position] = str(label)
+    kept = dict(sorted(found.items())[:FAILED_ITEMS_LIMIT])  # a file from a larger limit
+    return kept, len(found) - len(kept)
+
+
+def _retried(path: Path, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise CheckpointError(path, f"retried must be an object of outcome: count, got {value!r}")
+    unknown = sorted(set(value) - set(RETRIED_OUTCOMES))
+    if unknown:
+        raise CheckpointError(path, f"unknown outcome {unknown[0]!r} in retried; accepted: "
+                              f"{', '.join(RETRIED_OUTCOMES)}")  # fmt: skip
+    return {k: _count(path, f"retried.{k}", value.get(k, 0)) for k in RETRIED_OUTCOMES}
 
 
 def _time(path: Path, where: str, value: Any, optional: bool) -> float | None:
@@ -106,15 +151,27 @@ def decode(path: Path, name: str, document: Any) -> Snapshot:
     total = document.get("total")
     started = _time(path, "started", document.get("started"), optional=False)
     assert started is not None
+    failed = _labelled(path, "counts.failed", counts.get("failed", {}))
+    failed_items, past_limit = _positions(path, document.get("failed_items", {}))
+    not_kept = _count(path, "failed_items_not_kept", document.get("failed_items_not_kept", 0))
+    # Each failed item was counted failed once, by its first failure: never fewer counts.
+    if len(failed_items) + past_limit + not_kept > sum(failed.values()):
+        raise CheckpointError(
+            path, f"failed_items has {len(failed_items) + past_limit + not_kept} items "
+            f"(not_kept included), more than the {sum(failed.values())} counted failed"
+        )  # fmt: skip
     return Snapshot(
         started=started,
         done=_count(path, "counts.done", counts.get("done", 0)),
         skipped=_count(path, "counts.skipped", counts.get("skipped", 0)),
-        failed=_labelled(path, "counts.failed", counts.get("failed", {})),
+        failed=failed,
         retries=_labelled(path, "retries", document.get("retries", {})),
         rate_limit_hits=_labelled(path, "rate_limit_hits", document.get("rate_limit_hits", {})),
         total=None if total is None else _count(path, "total", total),
         last_success=_time(path, "last_success", document.get("last_success"), optional=True),
+        failed_items=failed_items,
+        failed_items_not_kept=not_kept + past_limit,
+        retried=_retried(path, document.get("retried", {})),
     )
 
 

@@ -64,6 +64,13 @@ def _observe_items(base: Attrs, s: Snapshot) -> Iterable[Observation]:
         yield Observation(n, labelled(base, ERROR_TYPE, label, **{OUTCOME: "failed"}))
 
 
+def _observe_retried(base: Attrs, s: Snapshot) -> Iterable[Observation]:
+    # Only once a failed item was processed again: most backfills never do.
+    if s.retried_total:
+        for outcome in ("done", "failed", "skipped"):
+            yield Observation(s.retried.get(outcome, 0), {**base, OUTCOME: outcome})
+
+
 def _by_reason(field: str) -> Callable[[Attrs, Snapshot], Iterable[Observation]]:
     def observe(base: Attrs, s: Snapshot) -> Iterable[Observation]:
         counts: dict[str, int] = getattr(s, field)
@@ -111,6 +118,10 @@ ASYNC_METRICS: Final[tuple[tuple[Instrument, Observe], ...]] = (
                 "Items finished, by jobmeter.backfill.outcome (done, failed, skipped); "
                 "failures by error.type."),
      _observe_items),
+    (Instrument("jobmeter.backfill.items.retried", "counter", "{item}",
+                "Failed items processed again (Backfill.track_failed()), by their new "
+                "jobmeter.backfill.outcome; jobmeter.backfill.items keeps their first outcome."),
+     _observe_retried),
     (Instrument("jobmeter.backfill.items.planned", "up_down_counter", "{item}",
                 "Items the backfill plans to process (its total), when known."),
      _value(lambda s: s.total)),

@@ -33,6 +33,8 @@ def _extra(s: Snapshot) -> str:
         parts.append(f"{s.failed_total:,} failed")
     if s.skipped:
         parts.append(f"{s.skipped:,} skipped")
+    if s.retried_total:
+        parts.append(f"{s.retried_total:,} failed retried")
     retries = sum(s.retries.values())
     if retries:
         parts.append(f"{retries:,} retries")

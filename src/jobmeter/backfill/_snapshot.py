@@ -4,6 +4,10 @@ Counts by label (``error.type`` of failures, reasons of retries and rate-limit
 hits) are capped per backfill: past ``LABEL_LIMIT`` distinct values, the rest
 are counted under ``OVERFLOW`` and exported with ``otel.metric.overflow=true``
 instead of their label, so totals stay exact and memory stays bounded.
+
+``done``, ``failed`` and ``skipped`` count each item's first outcome, so that
+they add up to the items finished (the resume position); failed items
+processed again by ``track_failed()`` count their new outcome in ``retried``.
 """
 
 from __future__ import annotations
@@ -58,10 +62,18 @@ class Snapshot:
     rate: float | None = None
     last_success: float | None = None
     deadline: float | None = None
+    # Position -> error type of the tracked items failed now (_failures.FAILED_ITEMS_LIMIT).
+    failed_items: Mapping[int, str] = field(default_factory=dict)
+    failed_items_not_kept: int = 0
+    retried: Mapping[str, int] = field(default_factory=dict)  # outcome -> failed items redone
 
     @property
     def failed_total(self) -> int:
         return sum(self.failed.values())
+
+    @property
+    def retried_total(self) -> int:
+        return sum(self.retried.values())
 
     @property
     def completed(self) -> int:
@@ -105,9 +117,10 @@ class Snapshot:
             failed=merged_counts(s.failed for s in snapshots),
             retries=merged_counts(s.retries for s in snapshots),
             rate_limit_hits=merged_counts(s.rate_limit_hits for s in snapshots),
+            retried=merged_counts(s.retried for s in snapshots),
             total=sum(totals) if totals else None,
             queue=sum(queues) if queues else None,
             rate=sum(rates) if rates else None,
             last_success=max(successes) if successes else None,
             deadline=min(deadlines) if deadlines else None,
-        )
+        )  # failed positions are each backfill's own (its checkpoint), not merged

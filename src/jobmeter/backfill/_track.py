@@ -1,4 +1,4 @@
-"""``Backfill.track()`` and ``Backfill.batch()``: items counted and timed as a loop runs.
+"""The generators of ``track()`` and ``track_failed()``, and ``Backfill.batch()``.
 
 An item counts as done when the loop asks for the next one (or the iterable
 ends): its body finished. When the body itself counted something for the
@@ -11,10 +11,11 @@ exception both close it the same way. ``track()`` tells them apart by the
 instruction the loop's frame is at when it drops the iterator: leaving by
 ``break`` or ``return`` pops the iterator (``POP_TOP``, ``POP_ITER`` on newer
 Pythons); an exception leaves from the instruction that raised. An item left
-by an exception is counted as failed, with ``error.type`` ``_OTHER`` (the
-exception itself is out of reach of the generator); an item left by
-``break`` is not counted. tests/backfill/test_backfill.py pins this: a Python that
-compiles loops differently fails there first.
+by ``break`` is not counted. An item left by an exception is held (see
+``_failures``): it counts as failed, with ``error.type`` ``_OTHER``, only once
+the program goes on with the backfill, and not at all when the exception ends
+it. tests/backfill/test_backfill.py pins this: a Python that compiles loops
+differently fails there first.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter.backfill._failures import Held
 from jobmeter.collector import error_type
 
 T = TypeVar("T")
@@ -53,11 +55,15 @@ def left_normally(frame: FrameType | None) -> bool:
 class Cursor:
     """The state one tracked loop shares with the backfill's counting methods."""
 
-    __slots__ = ("claimed", "stopping")
+    __slots__ = ("claimed", "pending", "position", "retrying", "stopping")
 
-    def __init__(self) -> None:
+    def __init__(self, *, retrying: bool = False) -> None:
         self.claimed = False
         self.stopping = False
+        self.retrying = retrying  # the items are failed ones processed again
+        self.position = 0  # of the item in progress
+        # Failures of inner loops left by an exception, held until this loop goes on.
+        self.pending: Held | None = None
 
 
 class Counter(Protocol):
@@ -68,25 +74,36 @@ class Counter(Protocol):
     _local: threading.local
     _tracking: int
 
-    def _track_failed(self) -> None: ...
     def _tracking_changed(self, delta: int) -> None: ...
+    def _confirm(self, held: Held) -> None: ...
+    def _hold(self, held: Held, outer: Cursor | None) -> None: ...
+    def _count_retried(self, position: int, outcome: str, n: int, label: str = ...) -> None: ...
 
 
-def _abandoned(owner: Counter, cursor: Cursor) -> None:
-    """The loop dropped the tracker with an item in progress: failed if by an exception."""
-    if cursor.claimed or cursor.stopping:
+def _abandoned(owner: Counter, cursor: Cursor, outer: Cursor | None) -> None:
+    """The loop dropped the tracker with an item in progress: held as failed if by an exception."""
+    normally = cursor.stopping
+    if not normally:
+        try:
+            frame: FrameType | None = sys._getframe(2)  # the loop's frame: past this and _run
+        except ValueError:
+            frame = None
+        normally = left_normally(frame)
+    held, cursor.pending = cursor.pending or [], None
+    if normally:  # break, return, close(): the program goes on past the inner failures
+        if held:
+            owner._confirm(held)
         return
-    try:
-        frame: FrameType | None = sys._getframe(2)  # the loop's frame: past this and _run
-    except ValueError:
-        frame = None
-    if not left_normally(frame):
-        owner._track_failed()
+    if not cursor.claimed:  # a body that counted its item before raising keeps that count
+        held.append((cursor.position, cursor.retrying))
+    if held:
+        owner._hold(held, outer)
 
 
 def _run(
     owner: Counter,
     iterable: Iterable[T],
+    start: int,
     cursor: Cursor,
     record: Callable[[float, Any], None] | None,
     attributes: Any,
@@ -97,31 +114,73 @@ def _run(
     outer = getattr(local, "cursor", None)
     local.cursor = cursor
     owner._tracking_changed(1)
+    position = start - 1
     try:
         if record is None:
             for item in iterable:
+                position += 1
+                cursor.position = position
                 cursor.claimed = False
                 try:
                     yield item
                 except GeneratorExit:
-                    _abandoned(owner, cursor)
+                    _abandoned(owner, cursor, outer)
                     raise
+                if cursor.pending:  # an inner loop's failure: this loop went on past it
+                    owner._confirm(cursor.pending)
                 if not cursor.claimed:
                     with lock:
                         owner._done += 1
             return
         for item in iterable:
+            position += 1
+            cursor.position = position
             cursor.claimed = False
-            start = clock()
+            began = clock()
             try:
                 yield item
             except GeneratorExit:
-                _abandoned(owner, cursor)
+                _abandoned(owner, cursor, outer)
                 raise
-            record(clock() - start, attributes)
+            record(clock() - began, attributes)
+            if cursor.pending:
+                owner._confirm(cursor.pending)
             if not cursor.claimed:
                 with lock:
                     owner._done += 1
+    finally:
+        local.cursor = outer
+        owner._tracking_changed(-1)
+
+
+def _rerun(
+    owner: Counter,
+    items: list[tuple[int, T]],
+    cursor: Cursor,
+    record: Callable[[float, Any], None] | None,
+    attributes: Any,
+) -> Generator[T, None, None]:
+    """Failed items again: each new outcome is a retry's; done or skipped ones leave the list."""
+    local = owner._local
+    outer = getattr(local, "cursor", None)
+    local.cursor = cursor
+    owner._tracking_changed(1)
+    try:
+        for position, item in items:
+            cursor.position = position
+            cursor.claimed = False
+            began = perf_counter()
+            try:
+                yield item
+            except GeneratorExit:
+                _abandoned(owner, cursor, outer)
+                raise
+            if record is not None:
+                record(perf_counter() - began, attributes)
+            if cursor.pending:
+                owner._confirm(cursor.pending)
+            if not cursor.claimed:
+                owner._count_retried(position, "done", 1)
     finally:
         local.cursor = outer
         owner._tracking_changed(-1)
@@ -161,13 +220,20 @@ class Tracked(Generic[T]):
         iterable: Iterable[T],
         record: Callable[[float, Any], None] | None,
         attributes: Any,
+        *,
+        start: int = 0,
+        retrying: list[tuple[int, T]] | None = None,
     ) -> None:
+        self._cursor = Cursor(retrying=retrying is not None)
+        if retrying is not None:
+            self._length: int | None = len(retrying)
+            self._gen = _rerun(owner, retrying, self._cursor, record, attributes)
+            return
         try:
-            self._length: int | None = len(iterable)  # type: ignore[arg-type]
+            self._length = len(iterable)  # type: ignore[arg-type]
         except TypeError:
             self._length = None
-        self._cursor = Cursor()
-        self._gen = _run(owner, iterable, self._cursor, record, attributes)
+        self._gen = _run(owner, iterable, start, self._cursor, record, attributes)
 
     def __iter__(self) -> Iterator[T]:
         return self._gen

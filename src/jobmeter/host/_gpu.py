@@ -14,6 +14,11 @@ measured processes, which no convention covers, is
 ``jobmeter.process.gpu.memory.usage``. On a machine without the nvidia-ml-py
 package, the driver or a GPU, the collector reports nothing and NVML logs one
 INFO line.
+
+The device figures cover every GPU of the machine (the host view), each point
+labelled ``jobmeter.gpu.visible``: whether this process's
+``CUDA_VISIBLE_DEVICES`` lets it use that GPU. The measured processes' memory
+is reported for those GPUs only.
 """
 
 from __future__ import annotations
@@ -54,8 +59,10 @@ DEVICE_METRICS: Final = (
 )  # fmt: skip
 PROCESS_MEMORY: Final = Instrument(
     "jobmeter.process.gpu.memory.usage", "up_down_counter", "By",
-    "GPU memory held by the measured processes, per GPU.",
+    "GPU memory held by the measured processes, per GPU they may use.",
 )  # fmt: skip
+# True on the GPUs that CUDA_VISIBLE_DEVICES lets the job use: two values per GPU at most.
+VISIBLE: Final = "jobmeter.gpu.visible"
 
 
 def _own_pid() -> Collection[int]:
@@ -66,11 +73,14 @@ class GPUCollector(MetricsCollector):
     """NVIDIA GPU utilization, memory, power, energy and temperature, per physical GPU.
 
     Every point carries ``hw.id`` (the GPU's UUID), ``hw.name`` (its model),
-    ``hw.vendor`` (``NVIDIA``) and ``hw.type`` (``gpu``), plus the collector's
-    ``attributes``. NVML is started on the first collection (or the first use
-    of :attr:`available`), not when the collector is created. Without a GPU
-    nothing is reported and nothing is raised. ``measure()`` works as on every
-    collector.
+    ``hw.vendor`` (``NVIDIA``), ``hw.type`` (``gpu``) and
+    ``jobmeter.gpu.visible`` (whether ``CUDA_VISIBLE_DEVICES`` of this process
+    lets it use the GPU, read at each collection), plus the collector's
+    ``attributes``. The device figures cover every GPU of the machine; the
+    process memory only the GPUs the process may use. NVML is started on the
+    first collection (or the first use of :attr:`available`), not when the
+    collector is created. Without a GPU nothing is reported and nothing is
+    raised. ``measure()`` works as on every collector.
 
     Args:
         name: the collector's name (its instrumentation scope).
@@ -80,6 +90,8 @@ class GPUCollector(MetricsCollector):
         pids: returns the process ids whose GPU memory
             ``jobmeter.process.gpu.memory.usage`` counts, called at each
             collection; defaults to the current process (``os.getpid()``).
+            Their GPUs are taken to be those of this process's
+            ``CUDA_VISIBLE_DEVICES``.
 
     Example:
         Create one per process, after ``jobmeter.configure()``, and keep it::
@@ -100,7 +112,7 @@ class GPUCollector(MetricsCollector):
         super().__init__(name, attributes=attributes, meter_provider=meter_provider)
         self._pids = pids if pids is not None else _own_pid
         self._pids_failed = False
-        self._device_attributes: dict[str, dict[str, AttributeValue]] = {}
+        self._device_attributes: dict[tuple[str, bool], dict[str, AttributeValue]] = {}
         _instruments.get(name, self.meter).add(self)
 
     @property
@@ -108,22 +120,24 @@ class GPUCollector(MetricsCollector):
         """Whether NVML is up with at least one GPU (starts NVML on first use)."""
         return nvml().available()
 
-    def _attributes_of(self, device: GpuDevice) -> dict[str, AttributeValue]:
-        """The attributes of ``device``'s points: the ``hw.*`` set and the collector's."""
-        found = self._device_attributes.get(device.uuid)
+    def _attributes_of(self, device: GpuDevice, visible: bool) -> dict[str, AttributeValue]:
+        """The attributes of ``device``'s points: the ``hw.*`` set, visibility, the collector's."""
+        found = self._device_attributes.get((device.uuid, visible))
         if found is None:
-            found = self._device_attributes[device.uuid] = {
+            found = self._device_attributes[(device.uuid, visible)] = {
                 **self.attributes,
                 "hw.id": device.uuid,
                 "hw.name": device.name,
                 "hw.vendor": "NVIDIA",
                 "hw.type": "gpu",
+                VISIBLE: visible,
             }
         return found
 
     def _observe(self, samples: list[GpuSample], field: str) -> list[Observation]:
+        visible = {device.uuid for device in nvml().visible_devices()}
         return [
-            Observation(value, self._attributes_of(sample.device))
+            Observation(value, self._attributes_of(sample.device, sample.device.uuid in visible))
             for sample in samples
             if (value := getattr(sample, field)) is not None
         ]
@@ -139,10 +153,10 @@ class GPUCollector(MetricsCollector):
             return []
         found = []
         nv = nvml()
-        for device in nv.devices():
+        for device in nv.visible_devices():
             used = nv.device_process_memory(device, pids)
             if used is not None:
-                found.append(Observation(used, self._attributes_of(device)))
+                found.append(Observation(used, self._attributes_of(device, True)))
         return found
 
 
