@@ -67,9 +67,7 @@ def test_thousand_literals_are_one_series(orders: Path) -> None:
         ]
         assert len(points) == 1
         assert points[0].count == 1000
-        assert _attribute(points[0], "db.query.summary") == (
-            "SELECT count(*) FROM orders WHERE id < ? AND region IN (?) AND ? <> ?"
-        )
+        assert _attribute(points[0], "db.query.summary") == "SELECT orders"
         assert _attribute(points[0], "db.namespace") == "shop"
         assert _attribute(points[0], "db.system.name") == "duckdb"
         rows = _histograms(recorded, ROWS, **{"db.operation.name": "SELECT"})
@@ -272,7 +270,7 @@ def test_no_literal_is_exported(tmp_path: Path, secret: str) -> None:
         for key, value in sample.labels.items()
         if key.startswith(("db_", "error_", "jobmeter_"))  # what queries could put there
     }
-    assert "SELECT count(*) FROM notes WHERE body = ? OR body IN (?)" in labels
+    assert {"SELECT notes", "INSERT notes", "CREATE TABLE notes", "SELECT nowhere"} <= labels
     assert not [value for value in labels if secret.lower() in value.lower()]
 
 
@@ -293,9 +291,7 @@ def test_prometheus_ranks_query_shapes_by_total_time(orders: Path, tmp_path: Pat
     with PrometheusServer(tmp_path, [f"{host}:{port}"], scrape_interval="1s") as prometheus:
         query = "topk(1, sum by (db_query_summary) (db_client_operation_duration_seconds_sum))"
         result = prometheus.wait_for(query, lambda samples: len(samples) == 1)
-        assert result[0][0]["db_query_summary"].startswith(
-            "SELECT a.region, count(*) FROM orders a JOIN"
-        )
+        assert result[0][0]["db_query_summary"] == "SELECT orders orders"  # a self-join
         counts = prometheus.wait_for(
             "sum by (db_query_summary) "
             '(db_client_operation_duration_seconds_count{db_operation_name="SELECT"})',

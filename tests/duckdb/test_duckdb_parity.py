@@ -1406,12 +1406,7 @@ def test_user_disable_profiling_is_kept(
             found.append((_settings(con)[0], con.execute(PROFILED_QUERY).fetchall()))
         assert found[1] == found[0]
         assert found[0][0] is None
-        selects = {
-            "db.operation.name": "SELECT",
-            "db.query.summary": (
-                "SELECT region, sum(amount) FROM orders GROUP BY region ORDER BY region"
-            ),
-        }
+        selects = {"db.operation.name": "SELECT", "db.query.summary": "SELECT orders"}
         assert recorded.count(DURATION, selects) == 1
         instrumented.execute(PROFILED_QUERY).fetchall()
         assert recorded.count(DURATION, selects) == 2

@@ -196,8 +196,9 @@ def test_a_run_records_duckdb_query_shapes_and_backfill_progress(tmp_path: Path)
                 bf.failed(1, error_type="TimeoutError")
     """)  # fmt: skip
     report = _report(root)
-    shapes = {q["summary"]: q for q in report["queries"]}
+    shapes = {q["shape"]: q for q in report["queries"]}
     ranged = shapes["SELECT * FROM RANGE (?)"]
+    assert ranged["summary"] == "SELECT range"
     assert (ranged["count"], ranged["rows"], ranged["rows_max"], ranged["errors"]) == (
         20, sum(i * 10 for i in range(1, 21)), 200, 0)  # fmt: skip
     assert ranged["duration_p50_seconds"] <= ranged["duration_p95_seconds"]

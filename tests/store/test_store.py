@@ -387,3 +387,108 @@ def test_a_run_whose_store_failed_is_shown_incomplete(tmp_path: Path) -> None:
     [run] = store.list_runs(tmp_path)
     assert run.state == "incomplete"
     assert store.report(run).to_json()["recorded_status"] == "failed"
+
+
+# -- DuckDB queries: the convention's summary, and each masked shape with its hash -------------
+
+QUERIES = """
+import jobmeter.duckdb
+con = jobmeter.duckdb.connect()
+con.execute("CREATE TABLE orders AS SELECT range AS id, range % 4 AS region FROM range(1000)")
+for i in range({by_id}):
+    con.execute(f"SELECT * FROM orders WHERE id = {{i}}").fetchall()
+for i in range(4):
+    con.execute(f"SELECT count(*) FROM orders WHERE region = {{i}}").fetchall()
+con.close()
+"""
+BY_ID = "SELECT * FROM orders WHERE id = ?"
+BY_REGION = "SELECT count(*) FROM orders WHERE region = ?"
+
+
+def _blake2b_12(text: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def query_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two runs of the same DuckDB job: 30, then 60 lookups by id, and 4 counts by region."""
+    root = tmp_path_factory.mktemp("queries") / "runs"
+    _jobmeter_run(root, "db", QUERIES.format(by_id=30))
+    time.sleep(1.1)  # ids sort by start second
+    _jobmeter_run(root, "db", QUERIES.format(by_id=60))
+    return root
+
+
+def test_queries_are_kept_per_shape_under_their_summary(query_store: Path) -> None:
+    """Two shapes of `SELECT orders`: each its own row, masked shape and 12-hex blake2b."""
+    first = store.list_runs(query_store)[0]
+    queries = {q["shape"]: q for q in store.report(first).records.queries}
+    assert set(queries) == {BY_ID, BY_REGION, "CREATE TABLE orders AS SELECT RANGE AS id, "
+                            "RANGE % ? AS region FROM RANGE (?)"}  # fmt: skip
+    by_id, by_region = queries[BY_ID], queries[BY_REGION]
+    assert (by_id["summary"], by_id["count"], by_id["rows"]) == ("SELECT orders", 30, 30)
+    assert (by_region["summary"], by_region["count"], by_region["rows"]) == ("SELECT orders", 4, 4)
+    assert by_id["shape_hash"] == _blake2b_12(BY_ID)
+    assert by_region["shape_hash"] == _blake2b_12(BY_REGION)
+    with duckdb.connect() as connection:
+        rows = connection.execute(
+            "SELECT summary, shape, shape_hash, count FROM read_parquet(?) ORDER BY count",
+            [str(Path(first.directory) / "queries.parquet")],
+        ).fetchall()
+    assert rows[1:] == [("SELECT orders", BY_REGION, _blake2b_12(BY_REGION), 4),
+                        ("SELECT orders", BY_ID, _blake2b_12(BY_ID), 30)]  # fmt: skip
+
+
+def test_report_shows_summary_and_hash_in_80_columns(query_store: Path) -> None:
+    """The text report: each shape's summary with its #hash; the full shape in --json."""
+    result = CliRunner().invoke(app, ["report", "--latest", "--dir", str(query_store)],
+                                env={"COLUMNS": "80"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "top DuckDB queries by total time (3 shapes)" in text
+    assert text.count("SELECT orders") == 2
+    assert f"#{_blake2b_12(BY_ID)}" in text
+    assert f"#{_blake2b_12(BY_REGION)}" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    shown = json.loads(_cli(query_store, "report", "--latest", "--json").stdout)
+    assert {q["shape"] for q in shown["queries"]} >= {BY_ID, BY_REGION}
+
+
+def test_compare_matches_queries_by_shape(query_store: Path) -> None:
+    """Two runs: each shape of `SELECT orders` is matched with its own, counts side by side."""
+    first, second = (run.id for run in store.list_runs(query_store))
+    result = _cli(query_store, "compare", first, second, "--json")
+    assert result.exit_code == 0, result.output
+    matched = {tuple(row["key"]): row for row in json.loads(result.stdout)["queries"]}
+    by_id = matched[("memory", "SELECT orders", _blake2b_12(BY_ID))]
+    by_region = matched[("memory", "SELECT orders", _blake2b_12(BY_REGION))]
+    assert (by_id["a"]["count"], by_id["b"]["count"], by_id["count_change_percent"]) == (
+        30, 60, 100.0)  # fmt: skip
+    assert (by_region["a"]["count"], by_region["b"]["count"]) == (4, 4)
+
+
+def test_a_run_recorded_before_shapes_still_reads(tmp_path: Path) -> None:
+    """queries.parquet without shape columns (older jobmeter): read, reported, no hash."""
+    directory = _write_run(tmp_path, "20261124T000000Z-abcdef", 2**20, 0.5)
+    old = directory / "queries.parquet"
+    duckdb.execute(
+        "COPY (SELECT 1.7e9 AS t, 7::BIGINT AS pid, 'shop' AS namespace, 'SELECT' AS operation, "
+        "'SELECT * FROM orders WHERE id = ?' AS summary, NULL::VARCHAR AS error_type, "
+        "12::BIGINT AS count, 12::BIGINT AS rows, 1::BIGINT AS rows_max, "
+        "0.5::DOUBLE AS duration_sum, 0.01::DOUBLE AS duration_min, 0.1::DOUBLE AS duration_max, "
+        "0.04::DOUBLE AS duration_p50, 0.09::DOUBLE AS duration_p95, "
+        f"NULL::VARCHAR AS duration_sketch) TO '{old}' (FORMAT parquet)"
+    )
+    [run] = store.list_runs(tmp_path)
+    [query] = store.report(run).records.queries
+    assert (query["summary"], query["shape"], query["shape_hash"], query["count"]) == (
+        "SELECT * FROM orders WHERE id = ?", None, None, 12)  # fmt: skip
+    assert query["duration_total_seconds"] == 0.5
+    result = CliRunner().invoke(app, ["report", "--latest", "--dir", str(tmp_path)],
+                                env={"COLUMNS": "160"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("top DuckDB queries")[1]
+    assert "SELECT * FROM orders WHERE id = ?" in table
+    assert "#" not in table

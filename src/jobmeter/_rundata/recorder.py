@@ -31,6 +31,11 @@ from jobmeter._rundata.schema import KINDS
 
 _log = logging.getLogger("jobmeter")
 
+# A query shape: namespace, operation, summary, shape hash, shape, error type.
+QueryKey = tuple[str, str, str, str, str, str | None]
+# A statement: point attributes, shape, shape hash, seconds, returned rows or -1.
+QueryEntry = tuple[Mapping[str, Any], str, str, float, int]
+
 #: Seconds between two drains of the sources (``JOBMETER_RUN_FLUSH_INTERVAL``).
 DEFAULT_FLUSH_INTERVAL_S: Final = 5.0
 
@@ -44,7 +49,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._operations: dict[tuple[str, str, str, str | None], OperationAggregate] = {}
-        self._queries: dict[tuple[str, str, str, str | None], QueryAggregate] = {}
+        self._queries: dict[QueryKey, QueryAggregate] = {}
         self._progress: dict[str, dict[str, Any]] = {}
         self._progress_written: dict[str, tuple[Any, ...]] = {}
         self._files: dict[str, IO[str]] = {}
@@ -92,14 +97,14 @@ class Recorder:
             if peak_column.count(None) < len(peak_column):
                 found.peak.add_sorted(sorted([v for v in peak_column if v is not None]))
 
-    def add_queries(self, entries: Sequence[tuple[Mapping[str, Any], float, int]]) -> None:
-        """Statements: (point attributes, seconds, returned rows or -1)."""
-        grouped: dict[tuple[str, str, str, str | None], tuple[list[float], list[int]]] = {}
-        for attributes, seconds, rows in entries:
+    def add_queries(self, entries: Sequence[QueryEntry]) -> None:
+        """Statements: (point attributes, masked shape, its hash, seconds, returned rows or -1)."""
+        grouped: dict[QueryKey, tuple[list[float], list[int]]] = {}
+        for attributes, shape, shape_hash, seconds, rows in entries:
             error = attributes.get("error.type")
             key = (str(attributes.get("db.namespace", "")),
                    str(attributes.get("db.operation.name", "")),
-                   str(attributes.get("db.query.summary", "")),
+                   str(attributes.get("db.query.summary", "")), shape_hash, shape,
                    None if error is None else str(error))  # fmt: skip
             group = grouped.get(key)
             if group is None:
@@ -171,9 +176,10 @@ class Recorder:
             record.update(op.memory.fields("memory"))
             record.update(op.peak.fields("peak"))
             lines["operations"].append(json.dumps(record))
-        for (namespace, operation, summary, error), query in queries.items():
+        for (namespace, operation, summary, shape_hash, shape, error), query in queries.items():
             record = {**base, "namespace": namespace, "operation": operation,
-                      "summary": summary, "error_type": error, "count": query.duration.count,
+                      "summary": summary, "shape": shape, "shape_hash": shape_hash,
+                      "error_type": error, "count": query.duration.count,
                       "rows": query.rows, "rows_max": query.rows_max}  # fmt: skip
             record.update(query.duration.fields("duration"))
             lines["queries"].append(json.dumps(record))

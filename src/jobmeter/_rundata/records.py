@@ -97,6 +97,7 @@ def merge(kind: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row["rows"] = sum(r["rows"] or 0 for r in group)
             maxima = [r["rows_max"] for r in group if r["rows_max"] is not None]
             row["rows_max"] = max(maxima) if maxima else None
+            row["shape"] = next((r["shape"] for r in group if r["shape"] is not None), None)
         out.append({name: row.get(name) for name in RECORD_COLUMNS[kind]})
     return out
 

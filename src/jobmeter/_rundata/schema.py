@@ -31,8 +31,9 @@ RECORD_COLUMNS: Final[dict[str, dict[str, str]]] = {
     },
     "queries": {
         "t": "DOUBLE", "pid": "BIGINT", "namespace": "VARCHAR", "operation": "VARCHAR",
-        "summary": "VARCHAR", "error_type": "VARCHAR", "count": "BIGINT", "rows": "BIGINT",
-        "rows_max": "BIGINT", **stats_columns("duration"),
+        "summary": "VARCHAR", "shape": "VARCHAR", "shape_hash": "VARCHAR",
+        "error_type": "VARCHAR", "count": "BIGINT", "rows": "BIGINT", "rows_max": "BIGINT",
+        **stats_columns("duration"),
     },
     "failures": {
         "t": "DOUBLE", "pid": "BIGINT", "source": "VARCHAR", "name": "VARCHAR",
@@ -51,7 +52,7 @@ RECORD_COLUMNS: Final[dict[str, dict[str, str]]] = {
 # What identifies one aggregate; the rest of its columns merge.
 RECORD_KEYS: Final = {
     "operations": ("collector", "operation", "attributes", "error_type"),
-    "queries": ("namespace", "operation", "summary", "error_type"),
+    "queries": ("namespace", "operation", "summary", "shape_hash", "error_type"),
 }
 #: The kinds of record, in the order they are written.
 KINDS: Final = tuple(RECORD_COLUMNS)

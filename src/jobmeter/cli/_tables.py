@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from jobmeter._core.format import format_bytes
 from jobmeter.store import RunReport
@@ -31,6 +32,14 @@ def _time(unix: float | None) -> str:
     if unix is None:
         return "-"
     return datetime.fromtimestamp(unix).astimezone().strftime("%H:%M:%S")
+
+
+def query_label(summary: str | None, shape_hash: str | None) -> Text:
+    """A query's summary, and below it its shape's hash (the full shape: ``report --json``)."""
+    label = Text(summary or "")  # Text: a name in brackets is not rich markup
+    if shape_hash:
+        label.append(f"\n#{shape_hash}", style="dim")
+    return label
 
 
 def print_records(console: Console, report: RunReport) -> None:
@@ -60,7 +69,7 @@ def print_records(console: Console, report: RunReport) -> None:
             table.add_column(column, justify="left" if column == "query" else "right")
         for q in records.queries[:TOP]:
             table.add_row(
-                q["summary"], str(q["count"]), str(q["errors"]),
+                query_label(q["summary"], q["shape_hash"]), str(q["count"]), str(q["errors"]),
                 seconds(q["duration_total_seconds"]), seconds(q["duration_p50_seconds"]),
                 seconds(q["duration_p95_seconds"]), seconds(q["duration_max_seconds"]),
                 str(q["rows"]),
@@ -94,12 +103,12 @@ def _percent(a: float | None, b: float | None) -> float | None:
 
 
 def compared(a: RunReport, b: RunReport, kind: str) -> list[dict[str, Any]]:
-    """Operations (by label and collector) or queries (by summary) of two runs, matched."""
+    """Operations (by label and collector) or queries (by summary and shape) of two runs."""
 
     def key(row: dict[str, Any]) -> tuple[str, ...]:
         if kind == "operations":
             return (row["collector"], row["label"])
-        return (row["namespace"], row["summary"])
+        return (row["namespace"], row["summary"], row["shape_hash"] or "")
 
     left = {key(row): row for row in getattr(a.records, kind)}
     right = {key(row): row for row in getattr(b.records, kind)}
@@ -131,7 +140,9 @@ def print_compared(console: Console, rows: list[dict[str, Any]], kind: str) -> N
         table.add_column(column, justify="left" if column == "name" else "right")
     for row in rows[:TOP]:
         a, b = row["a"] or {}, row["b"] or {}
-        cells = [row["key"][1]]
+        cells: list[str | Text] = [row["key"][1]]
+        if kind != "operations":
+            cells = [query_label(row["key"][1], row["key"][2])]
         for figure, shown in (("count", str), ("duration_total_seconds", seconds),
                               ("duration_p95_seconds", seconds)):  # fmt: skip
             cells += [shown(a[figure]) if a else "-", shown(b[figure]) if b else "-"]

@@ -33,7 +33,7 @@ OPERATION_HEADERS: Final = [
     "memory_p95_bytes", "peak_memory_p95_bytes", "peak_memory_max_bytes",
 ]  # fmt: skip
 QUERY_HEADERS: Final = [
-    "namespace", "operation", "summary", "count", "errors", "total_seconds", "min_seconds",
+    "namespace", "operation", "summary", "shape", "shape_hash", "count", "errors", "total_seconds", "min_seconds",
     "p50_seconds", "p95_seconds", "max_seconds", "rows", "rows_max",
 ]  # fmt: skip
 FAILURE_HEADERS: Final = ["source", "name", "error_type", "count", "first_unix", "last_unix"]
@@ -88,7 +88,8 @@ def collect(run: store.StoredRun) -> Payload:
         for op in records.operations
     ])  # fmt: skip
     payload.tables["jobmeter-queries.csv"] = Table(list(QUERY_HEADERS), [
-        [q["namespace"], q["operation"], q["summary"], q["count"], q["errors"],
+        [q["namespace"], q["operation"], q["summary"], q["shape"], q["shape_hash"], q["count"],
+         q["errors"],
          q["duration_total_seconds"], q["duration_min_seconds"], q["duration_p50_seconds"],
          q["duration_p95_seconds"], q["duration_max_seconds"], q["rows"], q["rows_max"]]
         for q in records.queries

@@ -3,10 +3,10 @@
 Swap ``duckdb.connect`` for ``jobmeter.duckdb.connect`` and change nothing
 else: the connection behaves as DuckDB's own (``execute``, ``sql`` relations,
 ``fetch*``, ``df``/``arrow``/``pl``, ``cursor()``, context manager), and every
-statement is recorded as ``db.client.operation.duration`` with
-``db.operation.name`` and ``db.query.summary`` (the statement with its
-literals masked), plus DuckDB's own profiler figures under
-``jobmeter.duckdb.*``. SQL text and literals never leave the process.
+statement is recorded as ``db.client.operation.duration`` (the time DuckDB
+spent on it) with ``db.operation.name`` and ``db.query.summary`` (its
+operations and tables: ``SELECT orders``), plus DuckDB's own profiler figures
+under ``jobmeter.duckdb.*``. SQL text and literals never leave the process.
 
 Example:
     >>> import jobmeter.duckdb

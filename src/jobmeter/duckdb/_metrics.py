@@ -28,6 +28,7 @@ from jobmeter._core.instruments import Instrument, histogram, observe
 from jobmeter._rundata import routing, sources
 from jobmeter.duckdb._profile import QueryProfile, parse
 from jobmeter.duckdb._shapes import Attributes
+from jobmeter.duckdb._sql import Fingerprint
 
 _log = logging.getLogger("jobmeter")
 
@@ -93,7 +94,8 @@ DURATION: Final = Instrument(
     "db.client.operation.duration",
     "histogram",
     "s",
-    "Duration of DuckDB statements, from the call that runs one until its result is consumed.",
+    "Time DuckDB spent on each statement: inside the call that runs it and each fetch of its "
+    "result.",
 )
 RETURNED_ROWS: Final = Instrument(
     "db.client.response.returned_rows", "histogram", "{row}", "Rows a DuckDB statement returned."
@@ -142,8 +144,8 @@ class QueryInstruments:
         self._backlog: list[Pending] = []
         self._backlog_lock = threading.Lock()
         self._warned_parse = False
-        # While a run records: (attributes, seconds, rows or -1) per statement.
-        self._run_pending: list[tuple[Attributes, float, int]] | None = None
+        # While a run records: (attributes, shape, shape hash, seconds, rows or -1) per statement.
+        self._run_pending: list[tuple[Attributes, str, str, float, int]] | None = None
         self.duration = histogram(meter, DURATION)
         self.returned_rows = histogram(meter, RETURNED_ROWS, ROW_BUCKETS)
         for instrument, points in SHAPE_METRICS:
@@ -165,15 +167,20 @@ class QueryInstruments:
     def add(
         self,
         attributes: Attributes,
+        fp: Fingerprint,
         seconds: float,
         rows: int,
         profile: str | None,
         operators: bool,
     ) -> None:
-        """One finished statement: recorded with the next batch or collection."""
+        """One finished statement: recorded with the next batch or collection.
+
+        ``seconds`` is the time inside DuckDB's calls for it; ``fp`` gives the
+        run store its masked shape (metrics carry only its summary).
+        """
         with self._backlog_lock:
             if self._run_pending is not None:
-                self._run_pending.append((attributes, seconds, rows))
+                self._run_pending.append((attributes, fp.shape, fp.shape_hash, seconds, rows))
                 if "error.type" in attributes:
                     routing.failure(
                         "duckdb", str(attributes["db.query.summary"]), str(attributes["error.type"])

@@ -1,7 +1,9 @@
 """One statement in flight on a profiled DuckDB connection, and what a relation needs of it.
 
 ``Operation`` is a statement from the call that starts it until its result is
-consumed. ``ProxyCollector`` is what the proxy needs from its collector, and
+consumed, with the time spent inside DuckDB's calls for it (``elapsed``: the
+call that ran it and each fetch, not the program's own work in between).
+``ProxyCollector`` is what the proxy needs from its collector, and
 ``StatementOwner`` the side of the proxy a relation's reads use: protocols, so
 that the modules below the proxy never import it.
 """
@@ -15,12 +17,12 @@ import duckdb
 from jobmeter.collector import error_type
 from jobmeter.duckdb._metrics import QueryInstruments
 from jobmeter.duckdb._shapes import ShapeAttributes
-from jobmeter.duckdb._sql import Fingerprint, fingerprint
+from jobmeter.duckdb._sql import Fingerprint, fingerprint, shape_hash
 
 C = TypeVar("C", covariant=True)
 
 #: The shape of a statement whose text is not known.
-UNKNOWN: Final = Fingerprint("", "UNKNOWN", 0, False)
+UNKNOWN: Final = Fingerprint("", "UNKNOWN", 0, False, "", shape_hash(""))
 
 # Operations whose relation from sql() runs lazily, each time it is read.
 READ_OPERATIONS: Final = frozenset(
@@ -46,14 +48,14 @@ def fingerprint_of(query: object) -> Fingerprint:
 
 
 class Operation:
-    """A statement in flight: its shape, start time and the rows fetched so far (-1: none)."""
+    """A statement in flight: its shape, seconds inside DuckDB so far, rows fetched (-1: none)."""
 
-    __slots__ = ("fingerprint", "rows", "source", "started")
+    __slots__ = ("elapsed", "fingerprint", "rows", "source")
 
-    def __init__(self, fp: Fingerprint, started: float, source: object) -> None:
+    def __init__(self, fp: Fingerprint, source: object) -> None:
         self.fingerprint = fp
-        self.started = started
         self.source = source
+        self.elapsed = 0.0
         self.rows = -1
 
     def fetched(self, rows: int) -> None:

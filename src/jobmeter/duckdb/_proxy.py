@@ -4,9 +4,8 @@ A statement is one operation from the call that starts it until its result is
 consumed: ``execute()`` of a SELECT returns before DuckDB has run it (the
 result streams), so the operation ends in the fetch that drains it, when the
 next statement starts, or when the connection closes. Statements that are not
-reads (INSERT, COPY, CREATE ...) finish inside the call. DuckDB's profile is
-read once per operation, right after it ends and before anything else can
-overwrite it.
+reads (INSERT, COPY, CREATE ...) finish inside the call. Its duration is the
+time inside DuckDB's calls for it, not the time until it ends (``_statements``).
 
 Everything jobmeter does not need to see is forwarded untouched through
 ``__getattr__``, and ``__class__`` answers DuckDB's class, so
@@ -15,8 +14,6 @@ Everything jobmeter does not need to see is forwarded untouched through
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any
@@ -24,151 +21,16 @@ from typing import Any
 import duckdb
 
 from jobmeter.duckdb import _profile
-from jobmeter.duckdb._operation import (
-    READ_OPERATIONS,
-    Operation,
-    ProxyCollector,
-    current_database,
-    duckdb_error_type,
-    fingerprint_of,
-)
-from jobmeter.duckdb._relation import (
-    CONSUMING,
-    STREAMING,
-    WARNING_METHODS,
-    ProfiledRelation,
-    count_rows,
-    passing_warnings,
-    unwrap_all,
-)
-from jobmeter.duckdb._sql import Fingerprint, fingerprint
-
-_log = logging.getLogger("jobmeter")
+from jobmeter.duckdb._operation import READ_OPERATIONS, Operation, fingerprint_of
+from jobmeter.duckdb._relation import CONSUMING, STREAMING, WARNING_METHODS, unwrap_all
+from jobmeter.duckdb._sql import batched, fingerprint
+from jobmeter.duckdb._statements import StatementTracker
 
 
-class ProfiledConnection:
+class ProfiledConnection(StatementTracker):
     """A DuckDB connection that records every statement it runs."""
 
-    __slots__ = (
-        "__weakref__",
-        "_collector",
-        "_con",
-        "_namespace",
-        "_pending",
-        "_profiled",
-        "_user_profiling",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        connection: duckdb.DuckDBPyConnection,
-        collector: ProxyCollector[ProfiledConnection],
-        namespace: str,
-        user_profiling: bool,
-        profiled: bool,
-    ) -> None:
-        self._con = connection
-        self._collector = collector
-        self._namespace = namespace
-        self._pending: Operation | None = None
-        self._user_profiling = user_profiling  # the program set profiling up itself
-        self._profiled = profiled  # a profile is there to read after each statement
-
-    # -- bookkeeping -------------------------------------------------------------------
-
-    def _record(self, op: Operation, error: BaseException | None) -> None:
-        seconds = perf_counter() - op.started
-        collector = self._collector
-        fp = op.fingerprint
-        if error is not None:
-            failed = collector.shapes.attributes(
-                self._namespace, fp.operation, fp.summary, duckdb_error_type(error)
-            )
-            collector.instruments.add(failed, seconds, -1, None, False)
-            return
-        profile = None
-        if self._profiled:
-            try:  # read now: the next statement replaces it; parsed later, in a batch
-                profile = self._con.get_profiling_information("json")
-            except Exception:  # a closed connection: never the user's problem
-                collector.warn_once("reading DuckDB's profile failed")
-        attributes = collector.shapes.attributes(self._namespace, fp.operation, fp.summary, None)
-        collector.instruments.add(attributes, seconds, op.rows, profile, collector.operators)
-
-    def _finish(self) -> None:
-        """End the operation in flight, if any (its result is consumed or abandoned)."""
-        op = self._pending
-        if op is not None:
-            self._pending = None
-            self._record(op, None)
-
-    def _fail(self, op: Operation, error: BaseException) -> None:
-        if self._pending is op:
-            self._pending = None
-        self._record(op, error)
-
-    def _start(self, fp: Fingerprint, source: object) -> Operation:
-        self._finish()
-        if fp.touches_profiling:
-            self._step_back()
-        op = Operation(fp, perf_counter(), source)
-        self._pending = op
-        return op
-
-    def _after_run(self, op: Operation) -> None:
-        """After the call that ran ``op``: end it now unless its result streams."""
-        fp = op.fingerprint
-        if fp.touches_profiling:
-            self._profiled = _profile.enabled(self._con)
-        elif fp.operation == "USE":
-            with contextlib.suppress(duckdb.Error):  # keep the last one known
-                self._namespace = current_database(self._con)
-        if fp.operation not in READ_OPERATIONS and self._pending is op:
-            self._finish()
-
-    def _step_back(self) -> None:
-        """The user takes profiling over: put our settings back, then stay out of the way."""
-        if self._user_profiling:
-            return
-        self._user_profiling = True
-        if not self._profiled:  # profiler=False: we changed nothing
-            return
-        try:
-            self._con.execute(_profile.RESTORE_STATEMENT)
-        except duckdb.Error:
-            self._collector.warn_once("restoring DuckDB's profiling settings failed")
-
-    def _run(self, fp: Fingerprint, call: Callable[[], Any], source: object) -> Any:
-        op = self._start(fp, source)
-        try:
-            result = call()
-        except BaseException as exc:
-            self._fail(op, exc)
-            raise
-        self._after_run(op)
-        return result
-
-    def _consume(self, call: Callable[[], Any], warns: bool = False) -> Any:
-        """A fetch that drains the pending result, then ends its operation."""
-        op = self._pending
-        try:
-            result = passing_warnings(call, 4) if warns else call()
-        except BaseException as exc:
-            if op is not None:
-                self._fail(op, exc)
-            raise
-        if op is not None:
-            op.fetched(count_rows(result))
-            self._pending = None
-            self._record(op, None)
-        return result
-
-    def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any:
-        if isinstance(result, duckdb.DuckDBPyRelation):
-            return ProfiledRelation(result, self, fp)
-        if result is self._con:
-            return self
-        return result
+    __slots__ = ()
 
     # -- running statements ------------------------------------------------------------
 
@@ -179,12 +41,15 @@ class ProfiledConnection:
         fp = fingerprint(query) if type(query) is str else fingerprint_of(query)
         if fp.touches_profiling:
             self._step_back()
-        op = self._pending = Operation(fp, perf_counter(), self)
+        op = self._pending = Operation(fp, self)
+        started = perf_counter()
         try:
             self._con.execute(query, parameters)
         except BaseException as exc:
+            op.elapsed = perf_counter() - started
             self._fail(op, exc)
             raise
+        op.elapsed = perf_counter() - started
         if fp.operation not in READ_OPERATIONS or fp.touches_profiling:
             self._after_run(op)
         return self
@@ -192,7 +57,7 @@ class ProfiledConnection:
     def executemany(self, query: Any, parameters: object | None = None) -> ProfiledConnection:
         fp = fingerprint_of(query)
         if fp.statements == 1:
-            fp = Fingerprint(fp.summary, "BATCH " + fp.operation, 1, fp.touches_profiling)
+            fp = batched(fp)
         self._run(fp, lambda: self._con.executemany(query, parameters), self)
         self._finish()  # the batch has run; only the last execution's result is left
         return self
@@ -212,13 +77,16 @@ class ProfiledConnection:
 
     def fetchall(self) -> list[Any]:
         op = self._pending
+        started = perf_counter()
         try:
             rows = self._con.fetchall()
         except BaseException as exc:
             if op is not None:
+                op.elapsed += perf_counter() - started
                 self._fail(op, exc)
             raise
         if op is not None:
+            op.elapsed += perf_counter() - started
             op.fetched(len(rows))
             self._pending = None
             self._record(op, None)
@@ -239,24 +107,6 @@ class ProfiledConnection:
         self._fetched(len(frame), drained=len(frame) == 0)
         return frame
 
-    def _hand_out(self, call: Callable[[], Any], warns: bool = False) -> Any:
-        """A call on the pending result (a reader, a part of it): its operation goes on."""
-        op = self._pending
-        try:
-            return passing_warnings(call, 4) if warns else call()
-        except BaseException as exc:
-            if op is not None:
-                self._fail(op, exc)
-            raise
-
-    def _fetched(self, rows: int, *, drained: bool) -> None:
-        """Count what a partial fetch returned; the operation ends once the result is drained."""
-        op = self._pending
-        if op is not None:
-            op.fetched(rows)
-            if drained:
-                self._finish()
-
     def enable_profiling(self) -> None:
         self._user_profiling_call(self._con.enable_profiling)
 
@@ -272,11 +122,13 @@ class ProfiledConnection:
 
     def cursor(self) -> ProfiledConnection:
         self._finish()
-        return self._collector.wrap(self._con.cursor())
+        wrapped: ProfiledConnection = self._collector.wrap(self._con.cursor())
+        return wrapped
 
     def duplicate(self) -> ProfiledConnection:
         self._finish()
-        return self._collector.wrap(self._con.duplicate())
+        wrapped: ProfiledConnection = self._collector.wrap(self._con.duplicate())
+        return wrapped
 
     def close(self) -> None:
         self._finish()
@@ -311,7 +163,7 @@ class ProfiledConnection:
         if name in CONSUMING:
             return lambda *args, **kwargs: self._consume(lambda: attribute(*args, **kwargs), warns)
         if name in STREAMING:
-            return lambda *args, **kwargs: self._hand_out(lambda: attribute(*args, **kwargs), warns)
+            return lambda *args, **kwargs: self._stream(lambda: attribute(*args, **kwargs), warns)
 
         def forwarded(*args: Any, **kwargs: Any) -> Any:
             self._finish()  # it may run a statement, which would overwrite the profile

@@ -4,21 +4,24 @@ A relation from ``sql()`` (or ``table()``, ``read_parquet()`` ...) runs its
 query each time it is read. The methods that read a whole result end the
 operation when they return; those that hand out a reader (``to_arrow_reader``)
 or an iterator (``iter_rows``) leave it open until it is drained or the
-connection's next statement starts. Methods that derive a new relation
-(``filter``, ``join`` ...) return a stand-in too, with DuckDB objects passed
-through unwrapped.
+connection's next statement starts, and time each batch or row they read:
+the operation's duration is the time inside DuckDB, as on the connection.
+Methods that derive a new relation (``filter``, ``join`` ...) return a
+stand-in too, with DuckDB objects passed through unwrapped.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterator
+from time import perf_counter
 from typing import Any, Final
 
 import duckdb
 
-from jobmeter.duckdb._operation import UNKNOWN, StatementOwner
+from jobmeter.duckdb._operation import UNKNOWN, Operation, StatementOwner
 from jobmeter.duckdb._sql import Fingerprint, fingerprint
 
 # DuckDB names each relation of a chain with a random suffix; one chain is one shape.
@@ -86,29 +89,40 @@ class ProfiledRelation:
         owner = self._owner
         fp = self._fingerprint()
         op = owner._start(fp, self)
+        started = perf_counter()
         try:
             result = passing_warnings(call, 4) if warns else call()
         except BaseException as exc:
+            op.elapsed += perf_counter() - started
             owner._fail(op, exc)
             raise
-        if not streaming:
-            op.fetched(count_rows(result))
-            owner._finish()
+        op.elapsed += perf_counter() - started
+        if streaming:
+            return timed_reader(result, owner, op)
+        op.fetched(count_rows(result))
+        owner._finish()
         return owner._wrap(result)
 
     def iter_rows(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        rows = self._read(lambda: self._rel.iter_rows(*args, **kwargs), streaming=True)
-        owner, op = self._owner, self._owner._pending
-        try:
-            for row in rows:
-                if op is not None:
-                    op.fetched(1)
-                yield row
-        except BaseException as exc:
-            if op is not None and owner._pending is op:
-                owner._fail(op, exc)
-            raise
-        if op is not None and owner._pending is op:
+        owner = self._owner
+        op = owner._start(self._fingerprint(), self)
+        rows = iter(self._rel.iter_rows(*args, **kwargs))  # a generator: runs nothing yet
+        while True:  # each row's fetch is the statement's time; the caller's work is not
+            started = perf_counter()
+            try:
+                row = next(rows)
+            except StopIteration:
+                op.elapsed += perf_counter() - started
+                break
+            except BaseException as exc:
+                op.elapsed += perf_counter() - started
+                if owner._pending is op:
+                    owner._fail(op, exc)
+                raise
+            op.elapsed += perf_counter() - started
+            op.fetched(1)
+            yield row
+        if owner._pending is op:
             owner._finish()
 
     @property  # type: ignore[misc]
@@ -149,6 +163,58 @@ class ProfiledRelation:
             return self._owner._wrap(unwrap_all(attribute, args, kwargs))
 
         return derived
+
+
+def timed_reader(result: Any, owner: StatementOwner, op: Operation) -> Any:
+    """``result`` (an Arrow reader, or a stream capsule) read through a timing generator.
+
+    DuckDB runs the query as the batches are read, so each read is the
+    statement's time; the last one ends it. Anything else comes back as it is.
+    """
+    pa = sys.modules.get("pyarrow")
+    if pa is None:
+        return result
+    capsule = type(result).__name__ == "PyCapsule"
+    try:
+        reader = pa.RecordBatchReader.from_stream(_Capsule(result)) if capsule else result
+        if not isinstance(reader, pa.RecordBatchReader):
+            return result
+        timed = pa.RecordBatchReader.from_batches(reader.schema, _batches(reader, owner, op))
+        return timed.__arrow_c_stream__() if capsule else timed
+    except Exception:  # an older pyarrow: the reads go untimed, the result is DuckDB's
+        return result
+
+
+def _batches(reader: Any, owner: StatementOwner, op: Operation) -> Iterator[Any]:
+    while True:
+        started = perf_counter()
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            op.elapsed += perf_counter() - started
+            if owner._pending is op:
+                owner._finish()
+            return
+        except BaseException as exc:
+            op.elapsed += perf_counter() - started
+            if owner._pending is op:
+                owner._fail(op, exc)
+            raise
+        op.elapsed += perf_counter() - started
+        op.fetched(batch.num_rows)
+        yield batch
+
+
+class _Capsule:
+    """A stream capsule DuckDB handed out, as pyarrow's from_stream() takes it."""
+
+    __slots__ = ("capsule",)
+
+    def __init__(self, capsule: object) -> None:
+        self.capsule = capsule
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.capsule
 
 
 def passing_warnings(call: Callable[[], Any], stacklevel: int) -> Any:

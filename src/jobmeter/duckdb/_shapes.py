@@ -1,9 +1,10 @@
-"""The point attributes of each DuckDB query shape, built once per shape and capped.
+"""The point attributes of each DuckDB query series, built once per series and capped.
 
-A shape is a statement's database, operation and masked summary (and its
-error type when it failed). Its attributes are one dict, shared by every point
-of the shape: the query instruments key their per-shape totals by its id.
-Past ``MAX_SHAPES`` distinct summaries, the rest share ``OTHER_SHAPES``.
+A series is a statement's database, operation and ``db.query.summary`` (and
+its error type when it failed); the masked shapes of one summary share it. Its
+attributes are one dict, shared by every point of the series: the query
+instruments key their per-series totals by its id. Past ``MAX_SHAPES``
+distinct summaries, the rest share ``OTHER_SHAPES``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ _log = logging.getLogger("jobmeter")
 Attributes = dict[str, AttributeValue]
 ShapeKey = tuple[str, str, str, str | None]
 
-# Distinct query shapes per collector; the rest share one summary. The SDK
-# keeps at most 2000 points per instrument, and phase time has four per shape.
+# Distinct summaries per collector; the rest share one. Summaries (operations and
+# tables) are far fewer than shapes, but generated table names (one per day) grow
+# without end. The SDK keeps at most 2000 points per instrument; phase time has four each.
 MAX_SHAPES: Final = 400
 OTHER_SHAPES: Final = "(other)"
 

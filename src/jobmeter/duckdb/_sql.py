@@ -1,20 +1,22 @@
-"""SQL fingerprints: a masked, normalized query text to label DuckDB query metrics with.
+"""SQL fingerprints: a statement's masked shape, its summary and its operation.
 
-Query text cannot be a metric attribute as is: its literals may hold personal
-data (``WHERE email = '...'``) and every distinct literal would start a new time
+Query text cannot be kept as is: its literals may hold personal data
+(``WHERE email = '...'``) and every distinct literal would start a new time
 series. ``fingerprint()`` replaces every literal (strings, numbers, blobs, dollar
 quotes) with ``?``, drops comments, folds lists of any length into one element
-and normalizes case and spacing, so one query shape is one series: the
-``db.query.summary`` attribute. It also names the operation
-(``db.operation.name``), counts statements, and tells whether a statement
-changes DuckDB's profiling settings, which the profiling collector relies on.
+and normalizes case and spacing: the *shape*, kept with a short hash in the run
+store. From the same masked tokens, with names as written, ``_summary`` makes
+``db.query.summary`` (operations and tables, as the semantic conventions define
+it), the metrics attribute. It also names the operation (``db.operation.name``),
+counts statements, and tells whether a statement changes DuckDB's profiling
+settings, which the profiling collector relies on.
 
 Spacing: tokens are joined by one space, except none after ``(`` ``[`` ``{``
 ``.`` ``::``, none before ``,`` ``)`` ``]`` ``}`` ``.`` ``::`` ``:``, and none
 between a name and its ``(`` or ``[`` (calls, subscripts). Keywords are upper
 case, other words lower case, quoted names as written. A sign before a number
 folds into its ``?`` unless it follows a value (``x - ?`` stays binary). So
-whitespace, comments and case never change a summary.
+whitespace, comments and case never change a shape.
 
 One compiled regular expression tokenizes in a single pass; results are cached
 on the exact text, as the DuckDB connection wrapper calls this on every query.
@@ -29,18 +31,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
-MAX_SUMMARY: Final = 200  # longer summaries become a 160-character head + a hash
-_HEAD: Final = 160
+from jobmeter.duckdb._summary import MAX_LENGTH, summarize_all
+
+MAX_SHAPE: Final = 2048  # longer shapes are cut (and end in …); the hash covers the whole
 _CACHE_MAX_CHARS: Final = 65_536  # bigger texts are not kept alive by the cache
 _MAX_COLLAPSE_PASSES: Final = 8  # bounds the work on pathological nesting
 
 
 @dataclass(frozen=True, slots=True)
 class Fingerprint:
-    summary: str  # masked, normalized SQL: `db.query.summary`
+    summary: str  # `db.query.summary`: operations and tables (`SELECT orders`)
     operation: str  # `db.operation.name`: SELECT, INSERT, ..., BATCH [op], UNKNOWN
     statements: int  # statements in the text; 0 for empty or comment-only text
     touches_profiling: bool  # a SET / RESET / PRAGMA naming a profiling setting
+    shape: str  # masked, normalized SQL, at most MAX_SHAPE characters (+ "…")
+    shape_hash: str  # 12 hex digits of blake2b of the whole shape: the shape's key
+
+
+def shape_hash(shape: str) -> str:
+    """The 12 hex digits that name a shape (blake2b, 6-byte digest)."""
+    return hashlib.blake2b(shape.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+
+
+def batched(fp: Fingerprint) -> Fingerprint:
+    """``executemany()`` of one statement: ``BATCH`` before its operation and summary."""
+    summary = f"BATCH {fp.summary}"
+    return Fingerprint(
+        summary if len(summary) <= MAX_LENGTH else "BATCH", f"BATCH {fp.operation}", 1,
+        fp.touches_profiling, fp.shape, fp.shape_hash,
+    )  # fmt: skip
 
 
 # One match per token, whitespace and line comments skipped in front of it.
@@ -109,7 +128,7 @@ _PROFILING: Final = re.compile(
 
 
 def fingerprint(sql: str) -> Fingerprint:
-    """Masked summary, operation, statement count and profiling flag of ``sql``."""
+    """Summary, operation, statement count, profiling flag and masked shape of ``sql``."""
     if not isinstance(sql, str):
         raise TypeError(f"fingerprint() needs the SQL text as str, got {type(sql).__name__}")
     if len(sql) > _CACHE_MAX_CHARS:
@@ -126,30 +145,35 @@ def _safe(sql: str) -> Fingerprint:
     try:
         return _fingerprint(sql)
     except Exception:  # a metrics label must never break the user's query
-        return Fingerprint("?", "UNKNOWN", 1, False)
+        return Fingerprint("UNKNOWN", "UNKNOWN", 1, False, "?", shape_hash("?"))
 
 
 def _fingerprint(sql: str) -> Fingerprint:
     statements = _scan(sql)
     if not statements:
-        return Fingerprint("", "UNKNOWN", 0, False)
-    ops = {op for _, op in statements}
+        return Fingerprint("", "UNKNOWN", 0, False, "", shape_hash(""))
+    ops = {op for _, op, _ in statements}
     if len(statements) == 1:
         operation = statements[0][1]
     else:
         operation = f"BATCH {next(iter(ops))}" if len(ops) == 1 else "BATCH"
-    profiling = any(_PROFILING.match(s) for s, _ in statements)
-    summary = "; ".join(s for s, _ in statements)
-    if len(summary) > MAX_SUMMARY:
-        digest = hashlib.blake2b(summary.encode("utf-8", "surrogatepass")).hexdigest()
-        summary = f"{summary[:_HEAD]}… #{digest[:12]}"
-    return Fingerprint(summary, operation, len(statements), profiling)
+    profiling = any(_PROFILING.match(s) for s, _, _ in statements)
+    shape = "; ".join(s for s, _, _ in statements)
+    digest = shape_hash(shape)
+    if len(shape) > MAX_SHAPE:
+        shape = shape[:MAX_SHAPE] + "…"
+    summary = summarize_all([(masked, op) for _, op, masked in statements])
+    return Fingerprint(summary, operation, len(statements), profiling, shape, digest)
 
 
-def _scan(sql: str) -> list[tuple[str, str]]:
-    """Tokenize once: mask, normalize and find each statement's operation."""
-    statements: list[tuple[str, str]] = []
+def _scan(sql: str) -> list[tuple[str, str, str]]:
+    """Tokenize once: mask, normalize and find each statement's operation.
+
+    Each statement is (shape, operation, masked text with names as written).
+    """
+    statements: list[tuple[str, str, str]] = []
     out: list[str] = []  # the current statement's tokens, each with its leading space
+    raw: list[str] = []  # the same tokens, names as written and parameters as ?: for _summary
     op: str | None = None
     lead = True  # only `(` seen so far in this statement
     depth, with_depth = 0, -1  # paren depth; depth of the statement's WITH, or -1
@@ -165,7 +189,7 @@ def _scan(sql: str) -> list[tuple[str, str]]:
         kind = m.lastgroup
         upper = ""
         if kind == "word":
-            text = m["word"]
+            text = written = m["word"]
             upper = text.upper()
             if upper in _KEYWORDS:
                 text, is_val, is_call = upper, upper in _VALUE_KEYWORDS, upper in _CALL_KEYWORDS
@@ -174,9 +198,11 @@ def _scan(sql: str) -> list[tuple[str, str]]:
         elif kind in _MASKED:
             if sign:  # `= -5`: the sign belongs to the number it masks
                 out[-1] = out[-1][:-1] + "?"
+                raw[-1] = "?"
                 val, call, glue, sign = True, False, False, False
                 continue
-            text, is_val, is_call = "?", True, False
+            text = written = "?"
+            is_val, is_call = True, False
         elif kind == "op":
             text = m["op"]
             if text == "(":
@@ -185,18 +211,20 @@ def _scan(sql: str) -> list[tuple[str, str]]:
                 depth -= 1
             elif text == ";":
                 if out:
-                    statements.append(_statement(out, op, with_depth))
-                out, op, lead, depth, with_depth = [], None, True, 0, -1
+                    statements.append(_statement(out, raw, op, with_depth))
+                out, raw, op, lead, depth, with_depth = [], [], None, True, 0, -1
                 val = call = glue = sign = False
                 continue
             elif not text.isprintable():
                 continue  # stray control or format characters separate like whitespace
             is_val = is_call = text == ")" or text == "]" or text == "}"
+            written = text
         elif kind == "qid" or kind == "param":
             text = m[kind]
             if not text.isprintable():  # no newline or control character in a label
                 text = "".join(c if c.isprintable() else " " for c in text)
             is_val, is_call = True, kind == "qid"
+            written = text if kind == "qid" else "?"  # `$name` would read as a name
         elif kind == "block":
             pos = _comment_end(sql, pos)
             continue
@@ -221,16 +249,18 @@ def _scan(sql: str) -> list[tuple[str, str]]:
             out.append(text)
         else:
             out.append(" " + text)
+        raw.append(written)
         sign = (text == "-" or text == "+") and not val
         val, call, glue = is_val, is_call, text in _NO_SPACE_AFTER
     if out:
-        statements.append(_statement(out, op, with_depth))
+        statements.append(_statement(out, raw, op, with_depth))
     return statements
 
 
-def _statement(out: list[str], op: str | None, with_depth: int) -> tuple[str, str]:
+def _statement(out: list[str], raw: list[str], op: str | None, depth: int) -> tuple[str, str, str]:
     # op is None after a CTE list only when a parenthesized query follows it.
-    return _collapse("".join(out)), op or ("SELECT" if with_depth >= 0 else "UNKNOWN")
+    operation = op or ("SELECT" if depth >= 0 else "UNKNOWN")
+    return _collapse("".join(out)), operation, " ".join(raw)
 
 
 def _comment_end(sql: str, pos: int) -> int:

@@ -1,8 +1,8 @@
 """What a run's records say, as ``jobmeter report`` and ``compare`` show them.
 
 Operations are told apart by collector, name and attributes; their error
-types are added up into ``errors``. Queries by database, operation and
-summary (the fingerprint). Failures are counted by where, what and error
+types are added up into ``errors``. Queries by database, operation, summary
+and shape (its hash; runs before shapes have none). Failures are counted by where, what and error
 type, with the first and last time. Backfills show their last progress line.
 """
 
@@ -95,18 +95,21 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _queries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for group in _grouped(rows, ("namespace", "operation", "summary")):
+    for group in _grouped(rows, ("namespace", "operation", "summary", "shape_hash")):
         first = group[0]
         maxima = [row["rows_max"] for row in group if row["rows_max"] is not None]
         out.append({
             "namespace": first["namespace"],
             "operation": first["operation"],
             "summary": first["summary"],
+            "shape": next((row["shape"] for row in group if row["shape"] is not None), None),
+            "shape_hash": first["shape_hash"],
             **_calls(group),
             "rows": sum(row["rows"] or 0 for row in group),
             "rows_max": max(maxima) if maxima else None,
         })  # fmt: skip
-    return sorted(out, key=lambda q: (-q["duration_total_seconds"], q["summary"]))
+    return sorted(out, key=lambda q: (-q["duration_total_seconds"], q["summary"],
+                                      q["shape_hash"] or ""))  # fmt: skip
 
 
 def _failures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
