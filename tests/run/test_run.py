@@ -327,6 +327,49 @@ def test_gpu_memory_of_the_tree_with_a_gpu(tmp_path: Path) -> None:
     assert 2 * gib in {s["gpu_memory"] for s in samples}
 
 
+@pytest.mark.parametrize(
+    ("visible", "expected_gib"), [(None, 5), ("1", 3), ("GPU-a", 2), ("", None)]
+)
+def test_gpu_memory_of_the_tree_counts_the_commands_visible_gpus(
+    tmp_path: Path, visible: str | None, expected_gib: int | None
+) -> None:
+    """The command's CUDA_VISIBLE_DEVICES (not the wrapper's) picks the GPUs counted."""
+    gib = 2**30
+    environment = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    probe = textwrap.dedent(
+        f"""
+        import json, os, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+        from _support.fake_nvml import FakeGpu, FakeNvml, ProcessInfo
+        import jobmeter.run._command as runner
+        real_sampler = runner.TreeSampler
+        class Tagged(real_sampler):
+            def sample(self):
+                s = super().sample()
+                first.compute_processes = [ProcessInfo(p, 2 * {gib}) for p in s.pids]
+                second.compute_processes = [ProcessInfo(p, 3 * {gib}) for p in s.pids]
+                return s
+        first, second = FakeGpu("GPU-a", "NVIDIA H100"), FakeGpu("GPU-b", "NVIDIA H100")
+        sys.modules["pynvml"] = FakeNvml([first, second])
+        runner.TreeSampler = Tagged
+        from jobmeter.run import RunOptions, run_command
+        result = run_command([sys.executable, "-c", "import time; time.sleep(0.4)"],
+                             RunOptions(interval=0.1, output={str(tmp_path)!r}, capture=False,
+                                        environment={environment!r}))
+        print(json.dumps(result.to_json()))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+        env={**env, "OTEL_METRICS_EXPORTER": "none"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = None if expected_gib is None else expected_gib * gib
+    assert summary["peak_gpu_memory_bytes"] == expected
+
+
 def test_a_small_command_is_not_reported_at_the_wrappers_size(tmp_path: Path) -> None:
     """Regression: ru_maxrss of a forked child starts at the wrapper's RSS (~30 MiB)."""
     done = _jobmeter(tmp_path, "--quiet", "--", "/bin/true")

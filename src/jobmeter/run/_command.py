@@ -193,6 +193,8 @@ def _measure(
     sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
     driver = nvml.nvml()
     gpu = driver if driver.available() else None
+    # The command's CUDA_VISIBLE_DEVICES says which GPUs are its own, not the wrapper's.
+    command_environ = {**os.environ, **run.options.environment}
     try:
         pidfd: int | None = os.pidfd_open(child_pid)
     except (AttributeError, OSError):
@@ -206,7 +208,7 @@ def _measure(
             result.signals_forwarded.append("SIGKILL")
             kill_tree(child_pid if status is None else None, sample.pids, run.options.kill_grace)
         if gpu is not None:
-            sample.gpu_memory = gpu.process_memory(sample.pids)
+            sample.gpu_memory = gpu.process_memory(sample.pids, environ=command_environ)
         recording.add_sample(sample, reaped.totals(sample), reaped.largest_peak)
         if cgroup:
             result.peak_cgroup_bytes = cgroup.peak_bytes()
