@@ -192,9 +192,7 @@ class MeasureResults:
 
 
 MEASURE_FULL = 'with collector.measure("load", {"table": "orders"}):\n    pass'
-MEASURE_PEAK = (
-    'with collector.measure("load", {"table": "orders"}, peak_memory=True):\n    pass'
-)
+MEASURE_PEAK = 'with collector.measure("load", {"table": "orders"}, peak_memory=True):\n    pass'
 MEASURE_DURATION_ONLY = (
     'with collector.measure("load", {"table": "orders"}, resources=False):\n    pass'
 )

@@ -33,8 +33,8 @@ OPERATION_HEADERS: Final = [
     "memory_p95_bytes", "peak_memory_p95_bytes", "peak_memory_max_bytes",
 ]  # fmt: skip
 QUERY_HEADERS: Final = [
-    "namespace", "operation", "summary", "shape", "shape_hash", "count", "errors", "total_seconds", "min_seconds",
-    "p50_seconds", "p95_seconds", "max_seconds", "rows", "rows_max",
+    "namespace", "operation", "summary", "shape", "shape_hash", "count", "errors", "total_seconds",
+    "min_seconds", "p50_seconds", "p95_seconds", "max_seconds", "rows", "rows_max",
 ]  # fmt: skip
 FAILURE_HEADERS: Final = ["source", "name", "error_type", "count", "first_unix", "last_unix"]
 
