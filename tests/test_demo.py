@@ -22,5 +22,5 @@ def test_demo_runs_and_prints_both_summaries() -> None:
     assert "Serving metrics on http://127.0.0.1:" in out
     assert "What each operation cost" in out
     assert "What each DuckDB query shape cost" in out
-    assert "COPY totals TO ? (FORMAT parquet)" in out  # the path literal is masked
+    assert "│ COPY totals " in out  # the convention summary: no path literal
     assert "totals-0.parquet" not in out
