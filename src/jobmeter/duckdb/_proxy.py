@@ -76,20 +76,7 @@ class ProfiledConnection(StatementTracker):
     # -- fetching ----------------------------------------------------------------------
 
     def fetchall(self) -> list[Any]:
-        op = self._pending
-        started = perf_counter()
-        try:
-            rows = self._con.fetchall()
-        except BaseException as exc:
-            if op is not None:
-                op.elapsed += perf_counter() - started
-                self._fail(op, exc)
-            raise
-        if op is not None:
-            op.elapsed += perf_counter() - started
-            op.fetched(len(rows))
-            self._pending = None
-            self._record(op, None)
+        rows: list[Any] = self._consume(self._con.fetchall)
         return rows
 
     def fetchone(self) -> Any:

@@ -147,16 +147,8 @@ class StatementTracker:
     def _consume(self, call: Callable[[], Any], warns: bool = False) -> Any:
         """A fetch that drains the pending result, then ends its operation."""
         op = self._pending
-        started = perf_counter()
-        try:
-            result = passing_warnings(call, 4) if warns else call()
-        except BaseException as exc:
-            if op is not None:
-                op.elapsed += perf_counter() - started
-                self._fail(op, exc)
-            raise
+        result = self._hand_out(call, warns, 5)
         if op is not None:
-            op.elapsed += perf_counter() - started
             op.fetched(count_rows(result))
             self._pending = None
             self._record(op, None)
