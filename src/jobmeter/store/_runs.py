@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 import difflib
 import logging
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,7 +127,17 @@ def list_runs(root: str | Path | None = None) -> list[StoredRun]:
         for path in sorted(base.iterdir())
         if path.is_dir() and (run := _load(path, liveness)) is not None
     ]
-    return sorted(runs, key=lambda run: run.id)
+    return sorted(runs, key=_start_order)
+
+
+def _start_order(run: StoredRun) -> tuple[float, str]:
+    # Ids only resolve to the second: two runs started in one second sort by their start.
+    if run.start is not None:
+        return (run.start, run.id)
+    try:
+        return (calendar.timegm(time.strptime(run.id[:16], "%Y%m%dT%H%M%SZ")), run.id)
+    except ValueError:
+        return (0.0, run.id)
 
 
 def resolve(
