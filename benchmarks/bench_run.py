@@ -299,7 +299,7 @@ class _Tools:
     ) -> list[str]:
         """``jobmeter run`` around ``job``, its output under ``directory``."""
         sampling = [] if interval is None else ["--interval", str(interval)]
-        output = ["--output", str(directory / "runs")]
+        output = ["--dir", str(directory / "runs")]
         return [*self.jobmeter, "run", "--quiet", *sampling, *output, "--", *job]
 
     def duct_argv(

@@ -285,7 +285,7 @@ def test_every_panel_shows_data_from_a_real_workload(tmp_path: Path) -> None:
     run_port = free_port()
     run = _start(
         [sys.executable, "-m", "jobmeter", "run", "-q", "--interval", "0.2", "--name", "wl",
-         "--output", str(tmp_path / "runs"), "--", sys.executable, "-c", _RUN_LOOP],
+         "--dir", str(tmp_path / "runs"), "--", sys.executable, "-c", _RUN_LOOP],
         run_port, "wl-run", stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:

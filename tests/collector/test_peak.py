@@ -246,7 +246,7 @@ def test_the_peak_of_commands_under_jobmeter_run_survives_their_resets(tmp_path:
     """)
     )
     done = subprocess.run(
-        [sys.executable, "-m", "jobmeter", "run", "--quiet", "--no-metrics", "--output",
+        [sys.executable, "-m", "jobmeter", "run", "--quiet", "--no-metrics", "--dir",
          str(tmp_path / "runs"), "--", sys.executable, str(script)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

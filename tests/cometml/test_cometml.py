@@ -188,7 +188,7 @@ def test_cli_run_comet_logs_offline(tmp_path: Path) -> None:
         "--comet",
         "--no-metrics",
         "-q",
-        "-o",
+        "--dir",
         str(tmp_path / "runs"),
         "--",
         sys.executable,

@@ -74,7 +74,7 @@ def _start_run(
     (tmp_path / name).mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "jobmeter", "run", "--quiet", "--interval", "0.1", "--name", name,
-         "--output", str(tmp_path / name / "runs"), "--",
+         "--dir", str(tmp_path / name / "runs"), "--",
          sys.executable, "-c", JOB, "60", str(tmp_path / name / "stop")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -209,7 +209,7 @@ def test_strict_jobmeter_run_stops_before_the_command_with_one_line(
 ) -> None:
     marker = tmp_path / "ran"
     env = {**os.environ, "OTEL_EXPORTER_PROMETHEUS_PORT": "0", variable: value}
-    command = [sys.executable, "-m", "jobmeter", "run", "-q", "--output", str(tmp_path / "runs"),
+    command = [sys.executable, "-m", "jobmeter", "run", "-q", "--dir", str(tmp_path / "runs"),
                "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"]  # fmt: skip
     lenient = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert lenient.returncode == 0, lenient.stderr

@@ -34,7 +34,7 @@ def _env(tmp_path: Path, direct: bool = False) -> dict[str, str]:
 
 def _args(tmp_path: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "jobmeter", "run", "--no-metrics",
-            "--output", str(tmp_path / "runs"), *args]  # fmt: skip
+            "--dir", str(tmp_path / "runs"), *args]  # fmt: skip
 
 
 def _record(tmp_path: Path) -> dict[str, Any]:

@@ -33,7 +33,7 @@ def _jobmeter(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
               **run: Any) -> subprocess.CompletedProcess[str]:  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "jobmeter", "run", "--quiet", "--no-metrics",
-         "--output", str(tmp_path / "runs"), *args],
+         "--dir", str(tmp_path / "runs"), *args],
         env=env or _env(tmp_path), capture_output=True, text=True, timeout=120, **run,
     )  # fmt: skip
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from jobmeter._core.errors import ConfigurationError
 from jobmeter.cli._output import print_json
+from jobmeter.cli._table import Column, Output, Table
 
 grafana_app = typer.Typer(
     name="grafana",
     help="Put jobmeter's dashboards into Grafana.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -57,11 +57,12 @@ def push(
     if as_json:
         print_json({"grafana": settings.url, "changes": [c.to_json() for c in changes]})
         return
-    table = Table(title=f"Grafana at {settings.url}")
-    for column in ("kind", "title", "uid", "action", "version", "url"):
-        table.add_column(column)
+    table = Table(f"Grafana at {settings.url}", (
+        Column("kind", "left"), Column("title", "left", fold=True), Column("uid", "left", drop=2),
+        Column("action", "left"), Column("version", drop=1), Column("url", "left", fold=True),
+    ))  # fmt: skip
     for change in changes:
         version = "-" if change.version is None else str(change.version)
         row = (change.kind, change.title, change.uid, change.action, version, change.url or "-")
         table.add_row(*row)
-    Console().print(table)
+    Output().table(table)

@@ -15,6 +15,9 @@ from jobmeter import store
 
 DIR_HELP = "Runs directory (default JOBMETER_RUN_DIR, else ./.jobmeter/runs)."
 JSON_HELP = "Print JSON (stable keys, docs/run-store.md) instead of a table."
+#: What every command that takes a run accepts (``store.resolve``).
+RUN_HELP = "A run id, a unique id prefix, a run name (its newest run) or latest."
+LATEST_HELP = "The newest run (the same as RUN latest)."
 
 
 class _Stderr(logging.Handler):
@@ -43,8 +46,8 @@ def print_json(data: Any) -> None:
 
 
 def pick_run(run: str | None, latest: bool) -> str:
-    """The run argument of a command, ``latest`` for --latest; neither is exit status 2."""
-    if run is None and not latest:
-        print("jobmeter: give a run id (or a unique prefix), or --latest", file=sys.stderr)
+    """The RUN argument of a command: ``latest`` for --latest or when none is given."""
+    if run is not None and latest:
+        print(f"jobmeter: give RUN ({run!r}) or --latest, not both", file=sys.stderr)
         raise typer.Exit(2)
     return "latest" if run is None else run

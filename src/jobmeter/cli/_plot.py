@@ -8,19 +8,35 @@ from pathlib import Path
 import typer
 
 from jobmeter import store
-from jobmeter.cli._output import DIR_HELP, pick_run, store_errors
+from jobmeter.cli._output import (
+    DIR_HELP,
+    LATEST_HELP,
+    RUN_HELP,
+    pick_run,
+    print_json,
+    store_errors,
+)
 
 
 def plot(
-    run: str | None = typer.Argument(None, help="Run id, unique prefix or name."),
-    latest: bool = typer.Option(False, "--latest", help="The newest run."),
+    run: str | None = typer.Argument(None, metavar="RUN", help=RUN_HELP + " Default: latest."),
+    latest: bool = typer.Option(False, "--latest", help=LATEST_HELP),
     output: Path = typer.Option(
-        Path("run.png"), "--output", "-o", help="The PNG to write (a directory: <run id>.png)."
+        Path("run.png"),
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="The PNG to write (a directory: <run id>.png).",
     ),
     html: bool = typer.Option(False, "--html", help="Also write an HTML page beside the PNG."),
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help='Print {"png": ..., "html": ...}.'),
 ) -> None:
-    """Plot a run: CPU, memory, disk I/O and GPU over time (needs the plot extra)."""
+    """Plot a run's CPU, memory, I/O and GPU.
+
+    CPU, memory, disk I/O and GPU over time as a PNG, with the operations in a lane
+    (needs the plot extra: pip install 'jobmeter[plot]').
+    """
     with store_errors():
         stored = store.resolve(pick_run(run, latest), directory)
         try:
@@ -31,4 +47,8 @@ def plot(
         except ValueError as error:
             print(f"jobmeter: {error}", file=sys.stderr)
             raise typer.Exit(2) from None
-    typer.echo(f"wrote {written}" + (f" and {written.with_suffix('.html')}" if html else ""))
+    page = str(written.with_suffix(".html")) if html else None
+    if as_json:
+        print_json({"run": stored.id, "png": str(written), "html": page})
+    else:
+        typer.echo(f"wrote {written}" + (f" and {page}" if page else ""))

@@ -5,13 +5,41 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from jobmeter import store
 from jobmeter._core.format import format_bytes
-from jobmeter.cli._output import DIR_HELP, JSON_HELP, pick_run, print_json, store_errors
+from jobmeter.cli._output import (
+    DIR_HELP,
+    JSON_HELP,
+    LATEST_HELP,
+    RUN_HELP,
+    pick_run,
+    print_json,
+    store_errors,
+)
+from jobmeter.cli._table import Column, Output, Styled, Table
 from jobmeter.cli._tables import compared, print_compared, print_records
+
+#: What ``compare`` calls each figure of ``store.FIGURES`` (--json keeps the keys).
+FIGURE_LABELS = {
+    "wall_seconds": "wall time",
+    "cpu_user_seconds": "CPU user",
+    "cpu_system_seconds": "CPU system",
+    "cpu_utilization_mean": "CPUs busy, mean",
+    "cpu_utilization_peak": "CPUs busy, peak",
+    "cpu_utilization_p95": "CPUs busy, p95",
+    "peak_memory_bytes": "peak memory",
+    "peak_rss_sampled_bytes": "RSS sampled, peak",
+    "peak_pss_sampled_bytes": "PSS sampled, peak",
+    "peak_rss_single_process_bytes": "largest process",
+    "peak_cgroup_bytes": "cgroup (+ page cache)",
+    "read_bytes": "disk read",
+    "written_bytes": "disk written",
+    "peak_gpu_memory_bytes": "peak GPU memory",
+    "peak_processes": "processes, peak",
+    "peak_threads": "threads, peak",
+    "samples": "samples",
+}
 
 
 def _shown(name: str, value: Any) -> str:
@@ -36,9 +64,9 @@ def _git(git: Any) -> str:
 
 
 def report(
-    run: str | None = typer.Argument(None, help="Run id or unique prefix."),
-    latest: bool = typer.Option(False, "--latest", help="The newest run."),
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
+    run: str | None = typer.Argument(None, metavar="RUN", help=RUN_HELP + " Default: latest."),
+    latest: bool = typer.Option(False, "--latest", help=LATEST_HELP),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """What one run cost: time, CPU, memory, disk, GPU, processes."""
@@ -48,10 +76,10 @@ def report(
         print_json(result.to_json())
         return
     stored = result.run
-    title = f"jobmeter report {stored.id} ({stored.name}, {stored.state})"
-    table = Table(title=title, show_header=False)
-    table.add_column("figure", style="bold")
-    table.add_column("value")
+    table = Table(f"jobmeter report {stored.id} ({stored.name}, {stored.state})",
+                  (Column("figure", "left", style="bold"), Column("value", "left", fold=True,
+                                                                  min_width=30)),
+                  show_header=False)  # fmt: skip
     f = result.figures
     rows = [
         ("start", stored.start_iso()),
@@ -61,27 +89,28 @@ def report(
                      f"{_shown('_seconds', f['cpu_system_seconds'])} system"),
         ("CPUs busy", f"{_shown('cpu_utilization', f['cpu_utilization_mean'])} mean, "
                       f"{_shown('cpu_utilization', f['cpu_utilization_peak'])} peak, "
-                      f"{_shown('cpu_utilization', f['cpu_utilization_p95'])} p95 of samples"),
+                      f"{_shown('cpu_utilization', f['cpu_utilization_p95'])} p95"),
         ("peak memory", f"{format_bytes(f['peak_memory_bytes'])} from {f['peak_memory_source']}"),
         ("  RSS / PSS sampled", f"{format_bytes(f['peak_rss_sampled_bytes'])} / "
                                 f"{format_bytes(f['peak_pss_sampled_bytes'])}"),
         ("  largest process", format_bytes(f["peak_rss_single_process_bytes"])),
-        ("  cgroup (with page cache)", format_bytes(f["peak_cgroup_bytes"])),
+        ("  cgroup (+ page cache)", format_bytes(f["peak_cgroup_bytes"])),
         ("disk read / written", f"{format_bytes(f['read_bytes'])} / "
                                  f"{format_bytes(f['written_bytes'])}"),
         ("peak GPU memory", _shown("peak_gpu_memory_bytes", f["peak_gpu_memory_bytes"])),
-        ("processes / threads (peak)", f"{f['peak_processes']} / {f['peak_threads']}"),
+        ("processes / threads", f"{f['peak_processes']} / {f['peak_threads']} (peak)"),
         ("samples", f"{f['samples']} read, {result.skipped_lines} skipped"),
         ("figures from", "run.json summary" if result.source == "summary"
-                         else "usage.jsonl samples (no summary: the run did not end)"),
+                         else "usage.jsonl samples (the run did not end)"),
         ("git commit", _git(stored.record.get("git"))),
-        ("run directory", str(stored.directory)),
     ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
-    console = Console()
-    console.print(table)
-    print_records(console, result)
+    out = Output()
+    out.table(table)
+    out.line(f"run directory: {stored.directory}", wrap=False)  # whole on one line, to copy
+    out.line()
+    print_records(out, result)
 
 
 def _change(a: Any, b: Any) -> tuple[float | None, float | None]:
@@ -91,12 +120,18 @@ def _change(a: Any, b: Any) -> tuple[float | None, float | None]:
 
 
 def compare(
-    run_a: str = typer.Argument(..., help="First run (id or unique prefix)."),
-    run_b: str = typer.Argument(..., help="Second run (id or unique prefix)."),
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
+    run_a: str = typer.Argument(..., metavar="RUN_A", help="The first run (A). " + RUN_HELP),
+    run_b: str = typer.Argument(
+        ..., metavar="RUN_B", help="The second run (B), compared with A. " + RUN_HELP
+    ),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Two runs side by side, with the change from the first to the second."""
+    """Two runs side by side, with the change.
+
+    The figures of RUN_A and RUN_B, the change from A to B, and their operations and
+    DuckDB queries matched by name.
+    """
     with store_errors():
         found = store.list_runs(directory)
         a = store.report(store.resolve(run_a, directory, found))
@@ -112,9 +147,13 @@ def compare(
         print_json({"a": a.to_json(), "b": b.to_json(), "figures": figures,
                     "operations": operations, "queries": queries})  # fmt: skip
         return
-    table = Table(title=f"jobmeter compare {a.run.id} → {b.run.id}")
-    for column in ("figure", f"A {a.run.name}", f"B {b.run.name}", "change", "%"):
-        table.add_column(column, justify="left" if column == "figure" else "right", no_wrap=True)
+    out = Output()
+    out.line(f"A: {a.run.id} ({a.run.name}, {a.run.state})")
+    out.line(f"B: {b.run.id} ({b.run.name}, {b.run.state})")
+    table = Table("jobmeter compare A → B", (
+        Column("figure", "left", fold=True, min_width=14), Column("A"), Column("B"),
+        Column("change"), Column("%"),
+    ))  # fmt: skip
     for name, row in figures.items():
         if isinstance(row["a"], str) or isinstance(row["b"], str):
             continue  # peak_memory_source: in --json only
@@ -122,11 +161,8 @@ def compare(
         color = "" if not change else ("red" if change > 0 else "green")
         delta = "" if change is None else ("+" if change > 0 else "") + _shown(name, change)
         pct = "" if percent is None else f"{percent:+.1f} %"
-        table.add_row(
-            name, _shown(name, row["a"]), _shown(name, row["b"]),
-            f"[{color}]{delta}[/]" if color else delta, f"[{color}]{pct}[/]" if color else pct,
-        )  # fmt: skip
-    console = Console()
-    console.print(table)
-    print_compared(console, operations, "operations")
-    print_compared(console, queries, "queries")
+        table.add_row(FIGURE_LABELS.get(name, name), _shown(name, row["a"]),
+                      _shown(name, row["b"]), Styled(delta, color), Styled(pct, color))  # fmt: skip
+    out.table(table)
+    print_compared(out, operations, "operations")
+    print_compared(out, queries, "queries")

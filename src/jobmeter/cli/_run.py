@@ -7,11 +7,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from jobmeter._core.format import format_bytes
 from jobmeter._rundata.summary import NOT_STARTED
+from jobmeter.cli._output import DIR_HELP
+from jobmeter.cli._table import Column, Output, Table
 
 if TYPE_CHECKING:
     from jobmeter.run import RunResult
@@ -24,28 +24,28 @@ RUN_SETTINGS: dict[str, Any] = {
 
 
 def _summary_table(result: RunResult) -> Table:
-    table = Table(title=f"jobmeter run {result.run_id}", show_header=False)
-    table.add_column("figure", style="bold")
-    table.add_column("value")
+    table = Table(f"jobmeter run {result.run_id}", (
+        Column("figure", "left", style="bold"), Column("value", "left", fold=True, min_width=30),
+    ), show_header=False)  # fmt: skip
     rows = [
         ("exit status", f"{result.exit_code} ({result.status})"),
         ("wall time", f"{result.wall_seconds:.2f} s"),
         ("CPU time", f"{result.cpu_user_seconds:.2f} s user, "
                      f"{result.cpu_system_seconds:.2f} s system"),
-        ("CPU utilization", f"{result.cpu_utilization_mean:.2f} mean, "
-                            f"{result.cpu_utilization_peak:.2f} peak (CPUs busy)"),
+        ("CPUs busy", f"{result.cpu_utilization_mean:.2f} mean, "
+                      f"{result.cpu_utilization_peak:.2f} peak"),
         ("peak memory", f"{format_bytes(result.peak_memory_bytes)} "
                         f"from {result.peak_memory_source}"),
         ("  RSS / PSS sampled", f"{format_bytes(result.peak_rss_sampled_bytes)} / "
                                 f"{format_bytes(result.peak_pss_sampled_bytes)}"),
         ("  largest process", format_bytes(result.peak_rss_single_process_bytes)),
-        ("  cgroup (with page cache)", format_bytes(result.peak_cgroup_bytes)),
-        ("peak GPU memory", format_bytes(result.peak_gpu_memory_bytes)),
+        ("  cgroup (+ page cache)", format_bytes(result.peak_cgroup_bytes)),
+        ("peak GPU memory", "no GPU" if result.peak_gpu_memory_bytes is None
+                            else format_bytes(result.peak_gpu_memory_bytes)),
         ("disk read / written", f"{format_bytes(result.read_bytes)} / "
                                  f"{format_bytes(result.written_bytes)}"),
-        ("processes / threads (peak)", f"{result.peak_processes} / {result.peak_threads}"),
+        ("processes / threads", f"{result.peak_processes} / {result.peak_threads} (peak)"),
         ("samples", str(result.samples)),
-        ("run directory", str(result.directory)),
     ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
@@ -57,12 +57,8 @@ def run(
     interval: float = typer.Option(
         1.0, "--interval", "-i", min=0.05, help="Seconds between samples (0.05 or more)."
     ),
-    output: str | None = typer.Option(
-        None,
-        "--output",
-        "-o",
-        help="Runs directory (default ./.jobmeter/runs or JOBMETER_RUN_DIR).",
-    ),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
+    output: str | None = typer.Option(None, "--output", "-o", hidden=True),  # the old --dir
     capture: bool = typer.Option(
         True, "--capture/--no-capture", help="Also keep stdout and stderr in the run directory."
     ),
@@ -93,7 +89,10 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Run COMMAND and measure its whole process tree: jobmeter run -- CMD [ARGS...]."""
+    """Run a command and measure its process tree.
+
+    jobmeter run [OPTIONS] -- CMD [ARGS...]: the options go before --.
+    """
     # Here, not at the top: `jobmeter report` and the other commands start faster.
     from jobmeter import run as runs
 
@@ -103,9 +102,14 @@ def run(
         if as_json:
             print(json.dumps(result.to_json(), indent=2, sort_keys=True), file=sys.stderr)
         elif not quiet:
-            Console(stderr=True).print(_summary_table(result))
+            out = Output(sys.stderr)
+            out.table(_summary_table(result))
+            out.line(f"run directory: {result.directory}", wrap=False)  # whole on one line, to copy
 
-    options = runs.RunOptions(interval=interval, output=output, capture=capture,
+    if output is not None:
+        print("jobmeter: warning: run -o/--output is now --dir (the runs directory)",
+              file=sys.stderr)  # fmt: skip
+    options = runs.RunOptions(interval=interval, output=directory or output, capture=capture,
                               record_args=record_args, name=name,
                               kill_grace=kill_grace)  # fmt: skip
     result = runs.execute(command, options, metrics=metrics, comet=comet, on_end=print_summary)

@@ -1,68 +1,30 @@
-"""The run-store commands that list and manage runs: runs, advise, export, gc (docs/run-store.md).
+"""The run-store commands that manage runs: advise, export, gc (docs/run-store.md).
 
-``report`` and ``compare`` are in ``_report``.
+``runs`` is in ``_runs``; ``report`` and ``compare`` are in ``_report``.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from jobmeter import store
 from jobmeter._core.format import format_bytes
-from jobmeter.cli._output import DIR_HELP, JSON_HELP, print_json, store_errors
+from jobmeter.cli._output import (
+    DIR_HELP,
+    JSON_HELP,
+    LATEST_HELP,
+    RUN_HELP,
+    pick_run,
+    print_json,
+    store_errors,
+)
+from jobmeter.cli._table import Column, Output, Table
 
 SKIPPED_STATES = ("running", "not_started")
-
-
-def _run_row(run: store.StoredRun) -> dict[str, Any]:
-    figures = run.summary
-    if figures is None:  # running or incomplete: the figures so far, from the samples
-        figures = store.report(run).figures
-        duration = figures.get("wall_seconds")
-    else:
-        duration = run.end - run.start if run.end is not None and run.start is not None else None
-    return {
-        "id": run.id,
-        "name": run.name,
-        "start": run.start_iso(),
-        "duration_seconds": duration,
-        "status": run.state,
-        "exit_code": run.record.get("exit_code"),
-        "peak_memory_bytes": figures.get("peak_memory_bytes"),
-    }
-
-
-def runs(
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
-) -> None:
-    """List the runs in the store, oldest first."""
-    found = store.list_runs(directory)
-    if not found:
-        print(f"jobmeter: {store.EmptyStoreError(store.runs_root(directory))}", file=sys.stderr)
-    with store_errors():
-        rows = [_run_row(run) for run in found]
-    if as_json:
-        print_json(rows)
-        return
-    if not found:
-        return
-    table = Table(title=f"jobmeter runs in {store.runs_root(directory)}")
-    for column in ("id", "name", "start", "duration", "status", "peak memory"):
-        right = column in ("duration", "peak memory")
-        table.add_column(column, justify="right" if right else "left", no_wrap=right is False)
-    for run, row in zip(found, rows, strict=True):
-        duration = row["duration_seconds"]
-        table.add_row(
-            run.id, run.name, row["start"], "-" if duration is None else f"{duration:.1f} s",
-            run.state, format_bytes(row["peak_memory_bytes"]),
-        )  # fmt: skip
-    Console().print(table)
+#: How many runs of each name ``gc`` keeps without --keep.
+GC_KEEP = 20
 
 
 def advise(
@@ -72,10 +34,14 @@ def advise(
         95.0, "--percentile", min=0, max=100, help="Percentile over the runs."
     ),
     headroom: float = typer.Option(0.2, "--headroom", min=0, help="Added on top (0.2 = 20 %)."),
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Memory, CPUs and GPU memory to request, from the measured peaks of past runs."""
+    """Memory and CPUs to request, from past runs.
+
+    Memory, CPUs and GPU memory: a percentile of the measured peaks of past runs,
+    with headroom, rounded up to a request.
+    """
     with store_errors():
         found = store.list_runs(directory)
         if not found:
@@ -90,71 +56,84 @@ def advise(
     if as_json:
         print_json(advice.to_json())
         return
-    table = Table(title=f"jobmeter advise: p{percentile:g} of {len(matching)} run(s) "
-                        f"+ {headroom:.0%} headroom")  # fmt: skip
-    for column in ("resource", f"p{percentile:g} measured", "with headroom", "request"):
-        table.add_column(column, justify="left" if column == "resource" else "right")
+    table = Table(f"jobmeter advise: p{percentile:g} of {len(matching)} run(s) "
+                  f"+ {headroom:.0%} headroom", (
+        Column("resource", "left"), Column(f"p{percentile:g} measured"),
+        Column("with headroom"), Column("request"),
+    ))  # fmt: skip
     memory = advice.memory_bytes
-    table.add_row(
-        "memory",
-        format_bytes(memory.observed),
-        format_bytes(memory.with_headroom),
-        format_bytes(memory.request),
-    )
-    table.add_row(
-        "CPUs",
-        f"{advice.cpus.observed:.2f}",
-        f"{advice.cpus.with_headroom:.2f}",
-        f"{advice.cpus.request:g}",
-    )
+    table.add_row("memory", format_bytes(memory.observed), format_bytes(memory.with_headroom),
+                  format_bytes(memory.request))  # fmt: skip
+    cpus = advice.cpus
+    table.add_row("CPUs", f"{cpus.observed:.2f}", f"{cpus.with_headroom:.2f}", f"{cpus.request:g}")
     gpu = advice.gpu_memory_bytes
     if gpu is None:
-        table.add_row("GPU memory", "no GPU", "", "")
+        table.add_row("GPU memory", "no GPU", "-", "-")
     else:
-        table.add_row(
-            "GPU memory",
-            format_bytes(gpu.observed),
-            format_bytes(gpu.with_headroom),
-            format_bytes(gpu.request),
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"Based on runs: {', '.join(advice.runs)}")
-    console.print(f"Advice {advice.basis}.")
+        table.add_row("GPU memory", format_bytes(gpu.observed), format_bytes(gpu.with_headroom),
+                      format_bytes(gpu.request))  # fmt: skip
+    out = Output()
+    out.table(table)
+    out.line(f"Based on runs: {', '.join(advice.runs)}")
+    out.line(f"Advice {advice.basis}.")
 
 
 def export(
-    run: str = typer.Argument(..., help="Run id or unique prefix, or latest."),
-    parquet: str = typer.Option(
-        ..., "--parquet", help="Directory to write run.parquet and usage.parquet to."
+    run: str | None = typer.Argument(None, metavar="RUN", help=RUN_HELP + " Default: latest."),
+    output: str | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        metavar="DIR",
+        help="Directory to write the Parquet files to (made if missing).",
     ),
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
+    parquet: str | None = typer.Option(None, "--parquet", hidden=True),  # the old name of -o
+    latest: bool = typer.Option(False, "--latest", help=LATEST_HELP),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Write a run as Parquet: run.parquet, usage.parquet (the samples) and its records."""
+    """Write a run as Parquet files.
+
+    run.parquet (run.json, one row), usage.parquet (the samples) and the run's
+    records (operations.parquet, queries.parquet, ...) in the -o directory.
+    """
+    target = output or parquet
+    if target is None:
+        print("jobmeter: export needs -o/--output DIR, the directory to write to", file=sys.stderr)
+        raise typer.Exit(2)
     with store_errors():
-        written = store.export_parquet(store.resolve(run, directory), parquet)
+        written = store.export_parquet(store.resolve(pick_run(run, latest), directory), target)
     if as_json:
         print_json(written)
-    else:
-        records = ", ".join(f"{kind}.parquet ({rows} rows)" for kind, rows in
-                            written["records"].items())  # fmt: skip
-        typer.echo(f"wrote {written['run']} and {written['usage']} ({written['samples']} samples)"
-                   + (f", {records}" if records else ""))  # fmt: skip
+        return
+    out = Output()
+    out.line(f"wrote {written['run']}", wrap=False)
+    out.line(f"wrote {written['usage']} ({written['samples']} samples)", wrap=False)
+    for kind, rows in written["records"].items():
+        out.line(f"wrote {kind}.parquet ({rows} rows)")
 
 
 def gc(
-    keep: int = typer.Option(..., "--keep", min=0, help="How many of the newest runs to keep."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be deleted."),
-    directory: str | None = typer.Option(None, "--dir", help=DIR_HELP),
+    keep: int = typer.Option(
+        GC_KEEP, "--keep", min=0, help="How many of the newest runs of each name to keep."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
+    directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Delete all runs but the newest N (never one still running)."""
+    """Delete old runs, keeping the newest N of each name.
+
+    A run still running is never deleted; --dry-run lists what would be.
+    """
+    before = len(store.list_runs(directory))
     deleted = store.gc(keep, directory, dry_run=dry_run)
+    kept = before - len(deleted)
     if as_json:
-        print_json({"dry_run": dry_run, "deleted": [run.id for run in deleted]})
+        key = "would_delete" if dry_run else "deleted"
+        print_json({"dry_run": dry_run, key: [run.id for run in deleted], "kept": kept})
         return
     verb = "would delete" if dry_run else "deleted"
+    out = Output()
     for stored in deleted:
-        typer.echo(f"{verb} {stored.id} ({stored.name}) {stored.directory}")
-    typer.echo(f"{verb} {len(deleted)} run(s), kept the newest {keep}")
+        out.line(f"{verb} {stored.id} ({stored.name}) {stored.directory}", wrap=False)
+    out.line(f"{verb} {len(deleted)} run(s); {kept} kept (the newest {keep} of each name)")

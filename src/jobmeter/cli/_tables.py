@@ -5,11 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from jobmeter._core.format import format_bytes
+from jobmeter.cli._table import Cell, Column, Output, Styled, Table
 from jobmeter.store import RunReport
 
 TOP = 10
@@ -34,39 +31,45 @@ def _time(unix: float | None) -> str:
     return datetime.fromtimestamp(unix).astimezone().strftime("%H:%M:%S")
 
 
-def query_label(summary: str | None, shape_hash: str | None) -> Text:
+def query_label(summary: str | None, shape_hash: str | None) -> str:
     """A query's summary, and below it its shape's hash (the full shape: ``report --json``)."""
-    label = Text(summary or "")  # Text: a name in brackets is not rich markup
-    if shape_hash:
-        label.append(f"\n#{shape_hash}", style="dim")
-    return label
+    return (summary or "") + (f"\n#{shape_hash}" if shape_hash else "")
 
 
-def print_records(console: Console, report: RunReport) -> None:
+def _columns(*spec: tuple[str, int]) -> list[Column]:
+    """Figure columns (right-aligned) with their drop rank; the first is the folding name."""
+    name, *figures = spec
+    return [Column(name[0], "left", fold=True, min_width=name[1])] + [
+        Column(header, drop=drop) for header, drop in figures
+    ]
+
+
+def print_records(out: Output, report: RunReport) -> None:
     """Top operations and queries by total time, failures and backfills, where there are any."""
     records = report.records
     if records.operations:
         # The collector only where there are several: the operation's name needs the room.
         several = len({op["collector"] for op in records.operations}) > 1
-        table = Table(title=f"top operations by total time ({len(records.operations)} in all)")
-        for column in ("operation", "collector", "count", "errors", "total", "mean", "p50",
-                       "p95", "max", "CPU", "peak mem"):  # fmt: skip
-            if column != "collector" or several:
-                table.add_column(column, justify="left" if column in ("operation", "collector")
-                                 else "right")  # fmt: skip
+        columns = _columns(("operation", 14), ("count", 0), ("errors", 3), ("total", 0),
+                           ("mean", 9), ("p50", 8), ("p95", 0), ("max", 7), ("CPU", 4),
+                           ("peak mem", 2))  # fmt: skip
+        if several:
+            columns.insert(1, Column("collector", "left", drop=6, fold=True, min_width=10))
+        table = Table(f"top operations by total time ({len(records.operations)} in all)", columns)
         for op in records.operations[:TOP]:
             table.add_row(
-                op["label"], *([op["collector"]] if several else []), str(op["count"]),
+                op["label"].replace(" {", "\n{", 1),  # attributes below the name at a terminal
+                *([op["collector"]] if several else []), str(op["count"]),
                 str(op["errors"]), seconds(op["duration_total_seconds"]),
                 seconds(op["duration_mean_seconds"]), seconds(op["duration_p50_seconds"]),
                 seconds(op["duration_p95_seconds"]), seconds(op["duration_max_seconds"]),
                 seconds(op["cpu_total_seconds"]), format_bytes(op["peak_memory_max_bytes"]),
             )  # fmt: skip
-        console.print(table)
+        out.table(table)
     if records.queries:
-        table = Table(title=f"top DuckDB queries by total time ({len(records.queries)} shapes)")
-        for column in ("query", "count", "errors", "total", "p50", "p95", "max", "rows"):
-            table.add_column(column, justify="left" if column == "query" else "right")
+        table = Table(f"top DuckDB queries by total time ({len(records.queries)} shapes)",
+                      _columns(("query", 16), ("count", 0), ("errors", 3), ("total", 0),
+                               ("p50", 8), ("p95", 0), ("max", 7), ("rows", 2)))  # fmt: skip
         for q in records.queries[:TOP]:
             table.add_row(
                 query_label(q["summary"], q["shape_hash"]), str(q["count"]), str(q["errors"]),
@@ -74,26 +77,29 @@ def print_records(console: Console, report: RunReport) -> None:
                 seconds(q["duration_p95_seconds"]), seconds(q["duration_max_seconds"]),
                 str(q["rows"]),
             )  # fmt: skip
-        console.print(table)
+        out.table(table)
     if records.failures:
-        table = Table(title="failures")
-        for column in ("where", "what", "error type", "count", "first", "last"):
-            table.add_column(column, justify="right" if column == "count" else "left")
+        table = Table("failures", (
+            Column("where", "left", fold=True, min_width=8),
+            Column("what", "left", fold=True, min_width=12),
+            Column("error type", "left", fold=True, min_width=10),
+            Column("count"), Column("first", drop=2), Column("last", drop=1),
+        ))  # fmt: skip
         for f in records.failures[:TOP]:
             table.add_row(f["source"], f["name"], f["error_type"], str(f["count"]),
                           _time(f["first_unix"]), _time(f["last_unix"]))  # fmt: skip
-        console.print(table)
+        out.table(table)
     if records.backfills:
-        table = Table(title="backfills")
-        for column in ("backfill", "status", "done", "skipped", "failed", "total", "rate"):
-            table.add_column(column, justify="left" if column in ("backfill", "status")
-                             else "right")  # fmt: skip
+        table = Table("backfills", (
+            Column("backfill", "left", fold=True, min_width=12), Column("status", "left"),
+            *(Column(header) for header in ("done", "skipped", "failed", "total", "rate")),
+        ))  # fmt: skip
         for b in records.backfills:
             rate = "-" if b["rate"] is None else f"{b['rate']:.2f}/s"
             table.add_row(b["backfill"], b["status"], str(b["done"]), str(b["skipped"]),
                           str(b["failed"]), "-" if b["total"] is None else str(b["total"]),
                           rate)  # fmt: skip
-        console.print(table)
+        out.table(table)
 
 
 def _percent(a: float | None, b: float | None) -> float | None:
@@ -129,27 +135,23 @@ def compared(a: RunReport, b: RunReport, kind: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda entry: -weight(entry))
 
 
-def print_compared(console: Console, rows: list[dict[str, Any]], kind: str) -> None:
+def print_compared(out: Output, rows: list[dict[str, Any]], kind: str) -> None:
     """Matched operations or queries: count, total and p95 in A and B, with the change."""
     if not rows:
         return
     title = "operations" if kind == "operations" else "DuckDB queries"
-    table = Table(title=f"{title}, matched by name (top {min(len(rows), TOP)} by total time)")
-    for column in ("name", "count A", "count B", "total A", "total B", "%", "p95 A", "p95 B",
-                   "% p95"):  # fmt: skip
-        table.add_column(column, justify="left" if column == "name" else "right")
+    table = Table(f"{title}, matched by name (top {min(len(rows), TOP)} by total time)",
+                  _columns(("name", 14), ("count", 6), ("total A", 0), ("total B", 0), ("%", 0),
+                           ("p95 A", 4), ("p95 B", 4), ("% p95", 4)))  # fmt: skip
     for row in rows[:TOP]:
         a, b = row["a"] or {}, row["b"] or {}
-        cells: list[str | Text] = [row["key"][1]]
-        if kind != "operations":
-            cells = [query_label(row["key"][1], row["key"][2])]
-        for figure, shown in (("count", str), ("duration_total_seconds", seconds),
-                              ("duration_p95_seconds", seconds)):  # fmt: skip
-            cells += [shown(a[figure]) if a else "-", shown(b[figure]) if b else "-"]
-            if figure != "count":
-                change = row[f"{figure}_change_percent"]
-                color = "" if not change else ("red" if change > 0 else "green")
-                text = "" if change is None else f"{change:+.1f} %"
-                cells.append(f"[{color}]{text}[/]" if color else text)
+        name = row["key"][1] if kind == "operations" else query_label(row["key"][1], row["key"][2])
+        counts = [str(side["count"]) if side else "-" for side in (a, b)]
+        cells: list[Cell] = [name, counts[0] if counts[0] == counts[1] else " → ".join(counts)]
+        for figure in ("duration_total_seconds", "duration_p95_seconds"):
+            cells += [seconds(a[figure]) if a else "-", seconds(b[figure]) if b else "-"]
+            change = row[f"{figure}_change_percent"]
+            color = "" if not change else ("red" if change > 0 else "green")
+            cells.append(Styled("" if change is None else f"{change:+.1f} %", color))
         table.add_row(*cells)
-    console.print(table)
+    out.table(table)

@@ -21,6 +21,7 @@ from jobmeter._core.facade import publish
 from jobmeter._rundata.layout import runs_root
 from jobmeter._rundata.summary import FIGURES
 from jobmeter.store._advise import Advice, advise, export_parquet
+from jobmeter.store._gc import gc
 from jobmeter.store._plot.render import PlotDependencyError, plot_run
 from jobmeter.store._runs import (
     EmptyStoreError,
@@ -28,7 +29,6 @@ from jobmeter.store._runs import (
     StoredRun,
     StoreError,
     UnknownRunError,
-    gc,
     list_runs,
     percentile,
     report,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import calendar
 import difflib
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -127,10 +126,10 @@ def list_runs(root: str | Path | None = None) -> list[StoredRun]:
         for path in sorted(base.iterdir())
         if path.is_dir() and (run := _load(path, liveness)) is not None
     ]
-    return sorted(runs, key=_start_order)
+    return sorted(runs, key=start_order)
 
 
-def _start_order(run: StoredRun) -> tuple[float, str]:
+def start_order(run: StoredRun) -> tuple[float, str]:
     # Ids only resolve to the second: two runs started in one second sort by their start.
     if run.start is not None:
         return (run.start, run.id)
@@ -281,15 +280,3 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         raise ValueError("percentile of no values")
     return quantile_of(sorted(values), q / 100)
-
-
-def gc(keep: int, root: str | Path | None = None, dry_run: bool = False) -> list[StoredRun]:
-    """Delete every run but the newest ``keep`` ones, never a live one; the runs deleted."""
-    if keep < 0:
-        raise ValueError("keep must be 0 or more")
-    runs = list_runs(root)
-    doomed = [run for run in runs[: max(len(runs) - keep, 0)] if run.state != "running"]
-    if not dry_run:
-        for run in doomed:
-            shutil.rmtree(run.directory, ignore_errors=True)
-    return doomed
