@@ -27,6 +27,14 @@ SKIPPED_STATES = ("running", "not_started")
 GC_KEEP = 20
 
 
+def _request(value: float) -> str:
+    """A request exactly, as it would be written: ``3 GiB``, else ``2304 MiB``."""
+    whole = int(value)
+    if whole % 2**30 == 0:
+        return f"{whole // 2**30} GiB"
+    return f"{whole // 2**20} MiB" if whole % 2**20 == 0 else format_bytes(whole)
+
+
 def advise(
     name: str | None = typer.Option(None, "--name", help="Only runs of this name."),
     last: int | None = typer.Option(None, "--last", min=1, help="Only the newest N matching runs."),
@@ -63,7 +71,7 @@ def advise(
     ))  # fmt: skip
     memory = advice.memory_bytes
     table.add_row("memory", format_bytes(memory.observed), format_bytes(memory.with_headroom),
-                  format_bytes(memory.request))  # fmt: skip
+                  _request(memory.request))  # fmt: skip
     cpus = advice.cpus
     table.add_row("CPUs", f"{cpus.observed:.2f}", f"{cpus.with_headroom:.2f}", f"{cpus.request:g}")
     gpu = advice.gpu_memory_bytes
@@ -71,7 +79,7 @@ def advise(
         table.add_row("GPU memory", "no GPU", "-", "-")
     else:
         table.add_row("GPU memory", format_bytes(gpu.observed), format_bytes(gpu.with_headroom),
-                      format_bytes(gpu.request))  # fmt: skip
+                      _request(gpu.request))  # fmt: skip
     out = Output()
     out.table(table)
     out.line(f"Based on runs: {', '.join(advice.runs)}")
