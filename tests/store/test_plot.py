@@ -20,6 +20,7 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from jobmeter.store._plot.render import (
     MISSING_MATPLOTLIB,
@@ -240,6 +241,67 @@ def test_operation_spans_are_shaded_on_every_panel(real_run: Path, tmp_path: Pat
     assert labels == ["load", "transform", "write"]
     assert strip.get_xlim() == panels[0].get_xlim()
     assert _png_size(plot_run(run, tmp_path / "spans.png")) == (1200, 900)
+
+
+def _lane_run(tmp_path: Path) -> tuple[Path, list[dict[str, Any]]]:
+    """A 30 s run whose lane has a long span, a span nested in it, and many short ones."""
+    start = 1.7e9
+    run = _synthetic_run(tmp_path / "lane", [_sample(start + i) for i in range(31)], start)
+    operations: list[dict[str, Any]] = [
+        {"name": "backfill_all_partitions_of_orders", "start": 0.0, "end": 18.0},
+        {"name": "fetch", "start": 18.0, "end": 18.25},
+        {"name": "load", "start": 18.25, "end": 18.5},
+        # On the long span's row (3 rows), starting where the long span's label is.
+        {"name": "nested_phase_inside_the_backfill", "start": 0.3, "end": 12.0},
+    ]
+    names = ["fetch", "load", "transform", "transform", "fetch_customer_records", "load_to_dw"]
+    for i in range(24):  # back to back, 0.25 s each: far too short for their names
+        begin = 18.5 + i * 0.25
+        operations.append({"name": names[i % len(names)], "start": begin, "end": begin + 0.25})
+    # Room for a few characters of this name, not for all of it.
+    operations.append({"name": "transform_customer_dimension_tables", "start": 25, "end": 27.5})
+    (run / "operations.jsonl").write_text("".join(json.dumps(op) + "\n" for op in operations))
+    return run, operations
+
+
+def test_lane_labels_never_overlap_and_stay_inside_their_spans(tmp_path: Path) -> None:
+    run, operations = _lane_run(tmp_path)
+    figure = render(load_run(run))
+    strip = figure.axes[0]
+    figure.canvas.draw()  # the layout and extents the PNG gets
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    bars = [p for p in strip.patches if isinstance(p, Rectangle) and p.get_gid() == "operation-bar"]
+    assert len(bars) == len(operations)  # every span is drawn, labelled or not
+    labels = [t for t in strip.texts if t.get_gid() == "operation-label"]
+    assert 0 < len(labels) < len(operations)
+    boxes = [label.get_window_extent(renderer) for label in labels]
+    for i, box in enumerate(boxes):
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other), (box, other)
+    by_start = {float(op["start"]): op for op in operations}
+    shown: dict[str, str] = {}
+    for label, box in zip(labels, boxes, strict=True):
+        x, row = label.get_position()
+        (bar,) = [b for b in bars if b.get_x() == pytest.approx(x) and _bar_row(b) == row]
+        span = bar.get_window_extent(renderer)
+        assert span.x0 <= box.x0 < box.x1 <= span.x1, (label.get_text(), box, span)
+        name = str(by_start[float(x)]["name"])
+        text = label.get_text()
+        assert text == name or (text.endswith("\u2026") and name.startswith(text[:-1])), text
+        shown[name] = text
+    # The longest span keeps its whole name; the one nested under it is left out.
+    assert shown["backfill_all_partitions_of_orders"] == "backfill_all_partitions_of_orders"
+    assert "nested_phase_inside_the_backfill" not in shown
+    # Too short for the whole name, long enough for a prefix and an ellipsis.
+    shortened = shown.get("transform_customer_dimension_tables", "")
+    assert shortened.startswith("tra")
+    assert shortened.endswith("\u2026")
+    # The PNG gets the same figure.
+    assert _png_size(plot_run(run, tmp_path / "lane.png")) == (1200, 900)
+
+
+def _bar_row(bar: Rectangle) -> float:
+    return float(bar.get_y() + bar.get_height() / 2)
 
 
 def test_without_operations_file_there_are_no_spans(real_run: Path) -> None:

@@ -1,9 +1,10 @@
 """The panels of a run's plot, each drawn on the matplotlib axes it is given.
 
 One function a panel: CPU, memory, disk I/O and GPU memory over the samples'
-times, the strip of labelled operation bars above them, and the operations
-shaded across every panel. `render` lays the panels out and picks which to draw;
-the units, rates and summary values come from `data`.
+times, the strip of operation bars above them (their labels fitted by
+`labels`), and the operations shaded across every panel. `render` lays the
+panels out and picks which to draw; the units, rates and summary values come
+from `data`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import TYPE_CHECKING
 
 from jobmeter._core.format import byte_unit, format_bytes
 from jobmeter.store._plot.data import Operation, RunData, number_of, rates, series, summary_of
+from jobmeter.store._plot.labels import PAD_POINTS, LaneLabel
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Colours that read apart in print and for the common colour-vision deficiencies.
 _CPU = "#1f77b4"
@@ -172,9 +175,28 @@ def operation_rows(count: int) -> int:
     return min(3, count)
 
 
-def operations_strip(strip: Axes, operations: Sequence[Operation]) -> None:
-    """A row of labelled bars above the panels; neighbours are staggered on up to 3 rows."""
+def operations_strip(
+    figure: Figure, strip: Axes, operations: Sequence[Operation]
+) -> list[LaneLabel]:
+    """A row of bars above the panels; neighbours are staggered on up to 3 rows.
+
+    Every operation gets a bar and a candidate label; `labels.fit_labels` later
+    keeps only the labels that fit, once the figure's layout is final.
+
+    Args:
+        figure: the figure of ``strip``, whose DPI turns the labels' padding into pixels.
+        strip: the axes of the operation lane.
+        operations: the operations, one bar each.
+
+    Returns:
+        The labels, in the order of ``operations``.
+    """
+    from matplotlib.transforms import offset_copy  # matplotlib is optional: imported late
+
     rows = operation_rows(len(operations))
+    # The label sits a few points right of its bar's start, in data units elsewhere.
+    offset = offset_copy(strip.transData, fig=figure, x=PAD_POINTS, units="points")
+    labels: list[LaneLabel] = []
     for index, op in enumerate(operations):
         row = index % rows
         strip.barh(
@@ -187,10 +209,11 @@ def operations_strip(strip: Axes, operations: Sequence[Operation]) -> None:
             linewidth=0,
             gid="operation-bar",
         )
-        strip.text(
+        text = strip.text(
             op.start,
             row,
-            f" {op.name}",
+            op.name,
+            transform=offset,
             va="center",
             ha="left",
             fontsize=8,
@@ -198,11 +221,15 @@ def operations_strip(strip: Axes, operations: Sequence[Operation]) -> None:
             clip_on=True,
             gid="operation-label",
         )
+        # Out of the layout: dropping or shortening a label must not move the axes.
+        text.set_in_layout(False)
+        labels.append(LaneLabel(text, op, row))
     strip.set_ylim(rows - 0.5, -0.5)
     strip.set_yticks([])
     strip.set_ylabel("operations", rotation=0, ha="right", va="center", fontsize=9)
     for side in ("top", "right", "left"):
         strip.spines[side].set_visible(False)
+    return labels
 
 
 def operation_spans(panels: Sequence[Axes], operations: Sequence[Operation]) -> None:

@@ -19,7 +19,10 @@ Operation spans come from ``operations.jsonl`` in the run directory when there
 is one: one JSON object per finished operation with ``name``, ``start`` and
 ``end``, either in seconds since the run started or in Unix seconds (values
 above 1e9 are taken as Unix seconds). `jobmeter run` does not write that file
-yet; the plot is ready for it.
+yet; the plot is ready for it. Each span is a bar in the operation lane; its
+label is kept only where the rendered text fits inside the bar without touching
+another label (the longest spans first), shortened with an ellipsis where that
+still fits, and left out otherwise.
 
 Matplotlib is an optional dependency (``pip install 'jobmeter[plot]'``). Only
 its object API and the Agg canvas are used, never pyplot: no display is needed,
@@ -43,6 +46,7 @@ from jobmeter.store._plot.data import (
 from jobmeter.store._plot.data import (
     load_run as load_run,
 )
+from jobmeter.store._plot.labels import LaneLabel, fit_labels
 from jobmeter.store._plot.page import write_html
 from jobmeter.store._plot.panels import (
     cpu_panel,
@@ -118,8 +122,9 @@ def render(run: RunData) -> Figure:
         ratios.insert(0, 0.1 + 0.12 * operation_rows(len(run.operations)))
     axes = figure.subplots(len(ratios), 1, sharex=True, squeeze=False, height_ratios=ratios)[:, 0]
     panels: list[Axes] = list(axes)
+    labels: list[LaneLabel] = []
     if run.operations:
-        operations_strip(panels.pop(0), run.operations)
+        labels = operations_strip(figure, panels.pop(0), run.operations)
     for draw, ax in zip(drawers, panels, strict=True):
         draw(ax, run, times)
         ax.grid(True, alpha=0.3)
@@ -131,6 +136,8 @@ def render(run: RunData) -> Figure:
     axes[0].set_xlim(min(0.0, times[0]), last if last > 0 else 1.0)
     panels[-1].set_xlabel("seconds since start")
     figure.suptitle(_title(run, times), fontsize=12)
+    # Last: the labels are measured against the final limits and layout.
+    fit_labels(figure, axes[0], labels)
     return figure
 
 
