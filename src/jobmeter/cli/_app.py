@@ -10,7 +10,7 @@ import typer
 from jobmeter._core.format import format_bytes
 from jobmeter._version import __version__
 from jobmeter.cli._grafana import grafana_app
-from jobmeter.cli._output import print_json
+from jobmeter.cli._output import click_error, print_json
 from jobmeter.cli._plot import plot
 from jobmeter.cli._report import compare, report
 from jobmeter.cli._run import RUN_SETTINGS, run
@@ -83,13 +83,8 @@ for command in (runs, report, compare, advise, export, gc, plot):
 app.add_typer(grafana_app, name="grafana")
 
 
-def _base(name: str) -> type[Exception]:
-    # typer 0.2x vendors click (typer._click); older ones use click: its classes, either way.
-    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
-
-
-_UsageError = _base("UsageError")
-_ClickException = _base("ClickException")
+_UsageError = click_error("UsageError")
+_ClickException = click_error("ClickException")
 
 
 def _given(opts: list[str]) -> str | None:
@@ -101,6 +96,9 @@ def _given(opts: list[str]) -> str | None:
         name, equals, value = arg.partition("=")
         if name in opts:
             return value if equals else (args[i + 1] if i + 1 < len(args) else None)
+        attached = [opt for opt in opts if len(opt) == 2 and arg.startswith(opt) and arg != opt]
+        if attached and not arg.startswith("--"):  # -i0.01
+            return arg[2:]
     return None
 
 
@@ -125,13 +123,13 @@ def main() -> None:
         code = app(standalone_mode=False)
     except _UsageError as error:
         if type(error).__name__ == "NoArgsIsHelpError":  # `jobmeter` alone: the help
-            typer.echo(error.format_message())  # type: ignore[attr-defined]
+            typer.echo(error.format_message())
             code = 0
         else:  # a wrong option value, a missing argument
             code = _usage_error(error)
     except _ClickException as error:
-        print(f"jobmeter: {error.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
-        code = error.exit_code  # type: ignore[attr-defined]
+        print(f"jobmeter: {error.format_message()}", file=sys.stderr)
+        code = error.exit_code
     except typer.Abort:  # Ctrl-C at a prompt
         code = 130
     except ConfigurationError as error:  # strict mode, or a wrong option value: one line, no trace

@@ -40,6 +40,12 @@ def store_errors() -> Iterator[None]:
         logger.removeHandler(handler)
 
 
+def click_error(name: str) -> Any:
+    """click's exception class ``name``: typer 0.2x vendors click (``typer._click``), older
+    versions use click itself; typer.BadParameter derives from the right one either way."""
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
 def print_json(data: Any) -> None:
     """``data`` as indented JSON with sorted keys, on stdout."""
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
