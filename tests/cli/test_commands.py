@@ -211,7 +211,9 @@ def test_runs_lists_newest_first_and_limit(listed: Listed) -> None:
     table = _cli("runs", "--dir", listed.root)
     assert table.exit_code == 0
     assert ID.findall(table.stdout) == ids[:20]
-    assert table.stdout.splitlines()[-1] == "(3 older not listed: --limit 0 lists all)"
+    assert (
+        table.stdout.splitlines()[-2] == "(3 older not listed: --limit 0 lists all)"
+    )  # then the blank line
     table = _cli("runs", "--dir", listed.root, "-n", "0")
     assert ID.findall(table.stdout) == ids
     assert "older not listed" not in table.stdout
@@ -288,7 +290,7 @@ USAGE_ERRORS = {  # the arguments, and what the one line says: option, value, wh
     "interval": ("run -i 0.01 -- true", ["--interval/-i '0.01'", "equal to 0.05"]),
     "interval=": ("run --interval=0.01 -- true", ["--interval/-i '0.01'", "equal to 0.05"]),
     "status": ("runs --status nope", ["--status 'nope'", f"not one of {STATE_LIST}"]),
-    "since": ("runs --since yesterday", ["'--since'", "'yesterday'", "age (30m, 12h, 7d, 2w)"]),
+    "since": ("runs --since yesterday", ["--since 'yesterday'", "age (30m, 12h, 7d, 2w)"]),
     "keep": ("gc --keep -1", ["--keep '-1'", "greater than or equal to 0"]),
     "unknown-option": ("report --bogus", ["No such option: --bogus"]),
     "missing-argument": ("compare onlyone", ["Missing argument 'RUN_B'"]),

@@ -242,7 +242,7 @@ VARIABLES: Final = (
                 "switch single groups on or off on top of it. An unknown name is one warning and "
                 "the default applies; an unknown keyword raises."),
     Variable(RUN_DIR, None, parse_text,
-        keyword_note="`--output` of `jobmeter run`, `RunOptions(output=...)`, "
+        keyword_note="`--dir` of `jobmeter run` and the store commands, `RunOptions(output=...)`, "
                      "`Run(directory=...)`",
         default="`./.jobmeter/runs`",
         accepted="a directory path",

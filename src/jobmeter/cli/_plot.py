@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,26 +22,31 @@ from jobmeter.cli._output import (
 def plot(
     run: str | None = typer.Argument(None, metavar="RUN", help=RUN_HELP + " Default: latest."),
     latest: bool = typer.Option(False, "--latest", help=LATEST_HELP),
-    output: Path = typer.Option(
-        Path("run.png"),
+    output: str = typer.Option(
+        "run.png",
         "--output",
         "-o",
         metavar="FILE",
-        help="The PNG to write (a directory: <run id>.png).",
+        help="The PNG to write (a directory, or a path ending in /: <run id>.png in it).",
     ),
     html: bool = typer.Option(False, "--html", help="Also write an HTML page beside the PNG."),
     directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
-    as_json: bool = typer.Option(False, "--json", help='Print {"png": ..., "html": ...}.'),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"run": ..., "png": ..., "html": ...}.'
+    ),
 ) -> None:
     """Plot a run's CPU, memory, I/O and GPU.
 
     CPU, memory, disk I/O and GPU over time as a PNG, with the operations in a lane
     (needs the plot extra: pip install 'jobmeter[plot]').
     """
+    target = Path(output)
+    if output.endswith(("/", os.sep)):  # a directory to be: Path() would drop the slash
+        target.mkdir(parents=True, exist_ok=True)
     with store_errors():
         stored = store.resolve(pick_run(run, latest), directory)
         try:
-            written = store.plot_run(stored.directory, output, html=html)
+            written = store.plot_run(stored.directory, target, html=html)
         except store.PlotDependencyError as error:
             print(f"jobmeter: {error}", file=sys.stderr)
             raise typer.Exit(2) from None

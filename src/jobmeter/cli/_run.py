@@ -47,6 +47,8 @@ def _summary_table(result: RunResult) -> Table:
         ("processes / threads", f"{result.peak_processes} / {result.peak_threads} (peak)"),
         ("samples", str(result.samples)),
     ]  # fmt: skip
+    if result.signals_forwarded:
+        rows.append(("signals forwarded", ", ".join(result.signals_forwarded)))
     for name, value in rows:
         table.add_row(name, value)
     return table
@@ -62,7 +64,12 @@ def run(
     ctx: typer.Context,
     command: list[str] = typer.Argument(..., help="The command to run, after --."),
     interval: float = typer.Option(
-        1.0, "--interval", "-i", min=0.05, help="Seconds between samples (0.05 or more)."
+        1.0,
+        "--interval",
+        "-i",
+        min=0.05,
+        metavar="SECONDS",
+        help="Seconds between samples (0.05 or more).",
     ),
     directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     output: str | None = typer.Option(None, "--output", "-o", hidden=True),  # the old --dir
@@ -74,11 +81,12 @@ def run(
         "--record-args",
         help="Store the full command line (off: program and argument count only).",
     ),
-    name: str | None = typer.Option(None, "--name", help="A name for the run."),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="A name for the run."),
     kill_grace: float = typer.Option(
         10.0,
         "--kill-grace",
         min=0.0,
+        metavar="SECONDS",
         help="Seconds between a forwarded SIGTERM and SIGKILL to what is left of the command.",
     ),
     metrics: bool = typer.Option(

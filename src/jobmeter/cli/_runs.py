@@ -24,6 +24,11 @@ _AGO = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def _check_since(value: str | None) -> str | None:
+    parse_since(value)
+    return value
+
+
 def parse_since(value: str | None) -> float | None:
     """``--since``: an age (``30m``, ``12h``, ``7d``, ``2w``) or a local ISO date or time."""
     if value is None:
@@ -35,15 +40,14 @@ def parse_since(value: str | None) -> float | None:
         return datetime.fromisoformat(value).timestamp()
     except ValueError:
         raise typer.BadParameter(
-            param_hint="'--since'",
-            message=f"{value!r} is neither an age (30m, 12h, 7d, 2w) nor an ISO date or time "
-            "(2026-12-01, 2026-12-01T08:00)",
+            "neither an age (30m, 12h, 7d, 2w) nor an ISO date or time "
+            "(2026-12-01, 2026-12-01T08:00)"
         ) from None
 
 
 def _check_state(value: str | None) -> str | None:
     if value is not None and value not in STATES:
-        raise typer.BadParameter(f"{value!r} is not one of {_STATE_LIST}")
+        raise typer.BadParameter(f"not one of {_STATE_LIST}")
     return value
 
 
@@ -77,14 +81,23 @@ def runs(
         "--limit",
         "-n",
         min=0,
+        metavar="N",
         help=f"List the newest N (default {TABLE_LIMIT} in a table, all with --json; 0: all).",
     ),
-    name: str | None = typer.Option(None, "--name", help="Only runs of this name."),
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="Only runs of this name."),
     status: str | None = typer.Option(
-        None, "--status", callback=_check_state, help=f"Only runs in this state: {_STATE_LIST}."
+        None,
+        "--status",
+        metavar="STATE",
+        callback=_check_state,
+        help=f"Only runs in this state: {_STATE_LIST}.",
     ),
     since: str | None = typer.Option(
-        None, "--since", help="Only runs started since: an age (12h, 7d) or an ISO date/time."
+        None,
+        "--since",
+        metavar="WHEN",
+        callback=_check_since,
+        help="Only runs started since: an age (12h, 7d) or an ISO date/time.",
     ),
     directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
@@ -120,7 +133,6 @@ def runs(
             run.id, run.name, _start(run), "-" if duration is None else f"{duration:.1f} s",
             run.state, "-" if code is None else str(code), format_bytes(row["peak_memory_bytes"]),
         )  # fmt: skip
-    out.table(table)
     if len(listed) < len(matching):
-        out.line(f"({len(matching) - len(listed)} older not listed: --limit 0 lists all)",
-                 style="dim")  # fmt: skip
+        table.notes.append(f"({len(matching) - len(listed)} older not listed: --limit 0 lists all)")
+    out.table(table)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -27,6 +28,10 @@ SKIPPED_STATES = ("running", "not_started")
 GC_KEEP = 20
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _request(value: float) -> str:
     """A request exactly, as it would be written: ``3 GiB``, else ``2304 MiB``."""
     whole = int(value)
@@ -36,12 +41,16 @@ def _request(value: float) -> str:
 
 
 def advise(
-    name: str | None = typer.Option(None, "--name", help="Only runs of this name."),
-    last: int | None = typer.Option(None, "--last", min=1, help="Only the newest N matching runs."),
-    percentile: float = typer.Option(
-        95.0, "--percentile", min=0, max=100, help="Percentile over the runs."
+    name: str | None = typer.Option(None, "--name", metavar="NAME", help="Only runs of this name."),
+    last: int | None = typer.Option(
+        None, "--last", min=1, metavar="N", help="Only the newest N matching runs."
     ),
-    headroom: float = typer.Option(0.2, "--headroom", min=0, help="Added on top (0.2 = 20 %)."),
+    percentile: float = typer.Option(
+        95.0, "--percentile", min=0, max=100, metavar="P", help="Percentile over the runs."
+    ),
+    headroom: float = typer.Option(
+        0.2, "--headroom", min=0, metavar="FRACTION", help="Added on top (0.2 = 20 %)."
+    ),
     directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -116,14 +125,18 @@ def export(
         return
     out = Output()
     out.line(f"wrote {written['run']}", wrap=False)
-    out.line(f"wrote {written['usage']} ({written['samples']} samples)", wrap=False)
+    out.line(f"wrote {written['usage']} ({_count(written['samples'], 'sample')})", wrap=False)
     for kind, rows in written["records"].items():
-        out.line(f"wrote {kind}.parquet ({rows} rows)")
+        out.line(f"wrote {Path(target) / f'{kind}.parquet'} ({_count(rows, 'row')})", wrap=False)
 
 
 def gc(
     keep: int = typer.Option(
-        GC_KEEP, "--keep", min=0, help="How many of the newest runs of each name to keep."
+        GC_KEEP,
+        "--keep",
+        min=0,
+        metavar="N",
+        help="How many of the newest runs of each name to keep.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
     directory: str | None = typer.Option(None, "--dir", metavar="DIR", help=DIR_HELP),
@@ -144,4 +157,5 @@ def gc(
     out = Output()
     for stored in deleted:
         out.line(f"{verb} {stored.id} ({stored.name}) {stored.directory}", wrap=False)
-    out.line(f"{verb} {len(deleted)} run(s); {kept} kept (the newest {keep} of each name)")
+    kept_verb = "would keep" if dry_run else "kept"
+    out.line(f"{verb} {len(deleted)} run(s); {kept_verb} {kept} (the newest {keep} of each name)")

@@ -69,6 +69,8 @@ class Table:
         self.columns = tuple(columns)
         self.show_header = show_header
         self.rows: list[tuple[Cell, ...]] = []
+        #: Lines printed right below the rows (what was left out, how to see more).
+        self.notes: list[str] = []
 
     def add_row(self, *cells: Cell) -> None:
         """One row; a cell may hold several lines (``\\n``), joined by a space in plain text."""
@@ -157,6 +159,8 @@ class Output:
         if left_out:
             self.line(f"(left out at {width} columns: {', '.join(left_out)}; "
                       "a wider terminal or --json shows them)", style="dim")  # fmt: skip
+        for note in table.notes:
+            self.line(note, style="dim")
         self.line()
 
     def _plain(self, table: Table) -> None:
@@ -172,4 +176,6 @@ class Output:
                 for cell, width, column in zip(row, widths, table.columns, strict=True)
             ]
             print(_PLAIN_GAP.join(cells).rstrip(), file=self.stream)
+        for note in table.notes:
+            print(note, file=self.stream)
         print(file=self.stream)
