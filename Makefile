@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo` installs the base package only; `make test` adds the test extras.
+BASE_STAMP := $(VENV)/.installed-base
 
 .PHONY: demo test lint typecheck pytest soak docs docs-check bench system-deps clean dashboards
 
@@ -13,6 +15,15 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# The base install (what measure(), the endpoint, OTLP, host metrics and
+# `jobmeter run` need), skipped when the test install above is already current.
+$(BASE_STAMP): pyproject.toml | $(BIN)/python
+	@if [ ! $(STAMP) -nt pyproject.toml ]; then \
+		echo "$(BIN)/python -m pip install --quiet -e ."; \
+		$(BIN)/python -m pip install --quiet -e .; \
+	fi
+	touch $(BASE_STAMP)
 
 # Debian's Prometheus and Pushgateway for the tests that talk to real servers.
 system-deps:
@@ -25,7 +36,7 @@ system-deps:
 	fi
 
 # The wrapper serves :8000, and the demo's own metrics join it there (one endpoint per job).
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(BIN)/jobmeter run --quiet --name demo -- $(BIN)/python -m jobmeter.demo
 	$(BIN)/jobmeter report --latest
 
