@@ -158,6 +158,21 @@ def jobs() -> dashboard.Dashboard:
         )
         .with_panel(
             graph(
+                "Peak memory during the block",
+                "bytes",
+                [
+                    (
+                        f"max by (operation_name) "
+                        f"({selector('jobmeter_operation_memory_peak_bytes', *ops)})",
+                        "{{operation_name}}",
+                    )
+                ],
+                description="The process's peak RSS while each block ran, the largest so far "
+                "(taken while a run records, or with measure(..., peak_memory=True)).",
+            )
+        )
+        .with_panel(
+            graph(
                 "Memory growth during the block",
                 "bytes",
                 [

@@ -36,7 +36,7 @@ def operations(ops: jobmeter.MetricsCollector, step: int, scratch: str) -> None:
             out.flush()
             os.fsync(out.fileno())
         cpu_work()
-    with ops.measure("transform", {"table": "orders"}):
+    with ops.measure("transform", {"table": "orders"}, peak_memory=True):  # the peak panel
         cpu_work(50_000)
     try:
         with ops.measure("validate", {"table": "orders"}):
