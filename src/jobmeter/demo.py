@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -61,8 +62,14 @@ async def _fetch_all(ops: jobmeter.MetricsCollector) -> None:
 
 
 def _table(title: str, label: str, *figures: str) -> Table:
-    """A table whose figure columns never fold: only the label column wraps when narrow."""
-    table = Table(title=title)
+    """A table whose figure columns never fold: only the label column wraps when narrow.
+
+    As the CLI's tables: a header rule at a terminal, plain aligned text in a pipe or a
+    CI log (no box drawing).
+    """
+    terminal = sys.stdout.isatty()
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD if terminal else None,
+                  show_edge=False, pad_edge=False, collapse_padding=terminal)  # fmt: skip
     table.add_column(label, overflow="fold")
     for figure in figures:
         table.add_column(figure, justify="right", no_wrap=True)
@@ -146,6 +153,7 @@ def main() -> int:
     recorded = InMemoryMetrics(reader, telemetry)
     console.print(_summary(recorded))
     console.print("CPU s is the process's CPU time during each block; '-': resources=False.")
+    console.print()
     console.print(_queries(recorded))
     telemetry.shutdown()
     return 0
