@@ -20,6 +20,26 @@ def strip_escapes(text: str) -> str:
     return _ESCAPES.sub("", text)
 
 
+def read_terminal(leader: int, timeout: float = 60) -> str:
+    """All a pseudo-terminal showed until every process closed it; ``leader`` is closed."""
+    chunks: list[bytes] = []
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], timeout)
+            if not ready:
+                raise TimeoutError(f"the terminal showed nothing for {timeout} s")
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the command and its children closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def run_at_terminal(
     args: Sequence[str], columns: int, env: Mapping[str, str], timeout: float = 60
 ) -> tuple[int, str, str]:
@@ -37,21 +57,12 @@ def run_at_terminal(
         env={**environ, "TERM": "xterm-256color"},
     )  # fmt: skip
     os.close(follower)
-    chunks: list[bytes] = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], timeout)
-        if not ready:
-            process.kill()
-            raise TimeoutError(f"{args} showed nothing for {timeout} s")
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the command and its children closed the terminal
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
+    try:
+        screen = read_terminal(leader, timeout)
+    except TimeoutError:
+        process.kill()
+        raise
     assert process.stderr is not None
     stderr = process.stderr.read().decode()
     code = process.wait(timeout)
-    return code, b"".join(chunks).decode().replace("\r\n", "\n"), stderr
+    return code, screen.replace("\r\n", "\n"), stderr

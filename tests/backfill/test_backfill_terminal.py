@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import pty
 import re
-import select
 import subprocess
 
 import pytest
 
 from _support.backfill import strip_ansi, worker, worker_env
+from _support.terminal import read_terminal
 from jobmeter.backfill._progress import status_line
 from jobmeter.backfill._snapshot import Snapshot
 
@@ -21,22 +21,11 @@ def _run_on_pty(*args: str) -> tuple[int, str, str]:
     env = worker_env(TERM="xterm-256color", COLUMNS="160", LINES="24")
     proc = worker(*args, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env)
     os.close(slave)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        assert ready, "no terminal output for 60 s"
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
+    screen = read_terminal(master)
     assert proc.stdout is not None
     out = proc.stdout.read()
     proc.wait(timeout=30)
-    return proc.returncode, b"".join(chunks).decode(errors="replace"), out
+    return proc.returncode, screen, out
 
 
 def test_a_terminal_gets_a_rich_bar_with_count_rate_and_eta() -> None:

@@ -43,12 +43,21 @@ def _env() -> dict[str, str]:
     return {**os.environ, "TZ": "UTC", "NO_COLOR": "1", "OTEL_METRICS_EXPORTER": "none"}
 
 
-def _shown(cwd: Path, args: list[str], width: int | None) -> str:
+def _command(*args: str) -> list[str]:
+    """``python -m jobmeter ARGS`` over the store in ./runs (info reads no store)."""
     store = [] if args[0] == "info" else ["--dir", "runs"]
-    command = [sys.executable, "-m", "jobmeter", *args, *store]
+    return [sys.executable, "-m", "jobmeter", *args, *store]
+
+
+def _piped(cwd: Path, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def _shown(cwd: Path, args: list[str], width: int | None) -> str:
+    command = _command(*args)
     if width is None:
-        done = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True,
-                              timeout=60, check=False)  # fmt: skip
+        done = _piped(cwd, command, _env())
         code, out, err = done.returncode, done.stdout, done.stderr
     else:
         os.chdir(cwd)  # run_at_terminal runs in the current directory
@@ -58,10 +67,8 @@ def _shown(cwd: Path, args: list[str], width: int | None) -> str:
 
 
 def _json(cwd: Path, args: list[str]) -> Any:
-    store = [] if args[0] == "info" else ["--dir", "runs"]
-    done = subprocess.run([sys.executable, "-m", "jobmeter", *args, *store, "--json"],
-                          cwd=cwd, env=_env(), capture_output=True, text=True, timeout=60,
-                          check=True)  # fmt: skip
+    done = _piped(cwd, [*_command(*args), "--json"], _env())
+    assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
@@ -137,7 +144,7 @@ def test_info_fits_and_shows_every_fact(store_dir: Path) -> None:
 
 def test_colour_only_at_a_terminal_and_never_with_no_color(store_dir: Path) -> None:
     """compare marks growth red at a terminal; NO_COLOR and a pipe give none."""
-    args = [sys.executable, "-m", "jobmeter", *COMMANDS["compare"], "--dir", "runs"]
+    args = _command(*COMMANDS["compare"])
     os.chdir(store_dir)
     env = {key: value for key, value in _env().items() if key != "NO_COLOR"}
     _, coloured, _ = run_at_terminal(args, 120, env)
@@ -145,6 +152,6 @@ def test_colour_only_at_a_terminal_and_never_with_no_color(store_dir: Path) -> N
     _, plain, _ = run_at_terminal(args, 120, {**env, "NO_COLOR": "1"})
     assert "\x1b[31m" not in plain
     assert "\x1b[32m" not in plain
-    piped = subprocess.run(args, cwd=store_dir, env=env, capture_output=True, text=True,
-                           timeout=60, check=True).stdout  # fmt: skip
-    assert "\x1b[" not in piped
+    piped = _piped(store_dir, args, env)
+    assert piped.returncode == 0, piped.stderr
+    assert "\x1b[" not in piped.stdout

@@ -10,7 +10,7 @@ import typer
 
 from jobmeter._core.format import format_bytes
 from jobmeter._rundata.summary import NOT_STARTED
-from jobmeter.cli._output import DIR_HELP, click_error
+from jobmeter.cli._output import DIR_HELP
 from jobmeter.cli._table import Column, Output, Table
 
 if TYPE_CHECKING:
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 #: How ``run`` is registered: everything after the options is the command's own.
 RUN_SETTINGS: dict[str, Any] = {
-    "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True},
+    # The first word that is not one of run's options starts the command: its own options
+    # (`python -u x.py`) are its own, and an unknown option before it is a usage error.
+    "context_settings": {"allow_extra_args": True, "allow_interspersed_args": False},
     "no_args_is_help": True,
 }
 
@@ -54,14 +56,7 @@ def _summary_table(result: RunResult) -> Table:
     return table
 
 
-def _after_dashes(word: str) -> bool:
-    """Whether ``word`` came after ``--`` on the command line (click drops the ``--``)."""
-    args = sys.argv[1:]
-    return any(a == "--" and args[i + 1] == word for i, a in enumerate(args[:-1]))
-
-
 def run(
-    ctx: typer.Context,
     command: list[str] = typer.Argument(..., help="The command to run, after --."),
     interval: float = typer.Option(
         1.0,
@@ -108,10 +103,6 @@ def run(
 
     jobmeter run [OPTIONS] -- CMD [ARGS...]: the options go before --.
     """
-    if command[0].startswith("-") and not _after_dashes(command[0]):
-        # click passes an option it does not know on, as the command's first word.
-        message = f"No such option: {command[0]} (the options of run go before --)"
-        raise click_error("UsageError")(message, ctx=ctx)
     # Here, not at the top: `jobmeter report` and the other commands start faster.
     from jobmeter import run as runs
 

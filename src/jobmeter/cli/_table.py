@@ -87,9 +87,9 @@ class Table:
             out.append(max((cell_len(line) for line in lines), default=0))
         return out
 
-    def fitting(self, width: int) -> list[int]:
-        """The indexes of the columns shown in ``width`` cells: optional ones dropped first."""
-        natural = self.widths()
+    def fitting(self, width: int, natural: list[int]) -> list[int]:
+        """The indexes of the columns shown in ``width`` cells, given their ``natural`` widths:
+        optional ones dropped first."""
         kept = list(range(len(self.columns)))
 
         def needed() -> int:
@@ -116,11 +116,6 @@ class Output:
         # highlight=False: rich would colour numbers and paths on its own.
         self.console = Console(file=self.stream, highlight=False)
 
-    @property
-    def width(self) -> int | None:
-        """The terminal's width in cells; None for plain text (no limit)."""
-        return self.console.width if self.terminal else None
-
     def line(self, text: str = "", style: str = "", wrap: bool = True) -> None:
         """A line of text; at a terminal wrapped at its words, or not at all (``wrap=False``:
         a path stays one line for copying, and the terminal shows it as it can)."""
@@ -138,7 +133,8 @@ class Output:
 
     def _rich(self, table: Table) -> None:
         width = self.console.width
-        kept = table.fitting(width)
+        natural = table.widths()
+        kept = table.fitting(width, natural)
         shown = RichTable(
             title=table.title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD,
             show_edge=False, pad_edge=False, collapse_padding=True, show_header=table.show_header,
@@ -148,7 +144,7 @@ class Output:
             shown.add_column(
                 column.header, justify=column.justify, style=column.style or None,
                 no_wrap=not column.fold, overflow="fold" if column.fold else "ellipsis",
-                min_width=min(column.min_width, table.widths()[i]) if column.fold else None,
+                min_width=min(column.min_width, natural[i]) if column.fold else None,
             )  # fmt: skip
         for row in table.rows:
             cells = [row[i] for i in kept]
