@@ -12,8 +12,6 @@ import socket
 import sys
 from typing import Any
 
-import psutil
-
 
 def _cpu_model() -> str | None:
     try:
@@ -24,6 +22,16 @@ def _cpu_model() -> str | None:
     except OSError:
         pass
     return platform.processor() or None
+
+
+def _memory_total() -> int:
+    """psutil.virtual_memory().total (MemTotal), without importing psutil where sysconf says it."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        import psutil
+
+        return int(psutil.virtual_memory().total)
 
 
 @functools.cache
@@ -37,11 +45,11 @@ def machine_info() -> dict[str, Any]:
         "os.type": sys.platform,
         "os.version": platform.release(),
         "host.cpu.model.name": _cpu_model(),
-        "jobmeter.host.cpu.logical_count": psutil.cpu_count(logical=True) or 0,
+        "jobmeter.host.cpu.logical_count": os.cpu_count() or 0,
         "jobmeter.host.cpu.usable_count": len(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
-        else psutil.cpu_count(logical=True) or 0,
-        "jobmeter.host.memory.total": int(psutil.virtual_memory().total),
+        else os.cpu_count() or 0,
+        "jobmeter.host.memory.total": _memory_total(),
     }
     model, count = nvml().inventory()
     info["jobmeter.host.gpu.count"] = count

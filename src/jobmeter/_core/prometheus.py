@@ -2,17 +2,16 @@
 
 The reader registers with a private CollectorRegistry, so that an application's
 own prometheus_client metrics on the global REGISTRY never collide with ours.
-The port is bound in configure(), before the MeterProvider exists, and served
-once the reader is registered: a scrape in between waits in the listen backlog
-instead of reading an empty page. A busy port moves to the next free one
-(8000, 8001, ... as Spark's UI does), so that several jobs on one node each get
-one; strict mode makes it an error. The HTTP server is ``scrape_server``'s.
+The port is bound in configure(), before the MeterProvider exists (``listener``:
+a busy port moves to the next free one), or before ``jobmeter run``'s command
+starts (``endpoint_reservation``), and served once the reader is registered: a
+scrape in between waits in the listen backlog instead of reading an empty page.
+The HTTP server is ``scrape_server``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import logging
 import socket
@@ -30,20 +29,12 @@ from prometheus_client import (
 )
 
 from jobmeter._core.config import Settings
-from jobmeter._core.environment import reject
-from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.listener import listen, moved, scrape_url
 from jobmeter._core.scrape_server import Server, WSGIApp, guarded, tls_context
-from jobmeter._core.variables import (
-    PROMETHEUS_CERTFILE,
-    PROMETHEUS_HOST,
-    PROMETHEUS_KEYFILE,
-    PROMETHEUS_PORT,
-)
+from jobmeter._core.variables import PROMETHEUS_CERTFILE, PROMETHEUS_KEYFILE
 
 _log = logging.getLogger("jobmeter")
 
-#: Ports tried after a busy one before the operating system picks one.
-PORT_RETRIES: Final = 16
 #: Resource attributes every series carries where several processes share one endpoint.
 IDENTITY: Final = ("service.instance.id", "process.pid")
 
@@ -75,6 +66,7 @@ class PrometheusEndpoint:
         basic_auth: tuple[str, str] | None = None,
         strict: bool = False,
         shared: bool = False,
+        listener: socket.socket | None = None,
     ) -> None:
         self.registry, self.reader = new_reader(shared=shared)
         #: Set when the endpoint serves other processes' figures too (shared_endpoint).
@@ -89,7 +81,8 @@ class PrometheusEndpoint:
                     "HTTP; set %s and %s to serve HTTPS",
                     host, PROMETHEUS_CERTFILE, PROMETHEUS_KEYFILE,
                 )  # fmt: skip
-        server = _bind(host, port, tls, strict)
+        # A socket bound before (jobmeter run's reservation) is served as it is.
+        server = Server(listener or listen(host, port, strict=strict), tls)
         server.set_app(app)
         self._server: Server | None = server
         self._thread: threading.Thread | None = None
@@ -97,13 +90,8 @@ class PrometheusEndpoint:
         address = server.server_address
         self.host = str(address[0])
         self.port = int(address[1])
-        if port not in (0, self.port):
-            # strict mode raised in _bind; here the job goes on, on the port it says.
-            error = ConfigurationError(
-                PROMETHEUS_PORT, port, "a free port, or 0 to pick one",
-                f"another program or job listens on {host}:{port}",
-            )  # fmt: skip
-            reject(error, f"serving on {self.url} instead", strict=False)
+        if listener is None:
+            moved(host, port, self.url, self.port)
 
     def _app(self, own: WSGIApp) -> WSGIApp:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -140,8 +128,7 @@ class PrometheusEndpoint:
     @property
     def url(self) -> str:
         """The URL Prometheus scrapes."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}/metrics"
+        return scrape_url(self.scheme, self.host, self.port)
 
     def start(self) -> None:
         """Serve the scrapes, the ones waiting since the port was bound first."""
@@ -166,28 +153,3 @@ class PrometheusEndpoint:
         if server is not None:
             with contextlib.suppress(OSError):
                 server.socket.close()
-
-
-def _bind(host: str, port: int, tls: ssl.SSLContext | None, strict: bool) -> Server:
-    """A server bound to host:port, or to the next free port when it is busy (not when strict)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, _, _, _, sockaddr = infos[0]
-    except (socket.gaierror, UnicodeError, ValueError) as error:
-        raise ConfigurationError(
-            PROMETHEUS_HOST, host, "a host name or IP address of this machine", str(error)
-        ) from None
-    address = str(sockaddr[0])
-    candidates = [port] if port == 0 or strict else [
-        *range(port, min(port + PORT_RETRIES, 65535) + 1), 0
-    ]  # fmt: skip
-    for candidate in candidates:
-        try:
-            return Server((address, candidate), family, tls)
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE or candidate == candidates[-1]:
-                raise ConfigurationError(
-                    PROMETHEUS_PORT, port, "a free port, or 0 to pick one",
-                    f"cannot listen on {host}:{candidate} ({error.strerror or error})",
-                ) from None  # fmt: skip
-    raise AssertionError("unreachable: the last candidate raises")

@@ -15,6 +15,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
+import selectors
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -57,14 +60,64 @@ class Server(ThreadingMixIn, WSGIServer):
     # socketserver's backlog of 5 overflows when many scrapers connect at once (SYN retries).
     request_queue_size = MAX_CONNECTIONS
 
-    def __init__(self, address: tuple[str, int], family: int, tls: ssl.SSLContext | None) -> None:
-        self.address_family = family
+    def __init__(self, listener: socket.socket, tls: ssl.SSLContext | None) -> None:
+        self.address_family = listener.family
         self.tls = tls
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.connection_timeout_s = CONNECTION_TIMEOUT_S
-        # Bound and listening now; serve_forever() starts once the reader is registered,
-        # and scrapes that came earlier wait in the backlog.
-        super().__init__(address, _Handler)
+        # The socket is bound and listening already (``listener.listen``); serve_forever()
+        # starts once the reader is registered, and scrapes that came earlier wait in the
+        # backlog.
+        super().__init__(listener.getsockname(), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = listener
+        self.server_address = listener.getsockname()
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = socket.getfqdn(str(host)), port
+        self.setup_environ()
+        # shutdown() wakes the serving loop through this pipe: no polling, so an idle
+        # endpoint costs no CPU and shutdown() returns at once (socketserver polls every
+        # 0.5 s, which every job waited for at exit).
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+        self._stop_requested = False
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until shutdown(); ``poll_interval`` is unused (shutdown wakes the loop)."""
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                selector.register(self._wake_read, selectors.EVENT_READ)
+                while not self._stopping():
+                    ready = selector.select()
+                    if not self._stopping() and any(key.fileobj is self.socket for key, _ in ready):
+                        # socketserver's own step (since 2.6): accept, or return on a
+                        # connection reset before it was accepted; handle_request() would
+                        # wait for the next one.
+                        self._handle_request_noblock()  # type: ignore[attr-defined]
+        except (OSError, ValueError):  # closed under us: the endpoint is going away
+            pass
+        finally:
+            self._stopped.set()
+
+    def _stopping(self) -> bool:
+        return self._stop_requested
+
+    def shutdown(self) -> None:
+        """Stop serve_forever() and wait for it: at once, it is woken."""
+        self._stop_requested = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):

@@ -16,12 +16,13 @@ from opentelemetry.sdk.metrics.export import MetricReader
 
 from jobmeter._core import fork, otel_private, reset, signals
 from jobmeter._core.config import Settings, resolve
+from jobmeter._core.endpoint_reservation import Reservation
 from jobmeter._core.environment import reject
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.exporters import TrackedExporter, periodic_reader, push_exporter
 from jobmeter._core.prometheus import PrometheusEndpoint
 from jobmeter._core.resource import build_resource
-from jobmeter._core.shared_endpoint import SharedEndpoint
+from jobmeter._core.shared_endpoint import open_shared
 from jobmeter._core.shared_member import SharedMember, shared_directory
 from jobmeter._core.telemetry import Telemetry
 
@@ -69,16 +70,28 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
     return _configure(metric_readers, overrides, host=False)
 
 
-def configure_host(**overrides: Any) -> Telemetry:
+def configure_host(
+    reservation: Reservation | None = None, settings: Settings | None = None, **overrides: Any
+) -> Telemetry:
     """configure() for ``jobmeter run``: the endpoint is shared with the command's processes.
 
     ``Telemetry.shared_environment`` then names what the command needs to join.
+    With a ``reservation`` (made before the command started) the endpoint serves
+    its port and directory, with its settings; ``settings`` resolved already
+    stand for the overrides (no variable is read, or warned about, twice).
     """
-    return _configure((), overrides, host=True)
+    if reservation is not None:
+        settings = reservation.settings
+    return _configure((), overrides, host=True, settings=settings, reservation=reservation)
 
 
 def _configure(
-    metric_readers: Sequence[MetricReader], overrides: dict[str, Any], *, host: bool
+    metric_readers: Sequence[MetricReader],
+    overrides: dict[str, Any],
+    *,
+    host: bool,
+    settings: Settings | None = None,
+    reservation: Reservation | None = None,
 ) -> Telemetry:
     global _current
     with _lock:
@@ -86,7 +99,8 @@ def _configure(
             if overrides or metric_readers:
                 _log.warning("jobmeter: configure() was called already; new arguments ignored")
             return _current
-        settings = resolve(overrides)
+        if settings is None:
+            settings = resolve(overrides)
         existing = otel_private.installed_provider()
         if _current is not None and existing is _current.meter_provider:
             # OpenTelemetry allows one global MeterProvider per process, and ours is shut down.
@@ -112,7 +126,7 @@ def _configure(
             settings = replace(settings, exporters=("none",))
             _current = Telemetry(settings, NoOpMeterProvider(), owns_provider=False)
             return _current
-        _current = _build(settings, metric_readers, host)
+        _current = _build(settings, metric_readers, host, reservation)
         metrics.set_meter_provider(_current.meter_provider)
         atexit.register(_current.shutdown)
         fork.on_fork_in_child_weak(_current, "_after_fork_in_child")
@@ -121,8 +135,15 @@ def _configure(
         return _current
 
 
-def _endpoint(settings: Settings, host: bool) -> PrometheusEndpoint | SharedMember | None:
+def _endpoint(
+    settings: Settings, host: bool, reservation: Reservation | None
+) -> PrometheusEndpoint | SharedMember | None:
     """The shared endpoint of the run this process is in, else its own; None if it cannot be."""
+    if reservation is not None:
+        return PrometheusEndpoint(
+            settings.prometheus_host, settings.prometheus_port, tls=reservation.tls,
+            basic_auth=settings.prometheus_basic_auth, shared=True, listener=reservation.listener,
+        )  # fmt: skip
     joined = shared_directory(settings)
     if joined is not None:
         try:
@@ -137,24 +158,18 @@ def _endpoint(settings: Settings, host: bool) -> PrometheusEndpoint | SharedMemb
         return None
 
 
-def _host(settings: Settings, endpoint: PrometheusEndpoint) -> SharedEndpoint | None:
-    try:
-        hosted = SharedEndpoint(settings, endpoint.url)
-    except OSError as error:
-        _log.warning("jobmeter: cannot share the endpoint with the command (%s); a command "
-                     "that calls configure() serves its own", error)  # fmt: skip
-        return None
-    endpoint.hosted = hosted.merged
-    return hosted
-
-
-def _build(settings: Settings, extra_readers: Sequence[MetricReader], host: bool) -> Telemetry:
+def _build(
+    settings: Settings,
+    extra_readers: Sequence[MetricReader],
+    host: bool,
+    reservation: Reservation | None,
+) -> Telemetry:
     endpoint = None
     hosted = None
     readers: list[MetricReader] = []
     push: list[tuple[TrackedExporter, MetricReader]] = []
     if "prometheus" in settings.exporters:
-        endpoint = _endpoint(settings, host)
+        endpoint = _endpoint(settings, host, reservation)
         if endpoint is not None:
             readers.append(endpoint.reader)
     try:
@@ -169,7 +184,9 @@ def _build(settings: Settings, extra_readers: Sequence[MetricReader], host: bool
             metric_readers=readers, resource=build_resource(settings), shutdown_on_exit=False
         )
         if host and isinstance(endpoint, PrometheusEndpoint):
-            hosted = _host(settings, endpoint)
+            hosted = reservation.shared if reservation else open_shared(settings, endpoint.url)
+            if hosted is not None:
+                endpoint.hosted = hosted.merged
     except BaseException:
         if endpoint is not None:
             endpoint.close()

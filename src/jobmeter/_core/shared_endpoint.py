@@ -142,6 +142,16 @@ class SharedEndpoint:
             shutil.rmtree(self.directory)
 
 
+def open_shared(settings: Settings, url: str) -> SharedEndpoint | None:
+    """The host's side for the endpoint at ``url``; None, with one warning, when it cannot be."""
+    try:
+        return SharedEndpoint(settings, url)
+    except OSError as error:
+        _log.warning("jobmeter: cannot share the endpoint with the command (%s); a command "
+                     "that calls configure() serves its own", error)  # fmt: skip
+        return None
+
+
 def merge_pages(pages: Iterable[str]) -> str:
     """Text expositions merged by family: one HELP and TYPE each, then every page's samples.
 

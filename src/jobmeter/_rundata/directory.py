@@ -1,8 +1,10 @@
 """Writing one run directory: run.json (rewritten atomically), usage.jsonl (appended, flushed)
 and the captured output.
 
-A run killed with SIGKILL leaves a usage.jsonl readable up to its last sample
-and a run.json that still says ``"status": "running"``.
+usage.jsonl is flushed at most once per USAGE_FLUSH_S (at 0.1 s sampling, one
+write in ten samples), and at the end. A run killed with SIGKILL leaves a
+usage.jsonl readable up to its last flush and a run.json that still says
+``"status": "running"``.
 """
 
 from __future__ import annotations
@@ -10,11 +12,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from jobmeter._rundata.layout import RUN_JSON, USAGE, make_private_dirs, open_private, warn_once
 from jobmeter._rundata.schema import USAGE_COLUMNS
+
+#: The longest a sample waits in the buffer before usage.jsonl is flushed.
+USAGE_FLUSH_S: Final = 1.0
+# In the order json.dumps(sort_keys=True) wrote them: the lines stay byte for byte the same.
+_COLUMNS: Final = tuple(sorted(USAGE_COLUMNS))
 
 
 class RunDirectory:
@@ -31,6 +39,7 @@ class RunDirectory:
         self.failed = False
         self.error: str | None = None
         self._usage: IO[str] | None = None
+        self._flushed = 0.0  # time.monotonic() of the last flush
         self._made = False
         try:
             make_private_dirs(path)
@@ -62,12 +71,15 @@ class RunDirectory:
             self._fail(f"cannot write {target}: {error}")
 
     def append_usage(self, sample: dict[str, Any]) -> None:
-        """One line per sample (the columns of ``schema.USAGE_COLUMNS``), flushed at once."""
+        """One line per sample (the columns of ``schema.USAGE_COLUMNS``), flushed within 1 s."""
         if self._usage is not None:
-            line = {name: sample.get(name) for name in USAGE_COLUMNS}
+            line = {name: sample.get(name) for name in _COLUMNS}
             try:
-                self._usage.write(json.dumps(line, sort_keys=True) + "\n")
-                self._usage.flush()
+                self._usage.write(json.dumps(line) + "\n")
+                now = time.monotonic()
+                if now - self._flushed >= USAGE_FLUSH_S:
+                    self._usage.flush()
+                    self._flushed = now
             except (OSError, ValueError) as error:
                 self._fail(f"cannot write samples to {self.path}: {error}")
 

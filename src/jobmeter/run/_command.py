@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jobmeter._core import nvml
 from jobmeter._core.variables import RUN as RUN_ENV
 from jobmeter._rundata.layout import STDERR_LOG, STDOUT_LOG
 from jobmeter._rundata.metadata import command_record
@@ -190,6 +189,8 @@ def _measure(
     result = recording.result
     child_pid = reaper.main_pid
     status: int | None = None
+    from jobmeter._core import nvml  # after the spawn: the command starts first
+
     sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
     driver = nvml.nvml()
     gpu = driver if driver.available() else None
@@ -224,5 +225,6 @@ def _measure(
         wait(pidfd if status is None else None, timeout)
     if pidfd is not None:
         os.close(pidfd)
+    sampler.close()
     assert status is not None
     return status

@@ -15,6 +15,8 @@ import os
 import time
 from pathlib import Path
 
+from jobmeter.run._proc_files import HeldFile
+
 _log = logging.getLogger("jobmeter")
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -35,7 +37,7 @@ class MemoryCgroup:
 
     def __init__(self, path: Path, peak_file: str) -> None:
         self.path = path
-        self._peak_file = peak_file
+        self._peak = HeldFile(str(path / peak_file))  # read at each sample
         self.version = 2 if peak_file == "memory.peak" else 1
 
     @classmethod
@@ -61,12 +63,13 @@ class MemoryCgroup:
     def peak_bytes(self) -> int | None:
         """The highest memory the cgroup was charged (page cache included)."""
         try:
-            return int((self.path / self._peak_file).read_text().split()[0])
+            return int(self._peak.read().split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
     def remove(self) -> None:
         """Remove the cgroup once its processes are gone; leave it if some remain."""
+        self._peak.close()
         if not _remove(self.path):
             _log.info("jobmeter: cgroup %s still has processes; left in place", self.path)
 

@@ -218,6 +218,8 @@ class _SelfSampler:
         self._stop.set()
         self._thread.join(timeout=self._interval + 1.0)
         self.sample()
+        with self._lock:
+            self._tree.close()
 
 
 def _io(process: psutil.Process) -> tuple[int, int]:

@@ -1,21 +1,24 @@
 """Samples of a whole process tree: every descendant of the wrapper, found anew each time.
 
 With the wrapper as subreaper, orphans (setsid, double fork) re-parent to it,
-so "every descendant of the wrapper" is the whole tree. PSS comes from
+so "every descendant of the wrapper" is the whole tree: the members of its
+cgroup where it has one, else psutil's scan of /proc. PSS comes from
 /proc/PID/smaps_rollup, so pages that forked workers share are counted once
-in total rather than once per worker.
+in total rather than once per worker. Each process is read from files held
+open between samples (``_proc_files``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
-import psutil
+from jobmeter.run._proc_files import MAX_HELD, ProcessFiles, read_file
 
-from jobmeter._core.process import read_process
+if TYPE_CHECKING:
+    import psutil
 
 
 @dataclass
@@ -39,30 +42,11 @@ class TreeSample:
 
     def to_json(self) -> dict[str, Any]:
         """The usage.jsonl record (without pids)."""
-        record = asdict(self)
-        del record["pids"]
-        return record
+        # Not dataclasses.asdict(): it deep-copies every field, at each sample.
+        return {name: getattr(self, name) for name in _RECORDED}
 
 
-def _pss_and_hwm(pid: int) -> tuple[int, int]:
-    pss = hwm = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
-            for line in rollup:
-                if line.startswith(b"Pss:"):
-                    pss = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError):
-        pass
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"VmHWM:"):
-                    hwm = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError):
-        pass
-    return pss, hwm
+_RECORDED = tuple(f.name for f in fields(TreeSample) if f.name != "pids")
 
 
 class TreeSampler:
@@ -71,57 +55,69 @@ class TreeSampler:
     def __init__(
         self, root: int | None = None, procs_file: str | None = None, include_root: bool = False
     ) -> None:
-        self._root = psutil.Process(root if root is not None else os.getpid())
+        self._root_pid = root if root is not None else os.getpid()
+        self._root: psutil.Process | None = None  # for the scan, where there is no cgroup
         self._include_root = include_root  # a run inside a Python program counts itself
         # With a cgroup of its own, the tree is the cgroup's member list: no scan of
         # every /proc/PID/stat on the machine (psutil's children() reads them all).
-        self._procs_file = procs_file
-        self._known: dict[int, psutil.Process] = {}
+        # Opened anew at each sample, not held: cgroup v1 serves a file held open the pid
+        # list it made first for as long as it is read again within a second.
+        self._procs = procs_file
+        self._known: dict[int, ProcessFiles] = {}
 
-    def _members(self) -> list[psutil.Process]:
-        if self._procs_file is not None:
+    def _pids(self) -> list[int]:
+        if self._procs is not None:
             try:
-                with open(self._procs_file, "rb") as procs:
-                    pids = [int(line) for line in procs.read().split()]
+                return [int(line) for line in read_file(self._procs).split()]
             except (OSError, ValueError):
-                self._procs_file = None  # fall back to the scan from now on
-            else:
-                members = []
-                for pid in pids:
-                    process = self._known.get(pid)
-                    if process is None:
-                        try:
-                            process = self._known[pid] = psutil.Process(pid)
-                        except psutil.NoSuchProcess:
-                            continue
-                    members.append(process)
-                for gone in set(self._known) - set(pids):
-                    del self._known[gone]
-                return members
+                self._procs = None  # fall back to the scan from now on
+        import psutil  # the scan only: a run in a cgroup of its own reads no psutil
+
         try:
+            if self._root is None:
+                self._root = psutil.Process(self._root_pid)
             children: list[psutil.Process] = self._root.children(recursive=True)
         except psutil.NoSuchProcess:
             return []
-        return [self._root, *children] if self._include_root else children
+        pids = [child.pid for child in children]
+        return [self._root_pid, *pids] if self._include_root else pids
+
+    def _members(self) -> list[ProcessFiles]:
+        pids = self._pids()
+        known = self._known
+        members = []
+        for pid in pids:
+            files = known.get(pid)
+            if files is None:
+                files = known[pid] = ProcessFiles(pid, hold=len(known) < MAX_HELD)
+            members.append(files)
+        if len(known) > len(pids):
+            for gone in set(known) - set(pids):
+                known.pop(gone).close()
+        return members
 
     def sample(self) -> TreeSample:
         """Read every live descendant now."""
         sample = TreeSample(t=time.time())
-        for process in self._members():
-            try:
-                figures = read_process(process)
-            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        for files in self._members():
+            figures = files.read()
+            if figures is None:
                 continue
-            pss, hwm = _pss_and_hwm(process.pid)
             sample.processes += 1
-            sample.pids.append(process.pid)
+            sample.pids.append(files.pid)
             sample.rss += figures.rss
-            sample.pss += pss or figures.rss
-            sample.cpu_user += figures.cpu.user
-            sample.cpu_system += figures.cpu.system
+            sample.pss += figures.pss or figures.rss
+            sample.cpu_user += figures.cpu_user
+            sample.cpu_system += figures.cpu_system
             sample.read_bytes += figures.read_bytes
             sample.write_bytes += figures.write_bytes
             sample.threads += figures.threads
             sample.open_files += figures.fds
-            sample.hwm = max(sample.hwm, hwm)
+            sample.hwm = max(sample.hwm, figures.hwm)
         return sample
+
+    def close(self) -> None:
+        """Close every file held open."""
+        for files in self._known.values():
+            files.close()
+        self._known.clear()

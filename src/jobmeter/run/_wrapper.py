@@ -1,7 +1,8 @@
-"""``jobmeter run``'s life: telemetry up, the command measured with live metrics, the final push,
-telemetry down, and Comet last.
+"""``jobmeter run``'s life: the command started and measured, its figures published, Comet last.
 
-The CLI parses the options and prints; everything a run does in between is here.
+The CLI parses the options and prints; everything a run does in between is
+here. What the command needs of the wrapper's telemetry is made before it
+starts, and the OpenTelemetry SDK once it runs (``_telemetry``).
 """
 
 from __future__ import annotations
@@ -9,14 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
-from jobmeter._core import pushgateway
 from jobmeter._core.environment import env_value
 from jobmeter._core.variables import SERVICE_NAME
 from jobmeter._rundata.summary import RunResult
-from jobmeter.run import _comet
 from jobmeter.run._command import RunOptions, run_command
+from jobmeter.run._telemetry import WrapperTelemetry
 
 
 def _service_name(options: RunOptions) -> dict[str, str]:
@@ -46,25 +45,20 @@ def execute(
         on_end: called with the result once telemetry is down, before Comet
             (the CLI prints the summary there).
     """
-    # Here, not at import: `import jobmeter.run` loads no OpenTelemetry SDK.
-    from jobmeter._core.sdk import configure, configure_host
-    from jobmeter.run._live import RunCollector, push_result
-
     named = _service_name(options)
-    service: dict[str, Any] = {"service_name": named[SERVICE_NAME]} if named else {}
-    # The command's processes that call configure() join this endpoint: one port per run.
-    telemetry = configure_host(**service) if metrics else configure(exporters="none", **service)
-    if telemetry.settings.strict:
-        pushgateway.gateway_url()  # strict: a URL that cannot be used stops the run at once
+    service = {"service_name": named[SERVICE_NAME]} if named else {}
     job = options.name or os.path.basename(argv[0])
-    live = RunCollector(attributes={"jobmeter.run.name": job})
-    environment = {**named, **telemetry.shared_environment, **options.environment}
+    # Before the command starts: the settings (warned about once, strict errors now)
+    # and the endpoint's port and directory, which the command's processes join.
+    telemetry = WrapperTelemetry(metrics, service, {"jobmeter.run.name": job})
+    environment = {**named, **telemetry.environment, **options.environment}
     options = replace(options, environment=environment)
-    result = run_command(argv, options, on_sample=live.update)
-    push_result(job, result)
-    telemetry.shutdown()
+    result = run_command(argv, options, on_sample=telemetry.on_sample)
+    telemetry.finish(job, result)
     if on_end is not None:
         on_end(result)
     if comet:
+        from jobmeter.run import _comet
+
         _comet.log_at_end(result.directory, {})
     return result
