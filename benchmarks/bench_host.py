@@ -10,11 +10,14 @@ alternate between the three, in a rotating order, with the garbage collector
 off; CPU time (``time.process_time()``) is the figure, wall time is printed
 next to it.
 
-HostCollector shares one psutil sample per group between the callbacks of a
-collection for 0.2 s; collections timed back to back would reuse the previous
-one's samples, so those samples are forgotten before each timed collection, as
-a scrape interval of seconds would. Where a GPU is present, GPUCollector is
-timed alone, its collections 0.25 s apart for the same reason.
+HostCollector reads every group at each collection (it builds its points
+outside the SDK's instruments, in one pass, and every reader's collection
+calls it), so collections back to back each read the machine anew, as the
+contrib callbacks do. That is checked before timing: a collection after 64 MiB
+were allocated must see them. Were a sample kept between collections, its
+collections would be spaced 0.25 s apart instead. Where a GPU is present,
+GPUCollector is timed alone, its collections 0.25 s apart, since the NVML
+sample is shared for 0.2 s.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ MIN_COLLECTIONS = 20
 GPU_COLLECTIONS = 20
 # GPU samples are shared for 0.2 s: collections this far apart each ask the driver.
 GPU_SPACING_S = 0.25
-# HostCollector shares a sample for 0.2 s: where its cache cannot be emptied,
-# its collections are spaced this far apart instead.
+# Were HostCollector to keep a sample between collections, they would be spaced
+# this far apart instead.
 HOST_SPACING_S = 0.25
+MIB = 1024 * 1024
 
 TARGET = Target(
     "host_collection / contrib_collection", "host_collection", "contrib_collection", 0.20
@@ -220,10 +224,21 @@ def _shape(data: MetricsData | None) -> tuple[set[str], int]:
     return {m.name for m in metrics}, sum(len(m.data.data_points) for m in metrics)
 
 
-def _sample_cache(collector: HostCollector) -> dict[Any, Any] | None:
-    """HostCollector's shared samples, to empty before a collection (None: not found)."""
-    cache = getattr(getattr(collector, "_samples", None), "_cache", None)
-    return cache if isinstance(cache, dict) else None
+def _process_rss(data: MetricsData | None) -> float | None:
+    for metric in metrics_of(data):
+        if metric.name == "process.memory.usage":
+            points: Any = metric.data.data_points  # a Sum's NumberDataPoints
+            return float(sum(p.value for p in points))
+    return None
+
+
+def _reads_anew(reader: InMemoryMetricReader) -> bool:
+    """Whether a collection right after another reads the process anew (no kept sample)."""
+    before = _process_rss(reader.get_metrics_data())
+    held = b"x" * (64 * MIB)  # every page written
+    after = _process_rss(reader.get_metrics_data())
+    del held
+    return before is not None and after is not None and after - before >= 48 * MIB
 
 
 def _alternate(
@@ -302,15 +317,12 @@ def run(
             provider, host_reader = providers.new()
             collector = HostCollector(gpu=False, meter_provider=provider)
             groups = sorted(collector.groups)
-            cache = _sample_cache(collector)
             host = _Case("jobmeter", "HostCollector(gpu=False): " + ", ".join(groups), host_reader)
-            if cache is not None:
-                host.prepare = cache.clear
-            else:
+            if not _reads_anew(host_reader):
                 host.spacing_s = HOST_SPACING_S
                 notes.append(
-                    "HostCollector's sample cache was not found: its collections were spaced "
-                    f"{HOST_SPACING_S} s apart instead, so fewer fit the budget"
+                    "HostCollector's back-to-back collections did not each read the process "
+                    f"anew: its collections were spaced {HOST_SPACING_S} s apart instead"
                 )
 
             provider, contrib_reader = providers.new()
@@ -358,6 +370,8 @@ def run(
             if "per_cpu" in groups
             else "jobmeter's are machine totals (per_cpu is off by default)"
         ),
+        "jobmeter's points are built outside the SDK's instruments (a metric producer that "
+        "every reader's collection calls); the figure is the whole get_metrics_data() of both",
         "jobmeter also reads what the contrib instrumentation has no metric for: "
         "system.filesystem.usage, system.cpu.load_average.*, process.paging.faults",
     ]

@@ -58,11 +58,20 @@ def command_record(argv: Sequence[str], record_args: bool) -> dict[str, Any]:
 
 
 def new_record(
-    run_id: str, name: str | None, kind: str, command: dict[str, Any], interval: float
+    run_id: str,
+    name: str | None,
+    kind: str,
+    command: dict[str, Any],
+    interval: float,
+    *,
+    described: bool = True,
 ) -> dict[str, Any]:
-    """run.json of a run that starts now (status "running")."""
-    from jobmeter._core.machine import machine_info  # psutil: not for readers of the store
+    """run.json of a run that starts now (status "running").
 
+    ``described=False`` leaves out the machine and the git commit, which take
+    NVML and two git processes to find: ``describe()`` adds them later (once
+    ``jobmeter run``'s command has started).
+    """
     record: dict[str, Any] = {
         "id": run_id,
         "name": name,
@@ -71,15 +80,23 @@ def new_record(
         "pid": os.getpid(),  # the process that owns the run: a dead pid marks it abandoned
         "start": time.time(),
         "end": None,
-        "host": machine_info(),
         "jobmeter_version": __version__,
         "command": command,
         "interval_seconds": interval,
     }
+    if described:
+        describe(record)
+    return record
+
+
+def describe(record: dict[str, Any]) -> None:
+    """Add the machine (``host``) and the git commit of the working directory to ``record``."""
+    from jobmeter._core.machine import machine_info  # NVML: not for readers of the store
+
+    record["host"] = machine_info()
     git = git_info()
     if git is not None:
         record["git"] = git
-    return record
 
 
 def read_record(directory: Path) -> dict[str, Any] | None:

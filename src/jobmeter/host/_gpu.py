@@ -115,6 +115,10 @@ class GPUCollector(MetricsCollector):
         self._device_attributes: dict[tuple[str, bool], dict[str, AttributeValue]] = {}
         _instruments.get(name, self.meter).add(self)
 
+    def shutdown(self) -> None:
+        """Stop reporting: this collector's GPU points are left out of later collections."""
+        _instruments.get(self.name, self.meter).remove(self)
+
     @property
     def available(self) -> bool:
         """Whether NVML is up with at least one GPU (starts NVML on first use)."""
@@ -178,6 +182,10 @@ class _Instruments:
     def add(self, collector: GPUCollector) -> None:
         with self._lock:
             self._collectors.append(collector)
+
+    def remove(self, collector: GPUCollector) -> None:
+        with self._lock:
+            self._collectors = [c for c in self._collectors if c is not collector]
 
     def _device(self, field: str) -> Callback:
         def observe(options: CallbackOptions) -> Iterable[Observation]:

@@ -3,6 +3,8 @@
 The pid is resolved at every sample, so a forked worker reports itself. In a
 tree, processes that end between two samples take their figures with them; the
 counters are kept monotonic so that a reader never sees them go backwards.
+On Linux a process is read from /proc/PID (``_procfs``), elsewhere through
+psutil (``_core.process``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from jobmeter._core.process import read_process
+from jobmeter.host import _procfs
 
 # Counters kept monotonic in a tree, by field name.
 _COUNTERS = (
@@ -54,22 +57,36 @@ def _page_faults(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def _add(sample: ProcessSample, process: psutil.Process, root: bool) -> None:
+def _read(process: psutil.Process, root: bool) -> _procfs.ProcessFigures:
+    """One process's figures; raises psutil.NoSuchProcess when it has gone."""
+    if _procfs.AVAILABLE:
+        try:  # the root's files stay open; a tree's children come and go
+            return _procfs.process(process.pid, keep=root)
+        except ProcessLookupError:
+            raise psutil.NoSuchProcess(process.pid) from None
     figures = read_process(process)
     cpu = figures.cpu
+    return _procfs.ProcessFigures(
+        cpu.user, cpu.system, cpu.children_user, cpu.children_system, figures.rss, figures.vms,
+        figures.threads, figures.fds, figures.read_bytes, figures.write_bytes,
+        figures.ctx_voluntary, figures.ctx_involuntary, *_page_faults(process.pid),
+    )  # fmt: skip
+
+
+def _add(sample: ProcessSample, process: psutil.Process, root: bool) -> None:
+    figures = _read(process, root)
     sample.threads += figures.threads
     sample.fds += figures.fds
     sample.read_bytes += figures.read_bytes
     sample.write_bytes += figures.write_bytes
-    sample.cpu_user += cpu.user + (cpu.children_user if root else 0.0)
-    sample.cpu_system += cpu.system + (cpu.children_system if root else 0.0)
+    sample.cpu_user += figures.cpu_user + (figures.children_user if root else 0.0)
+    sample.cpu_system += figures.cpu_system + (figures.children_system if root else 0.0)
     sample.rss += figures.rss
     sample.vms += figures.vms
     sample.ctx_voluntary += figures.ctx_voluntary
     sample.ctx_involuntary += figures.ctx_involuntary
-    minor, major = _page_faults(process.pid)
-    sample.faults_minor += minor
-    sample.faults_major += major
+    sample.faults_minor += figures.faults_minor
+    sample.faults_major += figures.faults_major
 
 
 class ProcessProbe:
@@ -86,7 +103,10 @@ class ProcessProbe:
         """A new sample, with utilization over the time since the previous one."""
         pid = os.getpid() if self._pid is None else self._pid
         if self._process is None or self._process.pid != pid:
-            self._process = psutil.Process(pid)
+            try:
+                self._process = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                return None
             self._previous = None  # a new process (a forked child): a new baseline
         sample = ProcessSample(pid=pid, at=time.monotonic())
         try:
@@ -113,6 +133,19 @@ class ProcessProbe:
                     "system": max(sample.cpu_system - previous.cpu_system, 0.0) / elapsed,
                 }
         return sample
+
+    def pids(self) -> list[int]:
+        """The processes a sample would read now (root first), without reading them."""
+        pid = os.getpid() if self._pid is None else self._pid
+        if not self._tree:
+            return [pid] if self._pid is None or psutil.pid_exists(pid) else []
+        try:
+            process = self._process
+            if process is None or process.pid != pid:
+                process = psutil.Process(pid)
+            return [pid, *(child.pid for child in process.children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []
 
     def _children(self) -> list[psutil.Process]:
         assert self._process is not None

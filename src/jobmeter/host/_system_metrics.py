@@ -1,196 +1,174 @@
-"""The system-wide instruments of ``HostCollector``, and the samples its callbacks share.
+"""The system-wide metrics of ``HostCollector``: one read per group, its points in one pass.
 
-``SystemInstruments`` creates the instruments of the machine's groups: CPU
-(or per CPU), memory and paging, disks, network interfaces, filesystems and
-the load average, every point with the collector's attributes. The callbacks
-of one collection share one psutil sample per group through ``SharedSamples``,
-which the process instruments of ``HostCollector`` use as well.
+``SystemPoints`` reads the machine's groups that are on: CPU (or per CPU),
+memory and paging (one read for both), disks, network interfaces, file
+systems and the load average, and adds their metrics to a ``Points`` batch,
+every point with the collector's attributes. Attribute sets are built once
+per series and reused by every collection.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Final
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter._core.instruments import Instrument
+from jobmeter._core.producers import Points
 from jobmeter.host import _system as system
 
-T = TypeVar("T")
-Callback = Callable[[CallbackOptions], Iterable[Observation]]
-
-# Samples younger than this are shared by the callbacks of one collection.
-SAMPLE_TTL_S = 0.2
+Attributes = dict[str, AttributeValue]
+Values = list[tuple[float, Attributes]]
 
 
-class SharedSamples:
-    """One sample per group per collection, shared by that group's callbacks."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Any]] = {}
-
-    def get(self, group: str, read: Callable[[], T]) -> T:
-        """The group's sample younger than ``SAMPLE_TTL_S``, or a new one from ``read()``."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(group)
-            if cached is not None and now - cached[0] < SAMPLE_TTL_S:
-                return cached[1]  # type: ignore[no-any-return]
-            value = read()
-            self._cache[group] = (now, value)
-            return value
+def _row(name: str, kind: Any, unit: str) -> Instrument:
+    return Instrument(name, kind, unit, "")
 
 
-def create_counter(meter: Meter, name: str, unit: str, callback: Callback) -> None:
-    meter.create_observable_counter(name, callbacks=[callback], unit=unit)
+CPU_TIME = _row("system.cpu.time", "counter", "s")
+CPU_UTILIZATION = _row("system.cpu.utilization", "gauge", "1")
+MEMORY_USAGE = _row("system.memory.usage", "up_down_counter", "By")
+MEMORY_UTILIZATION = _row("system.memory.utilization", "gauge", "1")
+PAGING_USAGE = _row("system.paging.usage", "up_down_counter", "By")
+PAGING_UTILIZATION = _row("system.paging.utilization", "gauge", "1")
+DISK_IO = _row("system.disk.io", "counter", "By")
+DISK_OPERATIONS = _row("system.disk.operations", "counter", "{operation}")
+NETWORK_IO = _row("system.network.io", "counter", "By")
+NETWORK_PACKETS = _row("system.network.packet.count", "counter", "{packet}")
+NETWORK_ERRORS = _row("system.network.errors", "counter", "{error}")
+FILESYSTEM_USAGE = _row("system.filesystem.usage", "up_down_counter", "By")
+LOAD = tuple(_row(f"system.cpu.load_average.{w}", "gauge", "{thread}") for w in ("1m", "5m", "15m"))
+# By group, in the order the metrics are exported; docs/metrics.md lists them.
+SYSTEM_METRICS: Final[dict[str, tuple[Instrument, ...]]] = {
+    "cpu": (CPU_TIME, CPU_UTILIZATION),
+    "memory": (MEMORY_USAGE, MEMORY_UTILIZATION, PAGING_USAGE, PAGING_UTILIZATION),
+    "disk": (DISK_IO, DISK_OPERATIONS),
+    "network": (NETWORK_IO, NETWORK_PACKETS, NETWORK_ERRORS),
+    "filesystem": (FILESYSTEM_USAGE,),
+    "load": LOAD,
+}
+_MEMORY_STATES = ("used", "free", "buffers", "cached")
+# Attribute sets kept at most (devices and interfaces come and go): past it, they are made anew.
+_MAX_SERIES = 4096
 
 
-def create_gauge_like(
-    meter: Meter, name: str, unit: str, callback: Callback, additive: bool
-) -> None:
-    """An up-down counter for a quantity that sums (bytes, threads), else a gauge."""
-    if additive:
-        meter.create_observable_up_down_counter(name, callbacks=[callback], unit=unit)
-    else:
-        meter.create_observable_gauge(name, callbacks=[callback], unit=unit)
+class SystemPoints:
+    """The machine's groups that are on in ``groups``, read and turned into points."""
 
-
-class SystemInstruments:
-    """The instruments of the machine's groups that are on in ``groups``."""
-
-    def __init__(
-        self,
-        meter: Meter,
-        attributes: Mapping[str, AttributeValue],
-        groups: Collection[str],
-        samples: SharedSamples,
-    ) -> None:
-        self._meter = meter
-        self._attributes = attributes
-        self._samples = samples
+    def __init__(self, attributes: Mapping[str, AttributeValue], groups: Collection[str]) -> None:
+        self._base: Attributes = dict(attributes)
         self._per_cpu = "per_cpu" in groups
         self._cpu = system.CpuProbe(per_cpu=self._per_cpu)
-        if "cpu" in groups or "per_cpu" in groups:
-            self._create_cpu_instruments()
-            self._cpu.sample()
-        if "memory" in groups:
-            self._create_memory_instruments()
-        if "disk" in groups:
-            self._create_disk_instruments()
-        if "network" in groups:
-            self._create_network_instruments()
-        if "filesystem" in groups:
-            self._gauge_like("system.filesystem.usage", "By", self._observe_filesystem, True)
-        if "load" in groups:
-            self._create_load_instruments()
+        self._mounts = system.MountTable()
+        self._series: dict[Any, Any] = {}  # attribute sets, by series
+        builders: dict[str, Callable[[Points], None]] = {
+            "cpu": self._add_cpu, "memory": self._add_memory, "disk": self._add_disks,
+            "network": self._add_networks, "filesystem": self._add_filesystems,
+            "load": self._add_load,
+        }  # fmt: skip
+        on = {*groups, "cpu"} if self._per_cpu else set(groups)
+        self.groups = [(group, build) for group, build in builders.items() if group in on]
+        self.instruments = [i for group, _ in self.groups for i in SYSTEM_METRICS[group]]
+        if "cpu" in on:
+            self._cpu.sample()  # the baseline: utilization starts from here
 
-    def _counter(self, name: str, unit: str, callback: Callback) -> None:
-        create_counter(self._meter, name, unit, callback)
+    def close(self) -> None:
+        self._mounts.close()
 
-    def _gauge_like(self, name: str, unit: str, callback: Callback, additive: bool) -> None:
-        create_gauge_like(self._meter, name, unit, callback, additive)
+    def _forget_if_full(self) -> None:
+        if len(self._series) >= _MAX_SERIES:
+            self._series.clear()
 
-    def _points(self, values: Iterable[tuple[float, dict[str, Any]]]) -> list[Observation]:
-        return [Observation(value, {**self._attributes, **extra}) for value, extra in values]
+    def _with(self, *extra: tuple[str, AttributeValue]) -> Attributes:
+        found: Attributes | None = self._series.get(extra)
+        if found is None:
+            self._forget_if_full()
+            found = self._series[extra] = {**self._base, **dict(extra)}
+        return found
 
-    def _cpu_points(self, which: str) -> list[Observation]:
-        sample = self._samples.get("cpu", self._cpu.sample)
-        rows = sample.times if which == "time" else sample.utilization
+    def _add_cpu(self, points: Points) -> None:
+        sample = self._cpu.sample()
         per_cpu = self._per_cpu
-        points = []
-        for number, modes in enumerate(rows):
-            extra: dict[str, Any] = {"cpu.logical_number": number} if per_cpu else {}
-            points += [Observation(v, {**self._attributes, **extra, "cpu.mode": m})
-                       for m, v in modes.items()]  # fmt: skip
-        return points
+        for instrument, rows in ((CPU_TIME, sample.times), (CPU_UTILIZATION, sample.utilization)):
+            values = []
+            for number, modes in enumerate(rows):
+                for mode, value in modes.items():
+                    if per_cpu:
+                        values.append((value, self._with(("cpu.logical_number", number),
+                                                         ("cpu.mode", mode))))  # fmt: skip
+                    else:
+                        values.append((value, self._with(("cpu.mode", mode))))
+            points.add(instrument, values)
 
-    def _create_cpu_instruments(self) -> None:
-        self._counter("system.cpu.time", "s", lambda o: self._cpu_points("time"))
-        self._gauge_like("system.cpu.utilization", "1", lambda o: self._cpu_points("util"), False)
-
-    def _create_memory_instruments(self) -> None:
-        states = ("used", "free", "buffers", "cached")
-
-        def usage(ratio: bool) -> Callback:
-            def callback(options: CallbackOptions) -> Iterable[Observation]:
-                mem = self._samples.get("memory", system.memory)
-                scale = 1 / mem.total if ratio and mem.total else 1
-                return self._points(
-                    (getattr(mem, s, 0) * scale, {"system.memory.state": s}) for s in states
-                )
-
-            return callback
-
-        def paging(ratio: bool) -> Callback:
-            def callback(options: CallbackOptions) -> Iterable[Observation]:
-                swap = self._samples.get("swap", system.swap)
-                if not swap.total:
-                    return []
-                scale = 1 / swap.total if ratio else 1
-                return self._points(
-                    (getattr(swap, s) * scale, {"system.paging.state": s}) for s in ("used", "free")
-                )
-
-            return callback
-
-        self._gauge_like("system.memory.usage", "By", usage(False), True)
-        self._gauge_like("system.memory.utilization", "1", usage(True), False)
-        self._gauge_like("system.paging.usage", "By", paging(False), True)
-        self._gauge_like("system.paging.utilization", "1", paging(True), False)
-
-    def _create_disk_instruments(self) -> None:
-        def io(fields: tuple[str, str]) -> Callback:
-            def callback(options: CallbackOptions) -> Iterable[Observation]:
-                disks = self._samples.get("disk", system.disks)
-                return self._points(
-                    (getattr(c, f), {"system.device": d, "disk.io.direction": direction})
-                    for d, c in disks.items()
-                    for f, direction in zip(fields, ("read", "write"), strict=True)
-                )
-
-            return callback
-
-        self._counter("system.disk.io", "By", io(("read_bytes", "write_bytes")))
-        self._counter("system.disk.operations", "{operation}", io(("read_count", "write_count")))
-
-    def _create_network_instruments(self) -> None:
-        def io(fields: tuple[str, str]) -> Callback:
-            def callback(options: CallbackOptions) -> Iterable[Observation]:
-                nics = self._samples.get("network", system.networks)
-                return self._points(
-                    (getattr(c, f), {"network.interface.name": n, "network.io.direction": d})
-                    for n, c in nics.items()
-                    for f, d in zip(fields, ("receive", "transmit"), strict=True)
-                )
-
-            return callback
-
-        self._counter("system.network.io", "By", io(("bytes_recv", "bytes_sent")))
-        self._counter(
-            "system.network.packet.count", "{packet}", io(("packets_recv", "packets_sent"))
+    def _add_memory(self, points: Points) -> None:
+        mem, swap = system.memory()
+        states = [self._with(("system.memory.state", s)) for s in _MEMORY_STATES]
+        figures = (mem.used, mem.free, mem.buffers, mem.cached)
+        points.add(MEMORY_USAGE, zip(figures, states, strict=True))
+        scale = 1 / mem.total if mem.total else 1
+        points.add(
+            MEMORY_UTILIZATION, [(v * scale, a) for v, a in zip(figures, states, strict=True)]
         )
-        self._counter("system.network.errors", "{error}", io(("errin", "errout")))
+        if swap.total:
+            used = self._with(("system.paging.state", "used"))
+            free = self._with(("system.paging.state", "free"))
+            points.add(PAGING_USAGE, [(swap.used, used), (swap.free, free)])
+            scale = 1 / swap.total
+            points.add(PAGING_UTILIZATION, [(swap.used * scale, used), (swap.free * scale, free)])
 
-    def _observe_filesystem(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._points(
-            (getattr(fs, state), {
-                "system.device": fs.device, "system.filesystem.mountpoint": fs.mountpoint,
-                "system.filesystem.type": fs.fstype, "system.filesystem.mode": fs.mode,
-                "system.filesystem.state": state,
-            })
-            for fs in self._samples.get("filesystem", lambda: list(system.filesystems()))
-            for state in ("used", "free", "reserved")
-        )  # fmt: skip
+    def _pair(self, key: str, name: str, direction: str, first: str, second: str) -> Any:
+        """The two attribute sets of one device's directions, made once."""
+        found = self._series.get((key, name))
+        if found is None:
+            self._forget_if_full()
+            found = self._series[(key, name)] = (
+                {**self._base, key: name, direction: first},
+                {**self._base, key: name, direction: second},
+            )
+        return found
 
-    def _create_load_instruments(self) -> None:
-        for index, window in enumerate(("1m", "5m", "15m")):
+    def _add_disks(self, points: Points) -> None:
+        io: Values = []
+        operations: Values = []
+        for name, (read, written, reads, writes) in system.disks().items():
+            r, w = self._pair("system.device", name, "disk.io.direction", "read", "write")
+            io += ((read, r), (written, w))
+            operations += ((reads, r), (writes, w))
+        points.add(DISK_IO, io)
+        points.add(DISK_OPERATIONS, operations)
 
-            def callback(options: CallbackOptions, index: int = index) -> Iterable[Observation]:
-                load = self._samples.get("load", system.load_average)
-                return self._points([(load[index], {})])
+    def _add_networks(self, points: Points) -> None:
+        io: Values = []
+        packets: Values = []
+        errors: Values = []
+        for name, c in system.networks().items():
+            r, t = self._pair("network.interface.name", name, "network.io.direction",
+                              "receive", "transmit")  # fmt: skip
+            io += ((c[0], r), (c[1], t))
+            packets += ((c[2], r), (c[3], t))
+            errors += ((c[4], r), (c[5], t))
+        points.add(NETWORK_IO, io)
+        points.add(NETWORK_PACKETS, packets)
+        points.add(NETWORK_ERRORS, errors)
 
-            self._gauge_like(f"system.cpu.load_average.{window}", "{thread}", callback, False)
+    def _add_filesystems(self, points: Points) -> None:
+        values: Values = []
+        for fs in self._mounts.usage():
+            key = ("fs", fs.device, fs.mountpoint, fs.fstype, fs.mode)
+            states = self._series.get(key)
+            if states is None:
+                self._forget_if_full()
+                states = self._series[key] = [{
+                    **self._base, "system.device": fs.device,
+                    "system.filesystem.mountpoint": fs.mountpoint,
+                    "system.filesystem.type": fs.fstype, "system.filesystem.mode": fs.mode,
+                    "system.filesystem.state": state,
+                } for state in ("used", "free", "reserved")]  # fmt: skip
+            values += ((fs.used, states[0]), (fs.free, states[1]), (fs.reserved, states[2]))
+        points.add(FILESYSTEM_USAGE, values)
+
+    def _add_load(self, points: Points) -> None:
+        load = system.load_average()
+        for instrument, value in zip(LOAD, load, strict=True):
+            points.add(instrument, [(value, self._base)])

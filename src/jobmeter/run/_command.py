@@ -66,7 +66,10 @@ class _Run:
         name = options.name or (os.path.basename(self.argv[0]) if self.argv else None)
         command = command_record(self.argv, options.record_args)
         interval = max(options.interval, MIN_INTERVAL_S)
-        self.recording = RunRecording("command", name, command, interval, options.output)
+        # The machine and the git commit are found once the command runs (run_command).
+        self.recording = RunRecording(
+            "command", name, command, interval, options.output, described=False
+        )
         self.kill_at: float | None = None  # time.monotonic() of the SIGKILL, once SIGTERM came
 
     def not_started(self, code: int, what: str) -> RunResult:
@@ -126,9 +129,8 @@ def run_command(
     if isinstance(spawned, tuple):
         if cgroup:
             cgroup.remove()
+        recording.describe()
         return run.not_started(*spawned)
-    # After the launch: the launcher, reaped already, is not in the totals.
-    reaped = ReapedUsage()
 
     pumps = []
     if run.options.capture:
@@ -152,8 +154,12 @@ def run_command(
             os.kill(spawned.pid, signum)
 
     previous_handlers = {s: signal.signal(s, forward) for s in FORWARDED}
-    reaper = Reaper(spawned, reaped, run.argv[0])
     try:
+        # Once signals are forwarded; its git processes are reaped before the totals start.
+        recording.describe()
+        # After the launch: the launcher, reaped already, is not in the totals.
+        reaped = ReapedUsage()
+        reaper = Reaper(spawned, reaped, run.argv[0])
         status = _measure(run, reaper, reaped, cgroup, on_sample)
     finally:
         for signum, handler in previous_handlers.items():

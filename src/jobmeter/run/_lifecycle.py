@@ -25,7 +25,7 @@ from jobmeter._rundata.layout import (
     store_error,
     warn_once,
 )
-from jobmeter._rundata.metadata import new_record
+from jobmeter._rundata.metadata import describe, new_record
 from jobmeter._rundata.records import compact
 from jobmeter._rundata.summary import PEAK_FROM_KERNEL, RunResult, headline_peak, mark_incomplete
 from jobmeter.run._sampler import TreeSample
@@ -85,17 +85,24 @@ class RunRecording:
         command: dict[str, Any],
         interval: float,
         root: str | os.PathLike[str] | None = None,
+        *,
+        described: bool = True,
     ) -> None:
         self.interval = interval
         self.id = new_run_id()
         self.directory = RunDirectory((runs_root(root) / self.id).resolve())
-        self.record = new_record(self.id, name, kind, command, interval)
+        self.record = new_record(self.id, name, kind, command, interval, described=described)
         self.started: float = self.record["start"]
         self.result = RunResult(self.id, self.directory.path, exit_code=-1, status="running")
         # From the start of the run: a command that ends before the first sample has
         # its CPU time spread over its whole life, not over the last microseconds.
         self._previous = (0.0, self.started)
         self._cpus = float(os.cpu_count() or 1)
+        self.directory.write_run(self.record)
+
+    def describe(self) -> None:
+        """Add the machine and the git commit to run.json (``described=False`` left them out)."""
+        describe(self.record)
         self.directory.write_run(self.record)
 
     @property
