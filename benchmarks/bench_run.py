@@ -39,6 +39,8 @@ from benchmarks.workloads import MIB
 
 TOLERANCE = 0.05  # jobmeter within 5 % of the truth
 PER_SAMPLE_LIMIT = 0.10  # jobmeter's CPU per sample over duct's
+TOTAL_CPU_LIMIT = 0.10  # jobmeter's CPU over the whole job over duct's, at each interval
+STARTUP_LIMIT = 1.0  # `jobmeter run -- true` wall over `duct true`'s
 OVERHEAD_JOB_S = 30
 OVERHEAD_INTERVALS = (1.0, 0.1)
 STARTUP_REPEATS = 5
@@ -130,8 +132,22 @@ class RunBench:
             return None
         return ours / theirs
 
+    def total_cpu_ratio(self, interval: float) -> float | None:
+        """The wrapper's whole CPU over the sleeping job at ``interval``, jobmeter / duct."""
+        tools = {c.tool: c for c in self.overhead if c.interval_s == interval}
+        if "duct" not in tools or "jobmeter" not in tools or tools["duct"].cpu_s <= 0:
+            return None
+        return tools["jobmeter"].cpu_s / tools["duct"].cpu_s
+
+    def startup_ratio(self) -> float | None:
+        """Median wall of `jobmeter run -- true` over that of `duct true`."""
+        if len(self.startup_wall_s) != 2:
+            return None
+        ours, theirs = (statistics.median(self.startup_wall_s[t]) for t in ("jobmeter", "duct"))
+        return ours / theirs
+
     def checks(self) -> list[Check]:
-        """One target per job figure, and the CPU per sample."""
+        """One target per job figure, the CPU per sample and in total, and the start-up."""
         found = [
             (
                 f"run: {f.workload}, jobmeter {f.figure} within "
@@ -148,6 +164,19 @@ class RunBench:
                     ratio <= PER_SAMPLE_LIMIT,
                 )
             )
+        for interval in OVERHEAD_INTERVALS:
+            total = self.total_cpu_ratio(interval)
+            if total is not None:
+                found.append((
+                    f"run: wrapper CPU over {OVERHEAD_JOB_S} s at {interval:g} s, jobmeter / duct "
+                    f"<= {TOTAL_CPU_LIMIT:.2f} ({total:.2f})", total <= TOTAL_CPU_LIMIT,
+                ))  # fmt: skip
+        startup = self.startup_ratio()
+        if startup is not None:
+            found.append((
+                f"run: start-up and exit around `true`, wall, jobmeter / duct <= "
+                f"{STARTUP_LIMIT:.2f} ({startup:.2f})", startup <= STARTUP_LIMIT,
+            ))  # fmt: skip
         return found
 
     def to_json(self) -> dict[str, Any]:
@@ -599,10 +628,12 @@ def _overhead_lines(bench: RunBench) -> list[str]:
         tools = {c.tool: c for c in bench.overhead if c.interval_s == interval}
         if "duct" in tools and tools["duct"].per_sample_s > 0 and tools["duct"].cpu_s > 0:
             ours, theirs = tools["jobmeter"], tools["duct"]
+            total = ours.cpu_s / theirs.cpu_s
             lines.append(
                 f"  at {interval:g} s, jobmeter / con-duct: "
                 f"{ours.per_sample_s / theirs.per_sample_s:.2f} per sample, "
-                f"{ours.cpu_s / theirs.cpu_s:.2f} in total"
+                f"{total:.2f} in total (target <= {TOTAL_CPU_LIMIT:.2f})  "
+                f"{pass_miss(total <= TOTAL_CPU_LIMIT)}"
             )
     marginal = {t: bench.marginal_per_sample_s(t) for t in ("jobmeter", "duct")}
     shown = ", ".join(f"{t} {m * 1000:.2f} ms" for t, m in marginal.items() if m is not None)
@@ -621,11 +652,12 @@ def _overhead_lines(bench: RunBench) -> list[str]:
             f"{min(times) * 1000:.0f}){statistics.median(bench.startup_cpu_s[tool]) * 1000:>6.0f}"
             " ms CPU"
         )
-    if len(bench.startup_wall_s) == 2:
-        ours_s, theirs_s = (statistics.median(t) for t in bench.startup_wall_s.values())
+    startup = bench.startup_ratio()
+    if startup is not None:
         lines.append(
-            f"  wall, jobmeter / con-duct: {ours_s / theirs_s:.2f} "
-            "(duct execs con-duct: two interpreter start-ups)"
+            f"  wall, jobmeter / con-duct: {startup:.2f} (target <= {STARTUP_LIMIT:.2f})  "
+            f"{pass_miss(startup <= STARTUP_LIMIT)} (duct execs con-duct: two interpreter "
+            "start-ups)"
         )
     return lines
 
