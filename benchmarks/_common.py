@@ -51,6 +51,9 @@ class RatioResult:
     min_ratio: float
     limit: float
     passed: bool
+    #: The medians the ratio is made of: the measured figure and its reference.
+    value: float | None = None
+    reference: float | None = None
 
 
 def ratio_results(
@@ -60,12 +63,25 @@ def ratio_results(
     for target in targets:
         ratio, ok = target.check(medians)
         min_ratio, _ = target.check(mins)
-        found.append(RatioResult(target.name, ratio, min_ratio, target.limit, ok))
+        found.append(RatioResult(
+            target.name, ratio, min_ratio, target.limit, ok,
+            medians[target.numerator], medians[target.denominator],
+        ))  # fmt: skip
     return found
 
 
 def ratio_checks(ratios: Iterable[RatioResult]) -> list[Check]:
-    return [(f"{r.name} <= {r.limit:.2f}", r.passed) for r in ratios]
+    """Each target with its ratio, and the figure and reference it compares where known."""
+    found = []
+    for r in ratios:
+        figures = ""
+        if r.value is not None and r.reference is not None:
+            figures = f" = {r.value:.4g} / {r.reference:.4g}"
+        found.append((
+            f"{r.name} <= {r.limit:.2f} ({r.median_ratio:.3f}{figures}; of the mins "
+            f"{r.min_ratio:.3f})", r.passed,
+        ))  # fmt: skip
+    return found
 
 
 def pass_miss(ok: bool) -> str:
