@@ -62,9 +62,9 @@ def _part(name: str, args: argparse.Namespace) -> tuple[str, Any, list[Check]]:
     if name == "measure":
         measured = bench_measure.run(budget_s=args.budget_s, progress=_progress)
         return bench_measure.format_report(measured), measured.to_json(), measured.checks()
-    if name == "scrape":  # reported, no target
+    if name == "scrape":
         scraped = bench_scrape.run(progress=_progress)
-        return bench_scrape.format_report(scraped), scraped.to_json(), []
+        return bench_scrape.format_report(scraped), scraped.to_json(), scraped.checks()
     if name == "shutdown":  # reported, no target
         stopped = bench_shutdown.run(progress=_progress)
         return bench_shutdown.format_report(stopped), bench_shutdown.to_json(stopped), []

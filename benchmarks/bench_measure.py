@@ -66,8 +66,8 @@ MIN_SCALE = 0.1
 RECORDING_INTERVAL_S = 1.0
 
 TARGETS = (
-    Target("measure_full / bare_record", "measure_full", "bare_record", 3.0),
-    Target("measure_duration_only / bare_record", "measure_duration_only", "bare_record", 1.5),
+    Target("measure_full / bare_record", "measure_full", "bare_record", 2.0),
+    Target("measure_duration_only / bare_record", "measure_duration_only", "bare_record", 1.2),
     Target("measure_full / naive_psutil", "measure_full", "naive_psutil", 0.25),
     Target("measure_peak / bare_record", "measure_peak", "bare_record", 4.0),
     # A run turns the peak on: what recording adds is measured against the peak case.

@@ -1,43 +1,56 @@
-"""Time to serve one Prometheus scrape of 1,000 operation series, against plain OTel.
+"""Time to serve one Prometheus scrape of 1,000 operation series, against prometheus_client.
 
 jobmeter's endpoint (``configure(exporters="prometheus")``) holds 1,000
-operations measured with ``resources=True``. The reference is the OTel
-Prometheus reader set up as its documentation shows, on a fresh
-CollectorRegistry served by ``prometheus_client.start_http_server``, holding the
-same 1,000 series recorded through bare instruments of the same names and kinds.
-Both servers run at once and are scraped alternately over HTTP with urllib.
+operations measured with ``resources=True``. The reference is prometheus_client
+itself: native Histogram, Counter, Gauge and Info objects on a fresh
+CollectorRegistry, served by ``prometheus_client.start_http_server``, holding
+the same series (built from jobmeter's page: same names, units, help, labels,
+buckets; every sample line of one page is a sample line of the other, which the
+run checks). A second reference is OTel's Prometheus reader on its own registry
+and server, fed the same series by bare instruments. The servers run at once
+and are scraped in turn over HTTP with urllib; ``no HTTP`` builds the page only.
 """
 
 from __future__ import annotations
 
-import re
-import resource
 import statistics
 import threading
 import urllib.request
 from dataclasses import asdict, dataclass
 from time import perf_counter
 from typing import Any
-from wsgiref.simple_server import WSGIServer
 
-import psutil
+import prometheus_client
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 import jobmeter
-from benchmarks._common import Progress, captured_logs, jobmeter_reset, median_min_max
+from benchmarks._common import (
+    Check,
+    Progress,
+    RatioResult,
+    Target,
+    captured_logs,
+    jobmeter_reset,
+    median_min_max,
+    ratio_checks,
+    ratio_lines,
+    ratio_results,
+)
 from jobmeter._core.instruments import DURATION_BUCKETS
+from jobmeter._core.scrape_page import text_page
 from jobmeter.collector._totals import CARDINALITY_LIMIT
 
 OPERATIONS = 1_000
 MEASURES_PER_OPERATION = 3
 SCRAPES = 20
 WARMUP_SCRAPES = 2
-# Builds of the exposition text without HTTP, per endpoint (a secondary figure).
 IN_PROCESS_BUILDS = 5
 HOST = "localhost"
-_OPERATION_LABEL = re.compile(rb'operation_name="([^"]*)"')
+TARGETS = (Target("jobmeter / prometheus_client", "jobmeter", "prometheus_client", 1.0),)
 
 
 @dataclass
@@ -48,12 +61,9 @@ class EndpointResult:
     min_ms: float
     max_ms: float
     per_scrape_ms: list[float]
-    in_process_median_ms: float | None
+    in_process_median_ms: float  # building the page without HTTP
     bytes: int
     sample_lines: int
-    operations_seen: int
-    overflow_lines: int
-    us_per_series: float
     us_per_sample_line: float
 
 
@@ -62,84 +72,85 @@ class ScrapeResults:
     operations: int
     measures_per_operation: int
     scrapes: int
-    jobmeter: EndpointResult
-    reference: EndpointResult
-    ratio: float
-    in_process_ratio: float | None
+    endpoints: dict[str, EndpointResult]
+    ratios: list[RatioResult]
+    otel_reader_ratio: float
     notes: list[str]
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-
-def _operation(i: int) -> str:
-    return f"op-{i:04d}"
-
-
-def _fill_jobmeter(collector: jobmeter.MetricsCollector) -> None:
-    for i in range(OPERATIONS):
-        name = _operation(i)
-        for _ in range(MEASURES_PER_OPERATION):
-            with collector.measure(name, resources=True):
-                pass
+    def checks(self) -> list[Check]:
+        return ratio_checks(self.ratios)
 
 
-class _Reference:
-    """The plain OTel Prometheus reader on its own registry, server and provider."""
+def _serve(registry: CollectorRegistry) -> tuple[Any, threading.Thread, str]:
+    server, thread = start_http_server(0, addr=HOST, registry=registry)
+    return server, thread, f"http://{HOST}:{server.server_address[1]}/metrics"
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.reader = PrometheusMetricReader(registry=self.registry)
-        self.provider = MeterProvider(metric_readers=[self.reader], shutdown_on_exit=False)
-        server, thread = start_http_server(0, addr=HOST, registry=self.registry)
-        self.server: WSGIServer = server
-        self.thread: threading.Thread = thread
-        host = str(server.server_address[0])
-        host = f"[{host}]" if ":" in host else host
-        self.url = f"http://{host}:{server.server_address[1]}/metrics"
 
-    def fill(self) -> None:
-        """The same series jobmeter exposes, through bare synchronous instruments."""
-        meter = self.provider.get_meter("bench", jobmeter.__version__)
-        duration = meter.create_histogram(
-            "jobmeter.operation.duration",
-            unit="s",
-            description="Wall-clock duration of measured operations.",
-            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+def _native(page: str) -> CollectorRegistry:
+    """prometheus_client's own metrics holding the series of an OpenMetrics page."""
+    registry = CollectorRegistry(auto_describe=True)
+    for family in text_string_to_metric_families(page):  # type: ignore[no-untyped-call]
+        labels = sorted({k for s in family.samples for k in s.labels} - {"le"})
+        options: Any = {"unit": family.unit, "labelnames": labels, "registry": registry}
+        name, doc, kind = family.name, family.documentation, family.type
+        if kind == "info":
+            prometheus_client.Info(name, doc, registry=registry).info(family.samples[0].labels)
+            continue
+        bounds = sorted({float(s.labels["le"]) for s in family.samples if "le" in s.labels})
+        metric: Any = (
+            prometheus_client.Histogram(name, doc, buckets=bounds, **options)
+            if kind == "histogram"
+            else (prometheus_client.Counter if kind == "counter" else prometheus_client.Gauge)(
+                name, doc, **options
+            )
         )
-        cpu = meter.create_counter("jobmeter.operation.cpu.time", unit="s")
-        disk = meter.create_counter("jobmeter.operation.disk.io", unit="By")
-        usage = meter.create_gauge("jobmeter.operation.memory.usage", unit="By")
-        growth = meter.create_gauge("jobmeter.operation.memory.growth", unit="By")
-        active = meter.create_up_down_counter("jobmeter.operation.active", unit="{operation}")
-        process = psutil.Process()
-        for i in range(OPERATIONS):
-            a = {"operation.name": _operation(i)}
-            for _ in range(MEASURES_PER_OPERATION):
-                active.add(1, a)
-                t0, ru0, rss0 = _probe(process)
-                t1, ru1, rss1 = _probe(process)
-                duration.record(t1 - t0, a)
-                cpu.add(max(ru1.ru_utime - ru0.ru_utime, 0.0), {**a, "cpu.mode": "user"})
-                cpu.add(max(ru1.ru_stime - ru0.ru_stime, 0.0), {**a, "cpu.mode": "system"})
-                read = max(ru1.ru_inblock - ru0.ru_inblock, 0) * 512
-                written = max(ru1.ru_oublock - ru0.ru_oublock, 0) * 512
-                disk.add(read, {**a, "disk.io.direction": "read"})
-                disk.add(written, {**a, "disk.io.direction": "write"})
-                usage.set(rss1, a)
-                growth.set(rss1 - rss0, a)
-                active.add(-1, a)
-
-    def close(self) -> None:
-        self.provider.shutdown()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        seen: dict[tuple[str, ...], float] = {}
+        for s in family.samples:
+            values = tuple(s.labels.get(k, "") for k in labels)
+            child = metric.labels(*values)
+            if kind == "counter":
+                child.inc(s.value)
+            elif kind == "gauge":
+                child.set(s.value)
+            elif s.name.endswith("_bucket"):  # its count observed at its bound (+Inf: past)
+                bound = float(s.labels["le"])
+                for _ in range(int(s.value - seen.get(values, 0.0))):
+                    child.observe(bound if bound < float("inf") else bounds[-2] * 2)
+                seen[values] = s.value
+    return registry
 
 
-def _probe(process: psutil.Process) -> tuple[float, resource.struct_rusage, int]:
-    return perf_counter(), resource.getrusage(resource.RUSAGE_SELF), process.memory_info().rss
+def _otel_reference(registry: CollectorRegistry) -> MeterProvider:
+    """The plain OTel reader, fed the same series through bare instruments."""
+    provider = MeterProvider(
+        metric_readers=[PrometheusMetricReader(registry=registry)], shutdown_on_exit=False
+    )
+    meter = provider.get_meter("bench", jobmeter.__version__)
+    duration = meter.create_histogram(
+        "jobmeter.operation.duration", unit="s",
+        description="Wall-clock duration of measured operations.",
+        explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS),
+    )  # fmt: skip
+    cpu = meter.create_counter("jobmeter.operation.cpu.time", unit="s")
+    disk = meter.create_counter("jobmeter.operation.disk.io", unit="By")
+    usage = meter.create_gauge("jobmeter.operation.memory.usage", unit="By")
+    growth = meter.create_gauge("jobmeter.operation.memory.growth", unit="By")
+    active = meter.create_up_down_counter("jobmeter.operation.active", unit="{operation}")
+    for i in range(OPERATIONS):
+        a = {"operation.name": f"op-{i:04d}"}
+        for _ in range(MEASURES_PER_OPERATION):
+            duration.record(1e-5, a)
+        for mode, direction in (("user", "read"), ("system", "write")):
+            cpu.add(1e-6, {**a, "cpu.mode": mode})
+            disk.add(0, {**a, "disk.io.direction": direction})
+        usage.set(50_000_000, a)
+        growth.set(0, a)
+        active.add(0, a)
+    return provider
 
 
 def _get(url: str) -> tuple[float, bytes]:
@@ -149,160 +160,138 @@ def _get(url: str) -> tuple[float, bytes]:
     return perf_counter() - start, body
 
 
-def _shape(body: bytes) -> tuple[int, int, int]:
-    """Sample lines, distinct operation names, and lines of the overflow series."""
-    samples = [line for line in body.splitlines() if line and not line.startswith(b"#")]
-    # The exporter pads labels a point lacks with "": the overflow point has operation_name="".
-    names = {m.group(1) for line in samples for m in _OPERATION_LABEL.finditer(line)} - {b""}
-    overflow = sum(1 for line in samples if b'otel_metric_overflow="true"' in line)
-    return len(samples), len(names), overflow
+def _sample_lines(body: bytes) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    return {
+        (s.name, tuple(sorted(s.labels.items())))
+        for family in parse_text(body.decode())
+        for s in family.samples
+    }
 
 
-def _in_process_ms(registry: CollectorRegistry | None, times: int) -> float | None:
-    """Median ms of building the exposition text without HTTP, where the registry is known."""
-    if registry is None:
-        return None
+def _timed_ms(build: Any) -> float:
     timings = []
-    for _ in range(times):
+    for _ in range(IN_PROCESS_BUILDS):
         start = perf_counter()
-        generate_latest(registry)
+        build()
         timings.append((perf_counter() - start) * 1e3)
     return statistics.median(timings)
 
 
-def _jobmeter_registry(telemetry: jobmeter.Telemetry) -> CollectorRegistry | None:
-    registry = getattr(getattr(telemetry, "_prometheus", None), "registry", None)
-    return registry if isinstance(registry, CollectorRegistry) else None
-
-
-def _result(
-    name: str,
-    url: str,
-    timings_s: list[float],
-    body: bytes,
-    in_process_ms: float | None,
-) -> EndpointResult:
-    per_scrape_ms = [t * 1e3 for t in timings_s]
-    median_ms, min_ms, max_ms = median_min_max(per_scrape_ms)
-    lines, names, overflow = _shape(body)
-    return EndpointResult(
-        name=name,
-        url=url,
-        median_ms=median_ms,
-        min_ms=min_ms,
-        max_ms=max_ms,
-        per_scrape_ms=per_scrape_ms,
-        in_process_median_ms=in_process_ms,
-        bytes=len(body),
-        sample_lines=lines,
-        operations_seen=names,
-        overflow_lines=overflow,
-        us_per_series=median_ms * 1e3 / OPERATIONS,
-        us_per_sample_line=median_ms * 1e3 / lines if lines else float("nan"),
-    )
-
-
 def run(*, scrapes: int = SCRAPES, progress: Progress | None = None) -> ScrapeResults:
-    """Set up both endpoints, scrape them alternately, shut everything down."""
+    """Set up the three endpoints, scrape them in turn, shut everything down."""
     started = perf_counter()
-    notes: list[str] = []
+    servers: list[tuple[Any, threading.Thread]] = []
     telemetry: jobmeter.Telemetry | None = None
-    reference: _Reference | None = None
+    otel_provider: MeterProvider | None = None
+    # OTel's reader writes no _created lines: nor does the reference.
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     with captured_logs() as capture, jobmeter_reset():
         try:
             telemetry = jobmeter.configure(
                 prometheus_port=0, prometheus_host=HOST, exporters="prometheus"
             )
-            url = telemetry.prometheus_url
-            if url is None:
-                raise RuntimeError(
-                    f"jobmeter.configure() served no Prometheus endpoint: {telemetry!r}"
-                )
-            if progress is not None:
-                progress(f"scrape: recording {OPERATIONS:,} operations x {MEASURES_PER_OPERATION}")
+            if telemetry.prometheus_url is None:
+                raise RuntimeError(f"configure() served no Prometheus endpoint: {telemetry!r}")
             collector = jobmeter.MetricsCollector("bench", meter_provider=telemetry.meter_provider)
-            _fill_jobmeter(collector)
-            reference = _Reference()
-            reference.fill()
-
-            bodies: dict[str, bytes] = {}
-            timings: dict[str, list[float]] = {"jobmeter": [], "reference": []}
-            urls = {"jobmeter": url, "reference": reference.url}
-            for _ in range(WARMUP_SCRAPES):
-                for name, target in urls.items():
-                    _, bodies[name] = _get(target)
-            for i in range(scrapes):
-                if progress is not None and i % 5 == 0:
-                    progress(f"scrape: {i + 1}-{min(i + 5, scrapes)}/{scrapes}")
-                for name, target in urls.items():
-                    seconds, bodies[name] = _get(target)
-                    timings[name].append(seconds)
-            registries = {
-                "jobmeter": _jobmeter_registry(telemetry),
-                "reference": reference.registry,
-            }
-            jm, ref = (
-                _result(
-                    name,
-                    urls[name],
-                    timings[name],
-                    bodies[name],
-                    _in_process_ms(registries[name], IN_PROCESS_BUILDS),
-                )
-                for name in ("jobmeter", "reference")
+            for i in range(OPERATIONS):
+                for _ in range(MEASURES_PER_OPERATION):
+                    with collector.measure(f"op-{i:04d}", resources=True):
+                        pass
+            request = urllib.request.Request(
+                telemetry.prometheus_url, headers={"Accept": "application/openmetrics-text"}
             )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                native = _native(response.read().decode())
+            otel_registry = CollectorRegistry(auto_describe=False)
+            otel_provider = _otel_reference(otel_registry)
+            urls = {"jobmeter": telemetry.prometheus_url}
+            for name, registry in (("prometheus_client", native), ("otel_reader", otel_registry)):
+                server, thread, urls[name] = _serve(registry)
+                servers.append((server, thread))
+            bodies: dict[str, bytes] = {}
+            timings: dict[str, list[float]] = {name: [] for name in urls}
+            for i in range(WARMUP_SCRAPES + scrapes):
+                if progress is not None and i % 5 == 0:
+                    progress(f"scrape: {i + 1}-{min(i + 5, scrapes)}/{WARMUP_SCRAPES + scrapes}")
+                for name in urls if i % 2 else reversed(urls):
+                    seconds, bodies[name] = _get(urls[name])
+                    if i >= WARMUP_SCRAPES:
+                        timings[name].append(seconds)
+            lines = {name: _sample_lines(body) for name, body in bodies.items()}
+            if lines["jobmeter"] != lines["prometheus_client"]:
+                raise RuntimeError(
+                    "the prometheus_client reference serves other sample lines than jobmeter: "
+                    f"{sorted(lines['jobmeter'] ^ lines['prometheus_client'])[:5]}"
+                )
+            endpoint = telemetry._prometheus  # the endpoint's own page, without HTTP
+            builds = {
+                "jobmeter": lambda: text_page(endpoint.reader, endpoint.registry),  # type: ignore[union-attr]
+                "prometheus_client": lambda: generate_latest(native),
+                "otel_reader": lambda: generate_latest(otel_registry),
+            }
+            results = {
+                n: _result(n, urls[n], timings[n], bodies[n], _timed_ms(builds[n])) for n in urls
+            }
         finally:
+            prometheus_client.enable_created_metrics()  # type: ignore[no-untyped-call]
             if telemetry is not None:
                 telemetry.shutdown()
-            if reference is not None:
-                reference.close()
+            if otel_provider is not None:
+                otel_provider.shutdown()
+            for server, thread in servers:
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=5)
+    notes = [f"jobmeter logged: {message}" for message in capture.messages]
     if OPERATIONS > CARDINALITY_LIMIT:
-        notes.append(
-            f"jobmeter keeps {CARDINALITY_LIMIT} attribute sets of resource totals; the "
-            f"{OPERATIONS - CARDINALITY_LIMIT:,} beyond fold into otel.metric.overflow=true "
-            f"({jm.overflow_lines} sample lines), so both expose the same number of series"
-        )
-    notes += [f"jobmeter logged: {message}" for message in capture.messages]
-    in_process_ratio = (
-        jm.in_process_median_ms / ref.in_process_median_ms
-        if jm.in_process_median_ms is not None and ref.in_process_median_ms is not None
-        else None
-    )
+        notes.insert(0, f"jobmeter keeps {CARDINALITY_LIMIT} attribute sets of resource totals; "
+                     f"the {OPERATIONS - CARDINALITY_LIMIT:,} beyond fold into "
+                     "otel.metric.overflow=true, and the prometheus_client reference holds the "
+                     "same series")  # fmt: skip
+    medians = {name: r.median_ms for name, r in results.items()}
+    mins = {name: r.min_ms for name, r in results.items()}
     return ScrapeResults(
         operations=OPERATIONS,
         measures_per_operation=MEASURES_PER_OPERATION,
         scrapes=scrapes,
-        jobmeter=jm,
-        reference=ref,
-        ratio=jm.median_ms / ref.median_ms,
-        in_process_ratio=in_process_ratio,
+        endpoints=results,
+        ratios=ratio_results(TARGETS, medians, mins),
+        otel_reader_ratio=medians["jobmeter"] / medians["otel_reader"],
         notes=notes,
         seconds=perf_counter() - started,
     )
+
+
+def _result(
+    name: str, url: str, timings_s: list[float], body: bytes, in_process_ms: float
+) -> EndpointResult:
+    per_scrape_ms = [t * 1e3 for t in timings_s]
+    median_ms, min_ms, max_ms = median_min_max(per_scrape_ms)
+    lines = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    return EndpointResult(
+        name=name, url=url, median_ms=median_ms, min_ms=min_ms, max_ms=max_ms,
+        per_scrape_ms=per_scrape_ms, in_process_median_ms=in_process_ms, bytes=len(body),
+        sample_lines=lines, us_per_sample_line=median_ms * 1e3 / lines if lines else float("nan"),
+    )  # fmt: skip
 
 
 def format_report(results: ScrapeResults) -> str:
     lines = [
         f"Prometheus scrape: {results.operations:,} operation series "
         f"({results.measures_per_operation} blocks each, resources=True), "
-        f"HTTP GET with urllib, median of {results.scrapes} scrapes each, alternating",
+        f"HTTP GET with urllib, median of {results.scrapes} scrapes each, in turn",
         "",
-        f"  {'endpoint':<11}{'median ms':>10}{'min ms':>8}{'max ms':>8}{'no HTTP ms':>11}"
-        f"{'KiB':>7}{'samples':>9}{'ops':>6}{'us/series':>10}{'us/sample':>10}",
+        f"  {'endpoint':<19}{'median ms':>10}{'min ms':>8}{'max ms':>8}{'no HTTP ms':>11}"
+        f"{'KiB':>7}{'samples':>9}{'us/sample':>10}",
     ]
-    for r in (results.jobmeter, results.reference):
-        no_http = "-" if r.in_process_median_ms is None else f"{r.in_process_median_ms:.1f}"
-        lines.append(
-            f"  {r.name:<11}{r.median_ms:>10.1f}{r.min_ms:>8.1f}{r.max_ms:>8.1f}{no_http:>11}"
-            f"{r.bytes / 1024:>7.0f}{r.sample_lines:>9,}{r.operations_seen:>6,}"
-            f"{r.us_per_series:>10.1f}{r.us_per_sample_line:>10.2f}"
-        )
-    lines += ["", f"  ratio jobmeter / reference (median per scrape): {results.ratio:.2f}"]
-    if results.in_process_ratio is not None:
-        lines.append(
-            f"  ratio jobmeter / reference (exposition text only, no HTTP): "
-            f"{results.in_process_ratio:.2f}"
-        )
+    lines += [
+        f"  {r.name:<19}{r.median_ms:>10.1f}{r.min_ms:>8.1f}{r.max_ms:>8.1f}"
+        f"{r.in_process_median_ms:>11.1f}{r.bytes / 1024:>7.0f}{r.sample_lines:>9,}"
+        f"{r.us_per_sample_line:>10.2f}"
+        for r in results.endpoints.values()
+    ]
+    lines += ["", *ratio_lines(results.ratios, 40)]
+    lines.append(f"  jobmeter / otel_reader (reported){results.otel_reader_ratio:>14.2f}")
     lines += [f"  note: {note}" for note in results.notes]
     lines.append(f"\n  ({results.seconds:.1f} s)")
     return "\n".join(lines)

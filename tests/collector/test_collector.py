@@ -15,7 +15,9 @@ from opentelemetry.sdk.metrics.export import HistogramDataPoint
 
 import jobmeter
 from jobmeter._core.instruments import DURATION_BUCKETS
-from jobmeter.collector._totals import CARDINALITY_LIMIT
+from jobmeter.collector._collector import _BOUND_KEPT
+from jobmeter.collector._series import FOLD_AT
+from jobmeter.collector._totals import CARDINALITY_LIMIT, SDK_CARDINALITY_LIMIT, SPARE_BOUND
 from jobmeter.testing import InMemoryMetrics, in_memory
 
 DURATION = "jobmeter.operation.duration"
@@ -397,3 +399,87 @@ def test_gpu_memory_without_a_gpu_records_nothing(recorded: InMemoryMetrics) -> 
         pass
     assert recorded.count(DURATION, {"operation.name": "train"}) == 1
     assert recorded.points("jobmeter.operation.gpu.memory.usage") == []
+
+
+def test_values_python_finds_equal_stay_apart_as_in_the_sdk(recorded: InMemoryMetrics) -> None:
+    """True, 1 and 1.0 hash alike; a cached binding must not fold one set into another."""
+    ops = jobmeter.MetricsCollector("etl")
+    for value in (1, True, 1.0, 1, True, 1):
+        with ops.measure("load", {"x": value}, resources=False):
+            pass
+    counts = {
+        type(dict(p.attributes or {})["x"]).__name__: p.count
+        for p in recorded.points(DURATION, {"operation.name": "load"})
+        if isinstance(p, HistogramDataPoint)
+    }
+    assert counts == {"int": 3, "bool": 2, "float": 1}
+
+
+def test_attributes_in_another_order_are_one_series(recorded: InMemoryMetrics) -> None:
+    ops = jobmeter.MetricsCollector("etl")
+    with ops.measure("load", {"a": "1", "b": "2"}):
+        pass
+    with ops.measure("load", {"b": "2", "a": "1"}):
+        pass
+    (point,) = recorded.points(DURATION, {"operation.name": "load"})
+    assert isinstance(point, HistogramDataPoint)
+    assert point.count == 2
+    (usage,) = recorded.points("jobmeter.operation.memory.usage", {"operation.name": "load"})
+    assert dict(usage.attributes or {}) == {"a": "1", "b": "2", "operation.name": "load"}
+
+
+def test_list_values_are_measured_every_time(recorded: InMemoryMetrics) -> None:
+    """Unhashable values cannot be cached: each block binds them again, and counts."""
+    ops = jobmeter.MetricsCollector("etl")
+    for _ in range(3):
+        with ops.measure("load", {"tables": ["a", "b"]}):
+            pass
+    assert recorded.count(DURATION, {"operation.name": "load"}) == 3
+
+
+def test_a_decorated_function_records_into_each_new_provider() -> None:
+    """Bindings made before a reset (or in a fork's parent) are rebound, not reused."""
+    ops = jobmeter.MetricsCollector("etl")
+
+    @ops.measure("step")
+    def step() -> None:
+        pass
+
+    reused = ops.measure("block")
+    for calls in (3, 5):
+        with in_memory() as recorded:
+            for _ in range(calls):
+                step()
+                with reused:
+                    pass
+            assert recorded.count(DURATION, {"operation.name": "step"}) == calls
+            assert recorded.count(DURATION, {"operation.name": "block"}) == calls
+            assert recorded.value("jobmeter.operation.active", {"operation.name": "step"}) == 0
+
+
+def test_cpu_time_of_many_blocks_adds_up_to_the_process_time(recorded: InMemoryMetrics) -> None:
+    """Blocks are folded into the totals in batches; the last, partial batch counts too."""
+    ops = jobmeter.MetricsCollector("etl")
+    blocks = 2 * FOLD_AT + FOLD_AT // 3
+    started = time.process_time()
+    for _ in range(blocks):
+        with ops.measure("spin"):
+            deadline = time.process_time() + 0.001
+            while time.process_time() < deadline:
+                pass
+    spent = time.process_time() - started
+    user = recorded.value("jobmeter.operation.cpu.time", {"cpu.mode": "user"})
+    system = recorded.value("jobmeter.operation.cpu.time", {"cpu.mode": "system"})
+    # All the process's CPU but the few microseconds between blocks was spent in them.
+    assert 0.9 * spent <= user + system <= spent
+
+
+def test_bindings_kept_stay_bounded_with_unbounded_values(recorded: InMemoryMetrics) -> None:
+    ops = jobmeter.MetricsCollector("etl")
+    for i in range(_BOUND_KEPT + 10):
+        with ops.measure("load", {"request.id": str(i)}, resources=False):
+            pass
+    assert len(ops._totals._bound) == SDK_CARDINALITY_LIMIT
+    assert len(ops._totals._spare) <= SPARE_BOUND
+    assert len(ops._bound) == SDK_CARDINALITY_LIMIT  # what its owner keeps, no more
+    assert recorded.count(DURATION) == _BOUND_KEPT + 10  # the SDK overflow series too

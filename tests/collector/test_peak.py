@@ -259,6 +259,34 @@ def test_the_peak_of_commands_under_jobmeter_run_survives_their_resets(tmp_path:
     assert summary["peak_rss_single_process_bytes"] >= out["truth"]["spike"] - SLACK
 
 
+def test_the_lifetime_peak_is_left_in_the_run_at_its_interval(tmp_path: Path) -> None:
+    """A run that dies mid-way keeps the peak its resets hid, up to the last interval.
+
+    The peak is published by the recorder's drain, not by the block that saw it: a
+    growing job would otherwise write a file every few blocks.
+    """
+    out = _run(f"""
+        import time
+        from pathlib import Path
+        from jobmeter._rundata.recorder import Recorder
+        recorder = Recorder(Path({str(tmp_path)!r}), interval=0.05).start()
+        with ops.measure("spike", peak_memory=True):
+            spike("spike", 300)
+        with ops.measure("after", peak_memory=True):  # its reset hides the spike from the kernel
+            pass
+        target = Path({str(tmp_path)!r}) / f"peak.{{os.getpid()}}"
+        for _ in range(400):  # the recorder's next drains
+            if target.exists() and int(target.read_text()) >= truth["spike"] - (8 << 20):
+                break
+            time.sleep(0.01)
+        done(published=int(target.read_text()))  # read before stop() and any exit hook
+        sys.stdout.flush()
+        os._exit(0)
+    """)
+    assert out["maxrss"] < out["truth"]["spike"] - 200 * MiB  # the kernel's figure was reset
+    _covers(out["published"], out["truth"]["spike"])
+
+
 def test_peak_memory_needs_resources() -> None:
     ops = jobmeter.MetricsCollector("t")
     with pytest.raises(ValueError, match="peak_memory=True needs resources=True"):

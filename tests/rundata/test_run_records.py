@@ -27,6 +27,7 @@ from jobmeter import store
 from jobmeter._rundata import records, routing
 from jobmeter._rundata.sketch import RELATIVE_ERROR, Sketch, quantile_of
 from jobmeter.cli import app
+from jobmeter.collector._series import FOLD_AT
 from jobmeter.collector._totals import OperationTotals
 
 PRELUDE = """
@@ -409,7 +410,63 @@ def test_without_a_run_nothing_is_kept_per_block() -> None:
         with ops.measure("x"):
             pass
     store_: OperationTotals = ops._totals
-    assert all(t.pending is None for t in store_._totals.values())
+    for series in store_._totals.values():
+        assert series.pending is None
+        assert series.durations is None
+        assert len(series.blocks) < FOLD_AT  # folded into the totals as they come
+
+
+def test_sixteen_threads_recorded_into_a_run_lose_no_block(tmp_path: Path) -> None:
+    """Blocks append without a lock and the recorder drains meanwhile: every block counts once.
+
+    One attribute set gets blocks with and without resources, from sixteen threads,
+    while the recorder drains every 10 ms; the run's records must count them all,
+    and add up to the duration histogram's exact count and sum.
+    """
+    import threading
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+
+    import jobmeter
+    from jobmeter._rundata.recorder import Recorder
+
+    reader = InMemoryMetricReader()
+    ops = jobmeter.MetricsCollector("threads", meter_provider=MeterProvider([reader]))
+    barrier = threading.Barrier(16)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for n in range(600):
+            with ops.measure("tick", resources=(i + n) % 3 == 0):
+                pass
+
+    recorder = Recorder(tmp_path, interval=0.01).start()
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        recorder.stop()
+    found = records.read(tmp_path, "operations")
+    assert found.skipped == 0
+    assert len(found.rows) >= 2  # drained while the threads ran, not only at the end
+    with_resources = sum(1 for i in range(16) for n in range(600) if (i + n) % 3 == 0)
+    assert sum(row["count"] for row in found.rows) == 16 * 600
+    assert sum(row["resources_count"] for row in found.rows) == with_resources
+    data = reader.get_metrics_data()
+    assert data is not None
+    (point,) = [
+        p
+        for m in data.resource_metrics[0].scope_metrics[0].metrics
+        if m.name == "jobmeter.operation.duration"
+        for p in m.data.data_points
+    ]
+    assert isinstance(point, HistogramDataPoint)
+    assert point.count == 16 * 600
+    assert sum(row["duration_sum"] for row in found.rows) == pytest.approx(point.sum, rel=1e-9)
 
 
 def test_bad_run_arguments_are_clear_errors(

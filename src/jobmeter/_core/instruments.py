@@ -9,7 +9,8 @@ to one real meter later: those are keyed by name. The registry forgets its
 sets' figures in a forked child and at ``jobmeter.testing.reset()``.
 
 ``DURATION_BUCKETS`` are the boundaries of every histogram of seconds, and
-``make_key`` the identity of an attribute set. ``Instrument`` is one row of a
+``make_key`` the identity of an attribute set (``typed_key`` the SDK's, which
+tells ``True``, ``1`` and ``1.0`` apart). ``Instrument`` is one row of a
 metric-definition table (name, kind, unit,
 description: what docs/metrics.md lists); ``observe()`` creates the
 asynchronous instrument a row describes.
@@ -51,6 +52,13 @@ def make_key(attributes: Attributes) -> Key:
         return frozenset(
             (k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in attributes.items()
         )
+
+
+def typed_key(attributes: Attributes) -> frozenset[tuple[Any, ...]]:
+    """Like ``make_key``, but True, 1 and 1.0 are told apart, as the SDK's histograms do."""
+    return frozenset(
+        (k, type(v), tuple(v) if isinstance(v, list | tuple) else v) for k, v in attributes.items()
+    )
 
 
 class Instrument(NamedTuple):

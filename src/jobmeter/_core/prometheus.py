@@ -1,7 +1,8 @@
 """The Prometheus endpoint: OTel's Prometheus reader, served over HTTP(S) on host:port.
 
-The reader registers with a private CollectorRegistry, so that an application's
-own prometheus_client metrics on the global REGISTRY never collide with ours.
+The reader (OTel's, whose page ``scrape_page`` writes from the points) registers
+with a private CollectorRegistry, so that an application's own
+prometheus_client metrics on the global REGISTRY never collide with ours.
 The port is bound in configure(), before the MeterProvider exists (``listener``:
 a busy port moves to the next free one), or before ``jobmeter run``'s command
 starts (``endpoint_reservation``), and served once the reader is registered: a
@@ -20,16 +21,15 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
-    generate_latest,
     make_wsgi_app,
 )
 
 from jobmeter._core.config import Settings
 from jobmeter._core.listener import listen, moved, scrape_url
+from jobmeter._core.scrape_page import ScrapeReader, scrape_app, text_page
 from jobmeter._core.scrape_server import Server, WSGIApp, guarded, tls_context
 from jobmeter._core.variables import PROMETHEUS_CERTFILE, PROMETHEUS_KEYFILE
 
@@ -39,14 +39,12 @@ _log = logging.getLogger("jobmeter")
 IDENTITY: Final = ("service.instance.id", "process.pid")
 
 
-def new_reader(*, shared: bool) -> tuple[CollectorRegistry, PrometheusMetricReader]:
+def new_reader(*, shared: bool) -> tuple[CollectorRegistry, ScrapeReader]:
     """A Prometheus reader on a private registry; shared, each series names its process."""
     registry = CollectorRegistry(auto_describe=False)
     if shared:
-        return registry, PrometheusMetricReader(
-            registry=registry, resource_attribute_filter=IDENTITY.__contains__
-        )
-    return registry, PrometheusMetricReader(registry=registry)
+        return registry, ScrapeReader(registry, resource_attribute_filter=IDENTITY.__contains__)
+    return registry, ScrapeReader(registry)
 
 
 class PrometheusEndpoint:
@@ -72,7 +70,9 @@ class PrometheusEndpoint:
         #: Set when the endpoint serves other processes' figures too (shared_endpoint).
         self.hosted: Callable[[bytes], bytes] | None = None
         self._collecting = threading.Lock()
-        app: WSGIApp = self._app(make_wsgi_app(self.registry))
+        # The page is written from the points (scrape_page); prometheus_client's app
+        # serves what that does not write.
+        app: WSGIApp = self._app(scrape_app(self.reader, make_wsgi_app(self.registry)))
         if basic_auth is not None:
             app = guarded(app, *basic_auth)
             if tls is None and host not in ("localhost", "127.0.0.1", "::1"):
@@ -101,7 +101,7 @@ class PrometheusEndpoint:
             with self._collecting:
                 if hosted is None:
                     return own(environ, start_response)
-                page = generate_latest(self.registry)
+                page = text_page(self.reader, self.registry)
             # Text format 0.0.4, which every Prometheus accepts: the pages merge as text.
             body = hosted(page)
             headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]

@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
@@ -66,36 +67,32 @@ class Recorder:
         self,
         collector: str,
         attributes: Mapping[str, Any],
-        entries: Sequence[tuple[float, float | None, int | None, int | None]],
+        durations: list[float],
+        cpus: list[float],
+        memory: list[int],
+        peaks: list[int],
     ) -> None:
-        """Blocks of one attribute set: (duration s, CPU s or None, RSS B or None,
-        peak RSS B or None)."""
+        """Blocks of one attribute set: every block's duration (s); of the blocks with
+        resources, the CPU time (s) and RSS at the end (B); of those measured with their
+        peak, the peak RSS (B; negative values, blocks without one, are left out)."""
         error = attributes.get("error.type")
         key = (collector, str(attributes.get("operation.name", "")),
                attributes_text(attributes), None if error is None else str(error))  # fmt: skip
-        # One C-level transpose, and no filtering unless blocks with and without
-        # resources share an attribute set (rare): the drain costs the job too.
-        duration_column, cpu_column, memory_column, peak_column = zip(*entries, strict=True)
-        durations = sorted(duration_column)
-        missing = cpu_column.count(None)
-        if missing == len(cpu_column):
-            cpus: list[float] = []
-            memory: list[float] = []
-        elif missing:
-            cpus = sorted([value for value in cpu_column if value is not None])
-            memory = sorted([value for value in memory_column if value is not None])
-        else:
-            cpus, memory = sorted(cpu_column), sorted(memory_column)
+        # Sorts in place, no copies: the drain costs the job too.
+        durations.sort()
+        cpus.sort()
+        memory.sort()
+        peaks.sort()
+        peaks = peaks[bisect_left(peaks, 0) :] if peaks and peaks[0] < 0 else peaks
         with self._lock:
             found = self._operations.get(key)
             if found is None:
                 found = self._operations[key] = OperationAggregate()
-            found.count += len(entries)
+            found.count += len(durations)
             found.duration.add_sorted(durations)
             found.cpu.add_sorted(cpus)
             found.memory.add_sorted(memory)
-            if peak_column.count(None) < len(peak_column):
-                found.peak.add_sorted(sorted([v for v in peak_column if v is not None]))
+            found.peak.add_sorted(peaks)
 
     def add_queries(self, entries: Sequence[QueryEntry]) -> None:
         """Statements: (point attributes, masked shape, its hash, seconds, returned rows or -1)."""

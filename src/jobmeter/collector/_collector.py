@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter, MeterProvider
@@ -12,6 +12,7 @@ from opentelemetry.util.types import AttributeValue
 
 from jobmeter._version import __version__
 from jobmeter.collector._measure import Measurement
+from jobmeter.collector._series import Bound
 from jobmeter.collector._totals import totals_for
 
 
@@ -49,6 +50,9 @@ class MetricsCollector:
         provider = metrics.get_meter_provider() if meter_provider is None else meter_provider
         self.meter: Meter = provider.get_meter(name, __version__)
         self._totals = totals_for(name, self.meter)
+        # (operation, *attribute items) -> (its Bound, the value types unless all str).
+        self._bound: dict[Any, tuple[Bound, tuple[type, ...] | None]] = {}
+        self._epoch = self._totals.epoch
 
     def measure(
         self,
@@ -82,22 +86,42 @@ class MetricsCollector:
         Returns:
             A :class:`Measurement`, usable as ``with`` block or decorator.
         """
-        if not isinstance(operation, str) or not operation:
-            raise ValueError(f"operation must be a non-empty string, got {operation!r}")
         if peak_memory and not resources:
             raise ValueError("peak_memory=True needs resources=True")
+        totals = self._totals
+        if self._epoch is not totals.epoch:  # the figures were forgotten (fork, reset)
+            self._bound, self._epoch = {}, totals.epoch
+        # The set as given, bound on first use: no validation, merging or hashing of
+        # the merged dict on later blocks. Unhashable values (lists) bind every time.
+        try:
+            key: Any = (operation, *attributes.items()) if attributes else operation
+            found = self._bound.get(key)
+        except (AttributeError, TypeError):
+            key, found = None, None
+        if found is None or (found[1] is not None and found[1] != _types(attributes)):
+            bound = self._bind(operation, attributes, key)
+        else:
+            bound = found[0]
+        return Measurement(bound, resources, gpu and resources, peak_memory)
+
+    def _bind(
+        self, operation: str, attributes: Mapping[str, AttributeValue] | None, key: Any
+    ) -> Bound:
+        """Validate and merge the attributes, bind them, and remember the binding under ``key``."""
+        if not isinstance(operation, str) or not operation:
+            raise ValueError(f"operation must be a non-empty string, got {operation!r}")
         merged: dict[str, AttributeValue] = {**self.attributes}
         if attributes:
-            if type(attributes) is dict:
-                # The common case: one type check per item, the full check only on a miss.
-                for key, value in attributes.items():
-                    if type(key) is not str or not key or type(value) not in _PLAIN:
-                        _check_attribute("attributes", key, value)
-                merged.update(attributes)
-            else:
-                merged.update(_checked_attributes("attributes", attributes))
+            merged.update(_checked_attributes("attributes", attributes))
         merged["operation.name"] = operation
-        return Measurement(self._totals, merged, resources, gpu and resources, peak_memory)
+        bound = self._totals.bind(merged)
+        if key is not None and bound.kept:
+            if len(self._bound) >= _BOUND_KEPT:
+                self._bound = {}  # the same sets in ever new orders: start over
+            # Values equal to a str are str; 1 == True == 1.0 need their types compared.
+            types = _types(attributes)
+            self._bound[key] = (bound, None if all(t is str for t in types) else types)
+        return bound
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -119,7 +143,14 @@ def _checked_attributes(
     return checked
 
 
-_PLAIN: Final = frozenset((str, bool, int, float))
+#: Bindings a collector remembers; past it (unbounded values), it starts over.
+_BOUND_KEPT: Final = 4096
+
+
+def _types(attributes: Mapping[str, AttributeValue] | None) -> tuple[type, ...]:
+    return tuple(map(type, attributes.values())) if attributes else ()
+
+
 _SCALAR: Final = (str, bool, int, float)
 _ACCEPTED: Final = "str, bool, int, float, or a list or tuple of one of those types"
 

@@ -13,10 +13,9 @@ from typing import Any, ParamSpec, TypeVar, cast
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import fork, nvml, probes
-from jobmeter._core.instruments import make_key
 from jobmeter._rundata import routing
 from jobmeter.collector import _peak
-from jobmeter.collector._totals import OperationTotals
+from jobmeter.collector._series import FOLD_AT, NO_PEAK, Bound
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,6 +25,8 @@ _RUSAGE_SELF = probes.RUSAGE_SELF
 _rss_bytes = probes.rss_bytes
 _BLOCK = probes.BLOCK_SIZE
 _SPAN_MIN_S = routing.SPAN_MIN_S
+_FOLD_AT = FOLD_AT
+_NO_PEAK = NO_PEAK
 _KIB = 1024
 
 
@@ -46,19 +47,12 @@ class Measurement:
     should not be entered from two threads at once: call ``measure()`` again.
     """
 
-    __slots__ = ("_attributes", "_gpu", "_key", "_peak", "_resources", "_stack", "_totals")
+    __slots__ = ("_bound", "_gpu", "_peak", "_resources", "_stack")
 
     def __init__(
-        self,
-        totals: OperationTotals,
-        attributes: dict[str, AttributeValue],
-        resources: bool,
-        gpu: bool = False,
-        peak_memory: bool | None = None,
+        self, bound: Bound, resources: bool, gpu: bool = False, peak_memory: bool | None = None
     ) -> None:
-        self._totals = totals
-        self._attributes = attributes
-        self._key = make_key(attributes)
+        self._bound = bound
         self._resources = resources
         self._gpu = gpu
         self._peak = peak_memory  # None: while a run records
@@ -67,23 +61,27 @@ class Measurement:
     @property
     def attributes(self) -> Mapping[str, AttributeValue]:
         """The attributes every point of this block carries (without ``error.type``)."""
-        return MappingProxyType(self._attributes)
+        return MappingProxyType(self._bound.attributes)
 
     def __enter__(self) -> Measurement:
-        self._totals.started(self._key, self._attributes)
+        bound = self._bound
+        owner = bound.owner
+        if bound.epoch is not owner.epoch:  # the figures were forgotten (fork, reset)
+            bound = self._bound = owner.rebind(bound)
+        next(bound.series.entered)
         if self._resources:
             peak = self._peak
-            if peak or (peak is None and self._totals.recording):
+            if peak or (peak is None and owner.recording):
                 window = _peak.open_window()
                 ru, rss = window.usage, window.rss
             else:
                 window, ru, rss = None, _getrusage(_RUSAGE_SELF), _rss_bytes()
             self._stack.append(
-                (fork.generation, ru.ru_utime, ru.ru_stime, ru.ru_inblock, ru.ru_oublock, rss,
-                 window, perf_counter())
+                (fork.generation, bound, ru.ru_utime, ru.ru_stime, ru.ru_inblock, ru.ru_oublock,
+                 rss, window, perf_counter())
             )  # fmt: skip
         else:
-            self._stack.append((fork.generation, perf_counter()))
+            self._stack.append((fork.generation, bound, perf_counter()))
         return self
 
     def __exit__(
@@ -94,44 +92,49 @@ class Measurement:
     ) -> None:
         end = perf_counter()
         start = self._stack.pop()
-        store = self._totals
         if start[0] != fork.generation:
             # Started in the parent, ended in a forked child: the parent owns it.
             return
-        key = started_key = self._key
-        attributes = started_attributes = self._attributes
+        bound: Bound = start[1]
+        next(bound.series.exited)
         duration = end - start[-1]
+        owner = bound.owner
+        if bound.epoch is not owner.epoch:  # forgotten while the block ran
+            bound = owner.rebind(bound)
         failure = None
         if exc_type is not None and exc_type is not GeneratorExit:
             failure = error_type(exc_type)
-            attributes = {**attributes, "error.type": failure}
-            key = make_key(attributes)
-            routing.failure(store.name, str(attributes["operation.name"]), failure)
+            bound = bound.failed(failure)
+            routing.failure(owner.name, bound.operation, failure)
         if duration >= _SPAN_MIN_S:  # long enough to be drawn on a run's plot
-            routing.span(store.name, str(attributes["operation.name"]), duration, failure)
-        store.duration.record(duration, attributes)
-        if len(start) == 2:
-            store.ended(started_key, started_attributes, key, attributes, duration)
+            routing.span(owner.name, bound.operation, duration, failure)
+        bound.record(duration)
+        series = bound.series
+        if len(start) == 3:
+            durations = series.durations
+            if durations is not None:  # a run records
+                durations.append(duration)
             return
         ru = _getrusage(_RUSAGE_SELF)
         rss = _rss_bytes()
-        window = start[6]
-        usage = (
-            max(ru.ru_utime - start[1], 0.0),
-            max(ru.ru_stime - start[2], 0.0),
-            max(ru.ru_inblock - start[3], 0) * _BLOCK,
-            max(ru.ru_oublock - start[4], 0) * _BLOCK,
+        window = start[7]
+        blocks = series.blocks
+        blocks.append((
+            duration,
+            max(ru.ru_utime - start[2], 0.0),
+            max(ru.ru_stime - start[3], 0.0),
+            max(ru.ru_inblock - start[4], 0) * _BLOCK,
+            max(ru.ru_oublock - start[5], 0) * _BLOCK,
             rss,
-            rss - start[5],
-            None if window is None else _peak.close_window(window, rss, ru.ru_maxrss * _KIB),
-        )
-        store.ended_with_resources(
-            started_key, started_attributes, key, attributes, usage, duration
-        )
+            rss - start[6],
+            _NO_PEAK if window is None else _peak.close_window(window, rss, ru.ru_maxrss * _KIB),
+        ))  # fmt: skip
+        if len(blocks) >= _FOLD_AT:
+            owner.fold(series)
         if self._gpu:
             used = nvml.nvml().process_memory((os.getpid(),))
             if used is not None:
-                store.set_gpu_memory(key, attributes, used)
+                series.gpu_memory = used
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``func`` so that every call is measured.
@@ -140,14 +143,13 @@ class Measurement:
         async generator functions from the first item until they are exhausted
         or closed (a consumer that stops early is not an error).
         """
-        store, attributes = self._totals, self._attributes
-        resources, gpu, peak = self._resources, self._gpu, self._peak
+        bound, resources, gpu, peak = self._bound, self._resources, self._gpu, self._peak
         if inspect.isgeneratorfunction(func):
             gen_func: Callable[P, Generator[Any, Any, Any]] = func
 
             @functools.wraps(func)
             def measured_gen(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
-                with Measurement(store, attributes, resources, gpu, peak):
+                with Measurement(bound, resources, gpu, peak):
                     return (yield from gen_func(*args, **kwargs))
 
             return cast(Callable[P, R], measured_gen)
@@ -156,7 +158,7 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_agen(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
-                with Measurement(store, attributes, resources, gpu, peak):
+                with Measurement(bound, resources, gpu, peak):
                     async for item in agen_func(*args, **kwargs):
                         yield item
 
@@ -166,14 +168,14 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with Measurement(store, attributes, resources, gpu, peak):
+                with Measurement(bound, resources, gpu, peak):
                     return await async_func(*args, **kwargs)
 
             return cast(Callable[P, R], measured_async)
 
         @functools.wraps(func)
         def measured(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Measurement(store, attributes, resources, gpu, peak):
+            with Measurement(bound, resources, gpu, peak):
                 return func(*args, **kwargs)
 
         return measured

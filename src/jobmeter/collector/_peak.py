@@ -18,8 +18,9 @@ against 1 us).
 
 A reset lowers the lifetime peak the kernel reports (``ru_maxrss``, ``VmHWM``,
 ``wait4``, ``/usr/bin/time``). So each reading before a reset is kept as this
-process's lifetime peak (``lifetime_peak()``), and while a run records it is
-left in the run directory (``peak.<pid>``) where the run's summary finds it.
+process's lifetime peak (``lifetime_peak()``), and while a run records its
+recorder leaves it in the run directory (``peak.<pid>``, ``publish()``) at every
+interval and at the end, where the run's summary finds it.
 
 Where ``clear_refs`` cannot be written (not Linux, a read-only ``/proc``, a
 kernel before 4.0), a window's peak is the lifetime mark at its end if the
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Final
 
 from jobmeter._core import fork, probes
-from jobmeter._rundata import layout, routing
+from jobmeter._rundata import layout
 
 _log = logging.getLogger("jobmeter")
 
@@ -129,11 +130,10 @@ class _Tracker:
         return True
 
     def keep_lifetime(self, value: int) -> None:
+        # Published by the run's recorder at its interval (publish()), not here: a
+        # growing job would write a file every few blocks.
         if value > self.lifetime:
             self.lifetime = value
-            recorder = routing.active
-            if recorder is not None:
-                self.publish(recorder.directory)
 
     def publish(self, directory: Path) -> None:
         """Leave the lifetime peak in the run directory, since resets hid it from the kernel."""
@@ -189,6 +189,16 @@ def close_window(window: Window, rss_now: int, mark_now: int) -> int:
             risen = mark_now if mark_now > window.start_mark else 0
             window.peak = max(window.peak, rss_now, risen)
         return window.peak
+
+
+def publish(directory: Path) -> None:
+    """Leave this process's lifetime peak in a run directory if it rose (the recorder's
+    interval and its end; a crash loses at most one interval, as of every record)."""
+    tracker = _tracker
+    with tracker.lock:
+        if tracker.lifetime <= tracker.published and str(directory) == tracker.published_to:
+            return
+    tracker.publish(directory)
 
 
 def lifetime_peak() -> int:

@@ -1,10 +1,12 @@
 """The totals behind ``measure()``: one histogram per block, cumulative figures for the rest.
 
-Duration is the only synchronous instrument recorded per block. CPU time, disk
-I/O, memory and in-flight counts are summed here, under one lock, and published
-through asynchronous instruments when a reader collects: one SDK call per block
-instead of six. Collectors that share a meter (same name, same provider) share
-the totals, so their series add up instead of fighting over one instrument.
+Duration is the only synchronous instrument recorded per block, through a
+binding to its aggregations (``_series.Bound``). CPU time, disk I/O, memory and
+in-flight counts are kept per attribset set (``_series.Series``) without a
+lock, folded under this module's lock, and published through asynchronous
+instruments when a reader collects. Collectors that share a meter (same name,
+same provider) share the totals, so their series add up instead of fighting
+over one instrument.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 from jobmeter._core import waits
+from jobmeter._core.bound_histogram import BoundHistogram
 from jobmeter._core.instruments import (
     Attributes,
     Callback,
@@ -25,9 +28,13 @@ from jobmeter._core.instruments import (
     Key,
     PerMeter,
     histogram,
+    make_key,
     observe,
+    typed_key,
 )
 from jobmeter._rundata import sources
+from jobmeter.collector import _peak
+from jobmeter.collector._series import Bound, Series, new_pending
 
 _log = logging.getLogger("jobmeter")
 
@@ -38,37 +45,11 @@ SDK_CARDINALITY_LIMIT: Final = 2000
 CARDINALITY_LIMIT: Final = SDK_CARDINALITY_LIMIT // 2 - 1
 OVERFLOW: Final[dict[str, AttributeValue]] = {"otel.metric.overflow": True}
 _OVERFLOW_KEY: Final[Key] = frozenset(OVERFLOW.items())
+#: Bindings of attribute sets past SDK_CARDINALITY_LIMIT kept at most (the latest ones).
+SPARE_BOUND: Final = 256
 
 
-class _Totals:
-    """Cumulative figures of one attribute set."""
-
-    __slots__ = (
-        "active", "attributes", "cpu_system", "cpu_user", "gpu_memory", "growth",
-        "has_resources", "io_read", "io_write", "modes", "peak", "pending", "rss",
-    )  # fmt: skip
-
-    def __init__(self, attributes: Attributes) -> None:
-        self.attributes = dict(attributes)
-        # Attribute dicts for the asynchronous points, built once.
-        self.modes = (
-            {**attributes, "cpu.mode": "user"},
-            {**attributes, "cpu.mode": "system"},
-            {**attributes, "disk.io.direction": "read"},
-            {**attributes, "disk.io.direction": "write"},
-        )
-        self.active = 0
-        self.has_resources = False
-        self.cpu_user = self.cpu_system = 0.0
-        self.io_read = self.io_write = self.rss = self.growth = 0
-        self.gpu_memory: int | None = None
-        self.peak: int | None = None  # the largest peak RSS of a block with its peak taken
-        # While a run records, per block: (duration s, CPU s or None, RSS B or None,
-        # peak RSS B or None).
-        self.pending: list[tuple[float, float | None, int | None, int | None]] | None = None
-
-
-Points = Callable[[_Totals], Iterable[tuple[float, Attributes]]]
+Points = Callable[[Series], Iterable[tuple[float, Attributes]]]
 
 DURATION: Final = Instrument(
     "jobmeter.operation.duration", "histogram", "s", "Wall-clock duration of measured operations."
@@ -110,18 +91,49 @@ class OperationTotals:
         self.meter = meter
         self.name = name
         self._lock = threading.Lock()
-        self._totals: dict[Key, _Totals] = {}
+        self._totals: dict[Key, Series] = {}
+        self._bound: dict[Key, Bound] = {}
+        self._spare: dict[Key, Bound] = {}
+        #: Replaced whenever the figures are forgotten: a Bound of another epoch is stale.
+        self.epoch = object()
         self._overflow_warned = False
-        self._recording = False
+        #: Whether a run records these totals' blocks (their peaks are taken then).
+        self.recording = False
         self.duration = histogram(meter, DURATION)
         for instrument, points in TOTALS_METRICS:
             observe(meter, instrument, self._callback(points))
         sources.register(self)  # a run being recorded gets its blocks from now on
 
-    def _totals_for(self, key: Key, attributes: Attributes) -> _Totals:
-        """Find or create totals; the caller holds the lock."""
-        totals = self._totals.get(key)
-        if totals is None:
+    def bind(self, attributes: dict[str, AttributeValue]) -> Bound:
+        """The ``Bound`` of an attribute set (validated, never changed afterwards)."""
+        typed = typed_key(attributes)
+        with self._lock:
+            found = self._bound.get(typed) or self._spare.get(typed)
+            if found is None:
+                key = make_key(attributes)
+                series = self._series(key, attributes)
+                found = Bound(
+                    self, attributes, key, series, BoundHistogram(self.duration, attributes)
+                )
+                # As many as the SDK keeps series; past them unbounded values (ids) would
+                # grow memory for ever: a few recent ones are kept, for hot loops.
+                if len(self._bound) < SDK_CARDINALITY_LIMIT:
+                    self._bound[typed] = found
+                    found.kept = True
+                else:
+                    if len(self._spare) >= SPARE_BOUND:
+                        self._spare = {}
+                    self._spare[typed] = found
+            return found
+
+    def rebind(self, bound: Bound) -> Bound:
+        """The current ``Bound`` of a stale one's attributes (the figures were forgotten)."""
+        return self.bind(bound.attributes)
+
+    def _series(self, key: Key, attributes: Attributes) -> Series:
+        """Find or create a series; the caller holds the lock."""
+        series = self._totals.get(key)
+        if series is None:
             if len(self._totals) >= CARDINALITY_LIMIT:
                 if not self._overflow_warned:
                     self._overflow_warned = True
@@ -132,108 +144,56 @@ class OperationTotals:
                         CARDINALITY_LIMIT,
                     )
                 key, attributes = _OVERFLOW_KEY, OVERFLOW
-                totals = self._totals.get(key)
-                if totals is not None:
-                    return totals
-            totals = self._totals[key] = _Totals(attributes)
-            if self._recording:
-                totals.pending = []
-        return totals
+                series = self._totals.get(key)
+                if series is not None:
+                    return series
+            series = self._totals[key] = Series(attributes, self.recording)
+        return series
 
-    def started(self, key: Key, attributes: Attributes) -> None:
+    def fold(self, series: Series) -> None:
+        """Add a series' appended blocks to its totals (a block calls it every FOLD_AT)."""
         with self._lock:
-            totals = self._totals.get(key) or self._totals_for(key, attributes)
-            totals.active += 1
-
-    def ended(
-        self,
-        started_key: Key,
-        started_attributes: Attributes,
-        key: Key,
-        attributes: Attributes,
-        duration: float,
-    ) -> None:
-        """End a block measured without resources."""
-        with self._lock:
-            totals = self._totals.get(started_key) or self._totals_for(
-                started_key, started_attributes
-            )
-            totals.active -= 1
-            if totals.pending is not None:  # a run records
-                if key is not started_key:
-                    totals = self._totals_for(key, attributes)
-                if totals.pending is not None:
-                    totals.pending.append((duration, None, None, None))
-
-    def ended_with_resources(
-        self,
-        started_key: Key,
-        started_attributes: Attributes,
-        key: Key,
-        attributes: Attributes,
-        usage: tuple[float, float, int, int, int, int, int | None],
-        duration: float,
-    ) -> None:
-        """End a block and add its usage: (cpu user s, cpu system s, read B, written B,
-        RSS at the end B, RSS growth B, peak RSS B or None); one lock for both.
-        """
-        cpu_user, cpu_system, io_read, io_write, rss, growth, peak = usage
-        with self._lock:
-            self._totals_for(started_key, started_attributes).active -= 1
-            totals = self._totals_for(key, attributes)
-            pending = totals.pending
-            if pending is not None:  # a run records: one append, aggregated at its interval
-                pending.append((duration, cpu_user + cpu_system, rss, peak))
-            totals.has_resources = True
-            totals.cpu_user += cpu_user
-            totals.cpu_system += cpu_system
-            totals.io_read += io_read
-            totals.io_write += io_write
-            totals.rss = rss
-            totals.growth = growth
-            if peak is not None and (totals.peak is None or peak > totals.peak):
-                totals.peak = peak
-
-    def set_gpu_memory(self, key: Key, attributes: Attributes, used: int) -> None:
-        """Keep the GPU memory the process used when a ``gpu=True`` block ended."""
-        with self._lock:
-            self._totals_for(key, attributes).gpu_memory = used
-
-    @property
-    def recording(self) -> bool:
-        """Whether a run records these totals' blocks (their peaks are taken then)."""
-        return self._recording
+            series.fold()
 
     def recording_started(self) -> None:
         """Keep what each block measured for the run being recorded."""
         with self._lock:
-            if not self._recording:
-                self._recording = True
-                for totals in self._totals.values():
-                    totals.pending = []
+            if not self.recording:
+                for series in self._totals.values():
+                    series.fold()  # blocks before the run are not the run's
+                    series.durations, series.pending = [], new_pending()
+                self.recording = True
 
     def recording_stopped(self) -> None:
         """Stop keeping records; drop what was not drained."""
         with self._lock:
-            self._recording = False
-            for totals in self._totals.values():
-                totals.pending = None
+            self.recording = False
+            for series in self._totals.values():
+                series.durations = series.pending = None
 
     def drain_into(self, recorder: Any) -> None:
         """Hand the blocks measured since the last drain to the run's recorder."""
+        drained = []
         with self._lock:
-            drained = []
-            for totals in self._totals.values():
-                if totals.pending:
-                    drained.append((totals.attributes, totals.pending))
-                    totals.pending = []
-        for attributes, entries in drained:
-            recorder.add_operations(self.name, attributes, entries)
+            for series in self._totals.values():
+                taken = series.take()
+                if taken is not None:
+                    drained.append((series.attributes, *taken))
+        for attributes, durations, (timed, cpus, memory, peaks) in drained:
+            durations.extend(timed)  # the blocks with resources, as Python floats now
+            recorder.add_operations(
+                self.name, attributes, durations, list(cpus), list(memory), list(peaks)
+            )
+        _peak.publish(recorder.directory)  # the lifetime peak that resets hid from the kernel
 
-    def _snapshot(self) -> list[_Totals]:
+    def _snapshot(self) -> list[Series]:
         # A SIGTERM handler's final export may run inside this lock's block.
-        with waits.held_or_not(self._lock):
-            return list(self._totals.values())
+        with waits.held_or_not(self._lock) as locked:
+            found = list(self._totals.values())
+            if locked:  # else a fold in progress underneath would count its blocks twice
+                for series in found:
+                    series.fold()
+            return found
 
     def _callback(self, points: Points) -> Callback:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
@@ -249,10 +209,10 @@ class OperationTotals:
     def clear(self) -> None:
         """Forget every total (a fresh start after a fork or a reset in tests)."""
         with self._lock:
-            self._totals = {}
+            self._totals, self._bound, self._spare, self.epoch = {}, {}, {}, object()
             self._overflow_warned = False
-        if self._recording:
-            self._recording = False
+        if self.recording:
+            self.recording = False
             self.recording_started()  # a forked child records for its own pid
 
 

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from jobmeter._core.facade import publish
 from jobmeter.duckdb._collector import DuckDBCollector, connect, instrument
+from jobmeter.duckdb._sampling import ProfileSampling
 
 __all__ = [
     "DuckDBCollector",
+    "ProfileSampling",
     "connect",
     "instrument",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Collection, Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import duckdb as _duckdb
 from opentelemetry import metrics
@@ -20,6 +20,7 @@ from jobmeter.duckdb import _profile
 from jobmeter.duckdb._metrics import QueryInstruments
 from jobmeter.duckdb._operation import current_database
 from jobmeter.duckdb._proxy import ProfiledConnection
+from jobmeter.duckdb._sampling import ProfileSampling, SamplingPolicy
 from jobmeter.duckdb._shapes import ShapeAttributes
 from jobmeter.duckdb._tables import TableMetrics
 
@@ -34,6 +35,16 @@ class DuckDBCollector(MetricsCollector):
         attributes: attributes added to every point.
         meter_provider: where the instruments live; defaults to the global
             MeterProvider (the one ``jobmeter.configure()`` installs).
+        profiling: when DuckDB's profiler runs. ``"sampled"`` (the default):
+            for the first execution of each query shape, then for a share
+            chosen from the shape's duration so that profiling costs about
+            0.5 % of its time; the profiler's figures of the other executions
+            are estimated from those (``jobmeter.duckdb.operations.profiled``
+            counts them). ``"always"``: every statement. ``"off"``: never
+            (duration, returned rows and errors are still recorded, as they
+            are for every statement in every mode). A ``ProfileSampling``
+            tunes the sampling.
+        profiler: ``False`` is ``profiling="off"`` (kept for older code).
         operators: also record time per operator type
             (``jobmeter.duckdb.operator.time``); off by default because it
             multiplies the series by the operator types of each query shape.
@@ -59,6 +70,7 @@ class DuckDBCollector(MetricsCollector):
         *,
         attributes: Mapping[str, AttributeValue] | None = None,
         meter_provider: MeterProvider | None = None,
+        profiling: Literal["sampled", "always", "off"] | ProfileSampling = "sampled",
         profiler: bool = True,
         operators: bool = False,
         table_metrics: bool = True,
@@ -75,8 +87,10 @@ class DuckDBCollector(MetricsCollector):
         for setting, value in (("table_ttl_s", table_ttl_s), ("table_timeout_s", table_timeout_s)):
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{setting} must be a number of seconds >= 0, got {value!r}")
-        self.profiler = profiler
-        self.operators = operators and profiler
+        sampling = _sampling(profiling, profiler)
+        self.profiler = profiling != "off" and profiler
+        self.sampling = None if sampling is None else SamplingPolicy(sampling)
+        self.operators = operators and self.profiler
         self.instruments = _instruments.get(name, self.meter)
         self.shapes = ShapeAttributes(self.attributes)
         self._tables = (
@@ -141,7 +155,12 @@ class DuckDBCollector(MetricsCollector):
         if self._tables is not None:
             self._tables.watch(connection, namespace)
         profiled = self.profiler or user_profiling
-        return ProfiledConnection(connection, self, namespace, user_profiling, profiled)
+        samples = (
+            self.sampling.shapes_of(namespace)
+            if self.sampling is not None and not user_profiling
+            else None
+        )
+        return ProfiledConnection(connection, self, namespace, user_profiling, profiled, samples)
 
     def closed(self, connection: _duckdb.DuckDBPyConnection) -> None:
         """The user closed ``connection``: stop reading its tables (internal)."""
@@ -153,6 +172,25 @@ class DuckDBCollector(MetricsCollector):
         if what not in self._warned:
             self._warned.add(what)
             _log.warning("jobmeter: %s; the query's profile is left out", what, exc_info=True)
+
+
+def _sampling(profiling: object, profiler: object) -> ProfileSampling | None:
+    """The sampling of ``profiling=``; None when every statement is profiled, or none."""
+    if not isinstance(profiler, bool):
+        raise TypeError(f"profiler must be True or False, got {profiler!r}")
+    if isinstance(profiling, ProfileSampling):
+        sampling: ProfileSampling | None = profiling
+    elif profiling in ("always", "off"):
+        sampling = None
+    elif profiling == "sampled":
+        sampling = ProfileSampling()
+    else:
+        raise ValueError(
+            f"profiling must be 'sampled', 'always', 'off' or a ProfileSampling, got {profiling!r}"
+        )
+    if not profiler and profiling != "off" and profiling != "sampled":
+        raise ValueError(f"profiler=False contradicts profiling={profiling!r}")
+    return sampling if profiler else None
 
 
 # One set per meter: collectors of one name share it. A forked child and a reset

@@ -16,6 +16,7 @@ import duckdb
 
 from jobmeter.collector import error_type
 from jobmeter.duckdb._metrics import QueryInstruments
+from jobmeter.duckdb._sampling import SamplingPolicy, ShapeSamples
 from jobmeter.duckdb._shapes import ShapeAttributes
 from jobmeter.duckdb._sql import Fingerprint, fingerprint, shape_hash
 
@@ -48,15 +49,22 @@ def fingerprint_of(query: object) -> Fingerprint:
 
 
 class Operation:
-    """A statement in flight: its shape, seconds inside DuckDB so far, rows fetched (-1: none)."""
+    """A statement in flight: its shape, seconds inside DuckDB so far, rows fetched (-1: none).
 
-    __slots__ = ("elapsed", "fingerprint", "rows", "source")
+    ``profiled``: its profile is read when it ends; ``samples`` and ``block``:
+    its shape's sampling state and its block of executions, with sampled profiling.
+    """
 
-    def __init__(self, fp: Fingerprint, source: object) -> None:
+    __slots__ = ("block", "elapsed", "fingerprint", "profiled", "rows", "samples", "source")
+
+    def __init__(self, fp: Fingerprint, source: object, profiled: bool) -> None:
         self.fingerprint = fp
         self.source = source
         self.elapsed = 0.0
         self.rows = -1
+        self.profiled = profiled
+        self.samples: ShapeSamples | None = None
+        self.block = 0
 
     def fetched(self, rows: int) -> None:
         if rows >= 0:
@@ -69,6 +77,7 @@ class ProxyCollector(Protocol[C]):
     instruments: QueryInstruments
     shapes: ShapeAttributes
     operators: bool
+    sampling: SamplingPolicy | None
 
     def wrap(self, connection: duckdb.DuckDBPyConnection) -> C: ...
 

@@ -41,7 +41,23 @@ class ProfiledConnection(StatementTracker):
         fp = fingerprint(query) if type(query) is str else fingerprint_of(query)
         if fp.touches_profiling:
             self._step_back()
-        op = self._pending = Operation(fp, self)
+        op = self._pending = Operation(fp, self, self._profiled)
+        shapes = self._samples
+        if shapes is not None:
+            samples = shapes.get(fp.shape_hash)
+            if (
+                samples is not None
+                and samples.left > 0
+                and samples.countdown != 1
+                and not self._profiler_on
+            ):  # samples.decide() of an execution not profiled, the profiler already off
+                samples.left -= 1
+                samples.countdown -= 1
+                op.samples = samples
+                op.block = samples.block
+                op.profiled = False
+            else:
+                self._sample(op, shapes)
         started = perf_counter()
         try:
             self._con.execute(query, parameters)
@@ -76,7 +92,21 @@ class ProfiledConnection(StatementTracker):
     # -- fetching ----------------------------------------------------------------------
 
     def fetchall(self) -> list[Any]:
-        rows: list[Any] = self._consume(self._con.fetchall)
+        # The hot path, written out: _consume() of a list.
+        op = self._pending
+        started = perf_counter()
+        try:
+            rows: list[Any] = self._con.fetchall()
+        except BaseException as exc:
+            if op is not None:
+                op.elapsed += perf_counter() - started
+                self._fail(op, exc)
+            raise
+        if op is not None:
+            op.elapsed += perf_counter() - started
+            op.rows = len(rows) if op.rows < 0 else op.rows + len(rows)
+            self._pending = None
+            self._record(op, None)
         return rows
 
     def fetchone(self) -> Any:

@@ -105,25 +105,9 @@ class ProfiledRelation:
 
     def iter_rows(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         owner = self._owner
-        op = owner._start(self._fingerprint(), self)
+        op = owner._start(self._fingerprint(), self)  # on the first next(), as DuckDB runs it
         rows = iter(self._rel.iter_rows(*args, **kwargs))  # a generator: runs nothing yet
-        while True:  # each row's fetch is the statement's time; the caller's work is not
-            started = perf_counter()
-            try:
-                row = next(rows)
-            except StopIteration:
-                op.elapsed += perf_counter() - started
-                break
-            except BaseException as exc:
-                op.elapsed += perf_counter() - started
-                if owner._pending is op:
-                    owner._fail(op, exc)
-                raise
-            op.elapsed += perf_counter() - started
-            op.fetched(1)
-            yield row
-        if owner._pending is op:
-            owner._finish()
+        yield from _timed(rows.__next__, owner, op, _one)
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -179,17 +163,34 @@ def timed_reader(result: Any, owner: StatementOwner, op: Operation) -> Any:
         reader = pa.RecordBatchReader.from_stream(_Capsule(result)) if capsule else result
         if not isinstance(reader, pa.RecordBatchReader):
             return result
-        timed = pa.RecordBatchReader.from_batches(reader.schema, _batches(reader, owner, op))
+        batches = _timed(reader.read_next_batch, owner, op, _num_rows)
+        timed = pa.RecordBatchReader.from_batches(reader.schema, batches)
         return timed.__arrow_c_stream__() if capsule else timed
     except Exception:  # an older pyarrow: the reads go untimed, the result is DuckDB's
         return result
 
 
-def _batches(reader: Any, owner: StatementOwner, op: Operation) -> Iterator[Any]:
+def _one(row: object) -> int:
+    return 1
+
+
+def _num_rows(batch: Any) -> int:
+    rows: int = batch.num_rows
+    return rows
+
+
+def _timed(
+    read: Callable[[], Any], owner: StatementOwner, op: Operation, rows_of: Callable[[Any], int]
+) -> Iterator[Any]:
+    """What ``read()`` hands out until StopIteration, each read timed as ``op``'s.
+
+    Each read is the statement's time (DuckDB runs the query as it is read);
+    the caller's work between two reads is not. The last read ends ``op``.
+    """
     while True:
         started = perf_counter()
         try:
-            batch = reader.read_next_batch()
+            item = read()
         except StopIteration:
             op.elapsed += perf_counter() - started
             if owner._pending is op:
@@ -201,8 +202,8 @@ def _batches(reader: Any, owner: StatementOwner, op: Operation) -> Iterator[Any]
                 owner._fail(op, exc)
             raise
         op.elapsed += perf_counter() - started
-        op.fetched(batch.num_rows)
-        yield batch
+        op.fetched(rows_of(item))
+        yield item
 
 
 class _Capsule:

@@ -31,7 +31,10 @@ from jobmeter.duckdb._operation import (
     duckdb_error_type,
 )
 from jobmeter.duckdb._relation import ProfiledRelation, count_rows, passing_warnings, timed_reader
+from jobmeter.duckdb._sampling import ShapeSamples
 from jobmeter.duckdb._sql import Fingerprint
+
+Shapes = dict[str, ShapeSamples]
 
 
 class StatementTracker:
@@ -44,6 +47,8 @@ class StatementTracker:
         "_namespace",
         "_pending",
         "_profiled",
+        "_profiler_on",
+        "_samples",
         "_user_profiling",
     )  # fmt: skip
 
@@ -54,6 +59,7 @@ class StatementTracker:
         namespace: str,
         user_profiling: bool,
         profiled: bool,
+        samples: Shapes | None = None,
     ) -> None:
         self._con = connection
         self._collector = collector
@@ -61,6 +67,10 @@ class StatementTracker:
         self._pending: Operation | None = None
         self._user_profiling = user_profiling  # the program set profiling up itself
         self._profiled = profiled  # a profile is there to read after each statement
+        # Sampled profiling: the sampling states of the database's shapes; the profiler
+        # is then on only for the statements chosen (on after install_statement).
+        self._samples = samples
+        self._profiler_on = True
 
     def _wrap(self, result: Any, fp: Fingerprint | None = None) -> Any:
         """DuckDB's relations as profiled ones; the connection itself as this stand-in."""
@@ -80,13 +90,19 @@ class StatementTracker:
             collector.instruments.add(failed, fp, op.elapsed, -1, None, False)
             return
         profile = None
-        if self._profiled:
+        if op.profiled and self._profiled:
             try:  # read now: the next statement replaces it; parsed later, in a batch
                 profile = self._con.get_profiling_information("json")
             except Exception:  # a closed connection: never the user's problem
                 collector.warn_once("reading DuckDB's profile failed")
         attributes = collector.shapes.attributes(self._namespace, fp.operation, fp.summary, None)
-        collector.instruments.add(attributes, fp, op.elapsed, op.rows, profile, collector.operators)
+        samples = op.samples
+        collector.instruments.add(
+            attributes, fp, op.elapsed, op.rows, profile, collector.operators, samples, op.block
+        )
+        if samples is not None:  # what the shape costs: how often to profile it
+            samples.executions += 1
+            samples.seconds += op.elapsed
 
     def _finish(self) -> None:
         """End the operation in flight, if any (its result is consumed or abandoned)."""
@@ -104,9 +120,35 @@ class StatementTracker:
         self._finish()
         if fp.touches_profiling:
             self._step_back()
-        op = Operation(fp, source)
+        op = Operation(fp, source, self._profiled)
+        shapes = self._samples
+        if shapes is not None:
+            self._sample(op, shapes)
         self._pending = op
         return op
+
+    def _sample(self, op: Operation, shapes: Shapes) -> None:
+        """Sampled profiling: whether ``op`` is profiled; DuckDB's profiler switched to match."""
+        key = op.fingerprint.shape_hash
+        samples = shapes.get(key)
+        if samples is None:
+            policy = self._collector.sampling
+            if policy is None:
+                return
+            samples = policy.new(shapes, key)
+        op.samples = samples
+        profiled = op.profiled = samples.decide()
+        op.block = samples.block
+        if profiled is not self._profiler_on:
+            # Client settings set directly, no statement run: 0.07 µs (a SET: 110 µs).
+            try:
+                if profiled:
+                    self._con.enable_profiling()
+                else:
+                    self._con.disable_profiling()
+            except duckdb.Error:  # a closed connection: the statement itself will say so
+                return
+            self._profiler_on = profiled
 
     def _after_run(self, op: Operation) -> None:
         """After the call that ran ``op``: end it now unless its result streams."""
@@ -116,6 +158,9 @@ class StatementTracker:
         elif fp.operation == "USE":
             with contextlib.suppress(duckdb.Error):  # keep the last one known
                 self._namespace = current_database(self._con)
+                policy = self._collector.sampling
+                if self._samples is not None and policy is not None:
+                    self._samples = policy.shapes_of(self._namespace)
         if fp.operation not in READ_OPERATIONS and self._pending is op:
             self._finish()
 
@@ -124,6 +169,7 @@ class StatementTracker:
         if self._user_profiling:
             return
         self._user_profiling = True
+        self._samples = None  # the program's settings decide from now on
         if not self._profiled:  # profiler=False: we changed nothing
             return
         try:
