@@ -247,8 +247,8 @@ def test_rate_follows_the_shapes_duration() -> None:
     rates = [sampling.rate(seconds) for seconds in (1e-6, 1e-4, 2e-4, 1e-3, 1e-2, 1.0, 100.0)]
     assert rates == sorted(rates)
     assert rates[0] == sampling.min_rate
-    assert sampling.interval(2e-4) == 62  # 1 µs (0.5 % of 200 µs) over 50 µs + 6 % of 200 µs
-    assert sampling.interval(100.0) == 13  # just over 12: 0.5 % over 6 %, and 50 µs
+    assert sampling.interval(2e-4) == 124  # 0.5 µs (0.25 % of 200 µs) over 50 µs + 6 % of it
+    assert sampling.interval(100.0) == 25  # just over 24: 0.25 % over 6 %, and 50 µs
     assert ProfileSampling(min_rate=1.0).interval(1e-6) == 1
 
 

@@ -38,7 +38,7 @@ class DuckDBCollector(MetricsCollector):
         profiling: when DuckDB's profiler runs. ``"sampled"`` (the default):
             for the first execution of each query shape, then for a share
             chosen from the shape's duration so that profiling costs about
-            0.5 % of its time; the profiler's figures of the other executions
+            0.25 % of its time; the profiler's figures of the other executions
             are estimated from those (``jobmeter.duckdb.operations.profiled``
             counts them). ``"always"``: every statement. ``"off"``: never
             (duration, returned rows and errors are still recorded, as they

@@ -10,8 +10,8 @@ profiler's expected cost, ``FIXED_COST_S + RELATIVE_COST * d`` per profiled
 execution (reading and parsing the profile included), stays within ``budget``
 of the shape's time, and at least ``min_rate`` of its executions are profiled.
 The relative cost does not fall for long queries, so long shapes are not
-always profiled: at a 0.5 % budget a long shape has one execution in 13
-profiled, a ``SELECT 42`` one in about 60. Only the first execution is
+always profiled: at the default 0.25 % budget a long shape has one execution
+in 25 profiled, a ``SELECT 42`` one in about 125. Only the first execution is
 always profiled (``first=1``): each early profile of a long query costs 6 %
 of it, so a shape run 25 times would spend 0.7 % of its time on three first
 profiles alone, more than the budget; the blocks give the figures after it.
@@ -71,7 +71,7 @@ class ProfileSampling:
     """
 
     first: int = 1
-    budget: float = 0.005
+    budget: float = 0.0025
     min_rate: float = 0.001
 
     def __post_init__(self) -> None:
