@@ -1,6 +1,6 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|scrape|shutdown|host|run|duckdb|backfill|store]
+Usage: ``python -m benchmarks [--only measure|energy|scrape|shutdown|host|run|duckdb|backfill|store]
 [--budget-s S] [--tpch-scale 0.1|1] [--strict]``.
 """
 
@@ -21,6 +21,7 @@ import jobmeter
 from benchmarks import (
     bench_backfill,
     bench_duckdb,
+    bench_energy,
     bench_host,
     bench_measure,
     bench_run,
@@ -32,7 +33,7 @@ from benchmarks._common import Check, pass_miss, shown_path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 # In the order they run and print.
-PARTS = ("measure", "scrape", "shutdown", "host", "run", "duckdb", "backfill", "store")
+PARTS = ("measure", "energy", "scrape", "shutdown", "host", "run", "duckdb", "backfill", "store")
 
 
 def _progress(message: str) -> None:
@@ -59,6 +60,9 @@ def _environment() -> dict[str, Any]:
 
 def _part(name: str, args: argparse.Namespace) -> tuple[str, Any, list[Check]]:
     """Run one part: its printed report, its figures for the JSON, and its targets."""
+    if name == "energy":
+        energy = bench_energy.run(progress=_progress)
+        return bench_energy.format_report(energy), energy.to_json(), energy.checks()
     if name == "measure":
         measured = bench_measure.run(budget_s=args.budget_s, progress=_progress)
         return bench_measure.format_report(measured), measured.to_json(), measured.checks()

@@ -1,7 +1,9 @@
 """Building blocks of jobmeter's dashboards, on top of grafana-foundation-sdk.
 
 Every panel reads the ``$datasource`` variable; every query variable is multi-select with
-"All". Queries are (PromQL, legend) pairs.
+"All". Queries are (PromQL, legend) pairs. Prices are not metrics: the cost panels read them
+from textbox variables (``$price_per_kwh``, ...) that mirror the ``JOBMETER_PRICE_*``
+environment variables of docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -16,6 +18,24 @@ DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RATE = "[$__rate_interval]"
 INSTANCE = 'instance=~"$instance"'
 QUANTILES = (0.5, 0.95, 0.99)
+#: Joules in a kilowatt-hour, as PromQL reads it.
+JOULES_PER_KWH = "3600000"
+#: Bytes in a GiB (JOBMETER_PRICE_PER_GB_HOUR prices GiB), as PromQL reads it.
+BYTES_PER_GIB = "1073741824"
+#: The unit of money: a plain number, since the currency is whatever the prices were entered in.
+MONEY = "none"
+MONEY_NOTE = "The currency is that of the prices entered in the dashboard's price variables."
+
+#: The price variables: name -> (label, default, the variable it mirrors, what one unit is).
+PRICES: dict[str, tuple[str, str, str, str]] = {
+    "price_per_kwh": ("Price per kWh", "0.15", "JOBMETER_PRICE_PER_KWH", "a kilowatt-hour"),
+    "price_per_cpu_hour": ("Price per CPU-hour", "0.04", "JOBMETER_PRICE_PER_CPU_HOUR",
+                           "a CPU-hour (one CPU for an hour)"),
+    "price_per_gb_hour": ("Price per GiB-hour", "0.005", "JOBMETER_PRICE_PER_GB_HOUR",
+                          "a GiB-hour (one GiB of memory for an hour)"),
+    "price_per_gpu_hour": ("Price per GPU-hour", "2.5", "JOBMETER_PRICE_PER_GPU_HOUR",
+                           "a GPU-hour (one GPU for an hour)"),
+}  # fmt: skip
 
 
 def new_dashboard(title: str, uid: str, description: str) -> dashboard.Dashboard:
@@ -69,6 +89,27 @@ def query_variable(
     if all_value is not None:
         variable = variable.all_value(all_value)
     return variable
+
+
+def price_variable(name: str) -> dashboard.TextBoxVariable:
+    """A textbox variable holding a price (``PRICES[name]``), with its default filled in.
+
+    Prices are set as environment variables and never exported as metrics, so a dashboard
+    cannot read them: the user types them here, in any currency.
+    """
+    label, default, mirrors, unit = PRICES[name]
+    return (
+        dashboard.TextBoxVariable(name)
+        .label(label)
+        .description(
+            f"What {unit} costs, in your currency. It mirrors {mirrors} of "
+            "docs/configuration.md: prices are not exported as metrics, so enter the same "
+            f"value here ({default} is only an example)."
+        )
+        .default_value(default)
+        .current(models.VariableOption(selected=True, text=default, value=default))
+        .options([models.VariableOption(selected=True, text=default, value=default)])
+    )
 
 
 def selector(metric: str, *matchers: str) -> str:

@@ -2,7 +2,9 @@
 
 The live test runs a workload that exercises every collector and `jobmeter run`, has a real
 Prometheus scrape both, and evaluates every panel's PromQL there: a panel that shows nothing
-on real data fails with its dashboard, title and expression.
+on real data fails with its dashboard, title and expression. Both processes read a fake RAPL
+tree (``JOBMETER_SYSFS_PATH``) whose counters the test advances, so that the energy and cost
+panels have data on machines without RAPL; the price variables take their defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from typing import Any
 import psutil
 import pytest
 
+from _support.fake_powercap import FakePowercap
 from _support.ports import free_port
 from _support.prometheus import PrometheusServer, http_get
 
@@ -38,12 +42,20 @@ UIDS = {
     "backfills": "jobmeter-backfills",
 }
 # Grafana's built-in variables, as the live test substitutes them.
-BUILTINS = {"__rate_interval": "30s", "__interval": "15s", "__range": "5m"}
-# Metrics that only some machines emit, and the check that says whether this one should.
-CONDITIONAL = {
-    "system_paging_utilization": lambda: psutil.swap_memory().total > 0,
-    "system_paging_usage_bytes": lambda: psutil.swap_memory().total > 0,
+BUILTINS = {"__rate_interval": "30s", "__interval": "15s", "__interval_ms": "15000",
+            "__range": "5m", "__range_s": "300"}  # fmt: skip
+# The price variables each dashboard has, with their defaults (JOBMETER_PRICE_* mirrored).
+PRICES = {"price_per_kwh": "0.15", "price_per_cpu_hour": "0.04", "price_per_gb_hour": "0.005",
+          "price_per_gpu_hour": "2.5"}  # fmt: skip
+BOARD_PRICES = {
+    "jobs": {"price_per_kwh", "price_per_cpu_hour", "price_per_gb_hour"},
+    "host": {"price_per_kwh"},
+    "gpu": {"price_per_kwh", "price_per_gpu_hour"},
+    "duckdb": set(),
+    "backfills": set(),
 }
+# The fake RAPL counters' power while the live test runs: the package (hw.type cpu) and DRAM.
+CPU_W, DRAM_W = 5.0, 1.0
 PANEL_PNG = "jobmeter_panel.png"
 
 Dashboard = dict[str, Any]
@@ -66,17 +78,65 @@ def variable_queries(dashboard: Dashboard) -> dict[str, str]:
     return {v["name"]: v["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"}
 
 
+def typed_values(dashboard: Dashboard) -> dict[str, str]:
+    """The default value of each textbox and constant variable (the prices), by name."""
+    return {
+        v["name"]: v["query"]
+        for v in dashboard["templating"]["list"]
+        if v["type"] in {"textbox", "constant"}
+    }
+
+
+def panel(dashboard: Dashboard, title: str) -> dict[str, Any]:
+    """The panel titled ``title`` (rows' panels included)."""
+    found: dict[str, Any]
+    (found,) = [
+        inner
+        for outer in dashboard["panels"]
+        for inner in [outer, *outer.get("panels", [])]
+        if inner["title"] == title
+    ]
+    return found
+
+
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACES = re.compile(r"\{[^}]*\}|\[[^\]]*\]")
 _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
 _IDENT = re.compile(r"(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
 
 
 def metric_names(expr: str) -> set[str]:
     """The metric names an expression reads: identifiers that are not labels or functions."""
     stripped = _GROUPING.sub(" ", _BRACES.sub(" ", _STRINGS.sub(" ", expr)))
     return {name for name in _IDENT.findall(stripped) if name.lower() not in _KEYWORDS}
+
+
+def emitted_by(metric: str) -> str:
+    """The "Emitted by" cell of ``metric`` (a Prometheus name) in docs/metrics.md, or ""."""
+    header: list[str] = []
+    for line in METRICS_DOC.read_text().splitlines():
+        if not line.startswith("|"):
+            header = []
+            continue
+        cells = [cell.strip().strip("`") for cell in line.strip("|").split("|")]
+        if not header:
+            header = cells
+        elif {"Prometheus name", "Emitted by"} <= set(header) and (
+            cells[header.index("Prometheus name")] == metric
+        ):
+            return cells[header.index("Emitted by")]
+    return ""
+
+
+# Metrics that only some machines or collectors emit, and the check that says whether this
+# one should. hw.energy comes from GPUCollector (no GPU here) and, once docs/metrics.md says
+# so, from HostCollector's RAPL counters, which the live test fakes.
+CONDITIONAL = {
+    "system_paging_utilization": lambda: psutil.swap_memory().total > 0,
+    "system_paging_usage_bytes": lambda: psutil.swap_memory().total > 0,
+    "hw_energy_joules_total": lambda: "HostCollector" in emitted_by("hw_energy_joules_total"),
+}
 
 
 def documented_names() -> set[str]:
@@ -109,11 +169,16 @@ def label_values_arguments(query: str) -> tuple[str, str]:
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:
-    """Replace $name and ${name} the way Grafana would, with ``values`` or the regex ".*"."""
+    """Replace $name and ${name} the way Grafana would, with ``values``, else ``BUILTINS``,
+    else the regex ".*".
+
+    Query variables default to ".*" (their "All"); a price is a number, so pass the dashboard's
+    ``typed_values`` for it.
+    """
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
-        return BUILTINS.get(name, values.get(name, ".*"))
+        return values.get(name, BUILTINS.get(name, ".*"))
 
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
@@ -182,6 +247,61 @@ def test_every_metric_in_the_dashboards_is_documented(name: str) -> None:
     assert not missing, f"{name}: metrics not in docs/metrics.md: {missing}"
 
 
+@pytest.mark.parametrize("name", UIDS)
+def test_price_variables_mirror_the_configuration(name: str) -> None:
+    """Prices are not metrics: each dashboard that prices has them as textbox variables whose
+    defaults are set and whose descriptions name the JOBMETER_PRICE_* variable they mirror."""
+    dashboard = load(name)
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    prices = {key for key in variables if key.startswith("price_")}
+    assert prices == BOARD_PRICES[name]
+    used = {m for _, expr in expressions(dashboard) for m in re.findall(r"\$(price_\w+)", expr)}
+    assert used == prices, "every price variable is used, and only those of the dashboard"
+    for key in prices:
+        variable = variables[key]
+        mirrored = f"JOBMETER_{key.upper()}"
+        assert variable["type"] == "textbox", key
+        assert variable["query"] == variable["current"]["value"] == PRICES[key], key
+        assert mirrored in variable["description"], key
+        assert "docs/configuration.md" in variable["description"], key
+        assert f"| `{mirrored}` |" in configuration, f"{mirrored} is not in configuration.md"
+
+
+def test_cost_panels_say_their_basis_and_leave_the_currency_open() -> None:
+    """Money is a plain number in the prices' currency; CPU and memory are priced as used, and
+    the descriptions say how that differs from `jobmeter report` (what the run held)."""
+    costs = [
+        (name, inner)
+        for name in UIDS
+        for outer in load(name)["panels"]
+        for inner in [outer, *outer.get("panels", [])]
+        if any("$price_" in t["expr"] for t in inner.get("targets", []))
+    ]
+    assert len(costs) == 7
+    for name, inner in costs:
+        assert inner["fieldConfig"]["defaults"]["unit"] == "none", (name, inner["title"])
+        assert "currency is that of the prices entered" in inner["description"], inner["title"]
+    jobs = load("jobs")
+    for title in ("CPU cost per run (CPU time used)", "Memory cost per run (memory used)"):
+        description = panel(jobs, title)["description"]
+        assert "Dashboards price what was used, from metrics" in description, title
+        assert "`jobmeter report` prices what the run held" in description, title
+        assert "run.json" in description, title
+    (cpu,) = panel(jobs, "CPU cost per run (CPU time used)")["targets"]
+    assert cpu["expr"] == (
+        "sum by (jobmeter_run_name) (increase(jobmeter_run_cpu_time_seconds_total"
+        '{instance=~"$instance", jobmeter_run_name=~"$run"}[$__range])) / 3600 '
+        "* $price_per_cpu_hour"
+    )
+    (energy,) = panel(jobs, "Energy cost per run")["targets"]
+    assert energy["expr"] == (
+        "sum by (jobmeter_run_name) (increase(jobmeter_run_energy_joules_total"
+        '{instance=~"$instance", jobmeter_run_name=~"$run"}[$__range])) / 3600000 '
+        "* $price_per_kwh"
+    )
+
+
 def test_metric_names_are_read_from_promql() -> None:
     expr = (
         'histogram_quantile(0.95, sum by (le, operation_name) (rate(a_bucket{x=~"$x", '
@@ -204,10 +324,30 @@ def test_quantiles_are_written_the_prometheus_way() -> None:
 _RUN_LOOP = "import time\nwhile True:\n    sum(range(20000)); time.sleep(0.05)"
 
 
-def _start(argv: list[str], port: int, service: str, **popen: Any) -> subprocess.Popen[str]:
+def _start(
+    argv: list[str], port: int, service: str, extra_env: dict[str, str], **popen: Any
+) -> subprocess.Popen[str]:
     env = {**os.environ, "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
-           "OTEL_EXPORTER_PROMETHEUS_PORT": str(port), "OTEL_SERVICE_NAME": service}  # fmt: skip
+           "OTEL_EXPORTER_PROMETHEUS_PORT": str(port), "OTEL_SERVICE_NAME": service,
+           **extra_env}  # fmt: skip
     return subprocess.Popen(argv, env=env, text=True, **popen)
+
+
+class _Draw(threading.Thread):
+    """Advances the fake RAPL counters as a machine drawing CPU_W and DRAM_W would."""
+
+    def __init__(self, powercap: FakePowercap) -> None:
+        super().__init__(name="fake-rapl", daemon=True)
+        self.powercap = powercap
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        last = time.monotonic()
+        while not self.done.wait(0.02):
+            now = time.monotonic()
+            self.powercap.zones["intel-rapl:0"].add(CPU_W * (now - last))
+            self.powercap.zones["intel-rapl:0:2"].add(DRAM_W * (now - last))
+            last = now
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -231,18 +371,87 @@ def _label_values(prometheus: PrometheusServer, query: str) -> list[str]:
 
 
 def _empty_panels(prometheus: PrometheusServer) -> list[str]:
+    """Panels without a series; energy and cost panels also need a value above zero."""
     empty = []
     for name in UIDS:
-        if name == "gpu":  # no GPU here; its names are checked against the docs above
-            continue
+        values = typed_values(load(name))
         for title, expr in expressions(load(name)):
-            conditions = [CONDITIONAL[m]() for m in metric_names(expr) if m in CONDITIONAL]
-            if not all(conditions):
+            promql = substitute(expr, values)
+            samples = prometheus.query(promql)  # raises on PromQL that does not parse
+            if name == "gpu":  # no GPU here; its names are checked against the docs above
                 continue
-            promql = substitute(expr, {})
-            if not prometheus.query(promql):
+            names = metric_names(expr)
+            if not all(CONDITIONAL[m]() for m in names if m in CONDITIONAL):
+                continue
+            if not samples:
                 empty.append(f"{name} / {title}: {promql}")
+            elif ("$price_" in expr or any("energy" in m for m in names)) and not any(
+                value > 0 for _, value in samples
+            ):
+                empty.append(f"{name} / {title} (all zero): {promql}")
     return empty
+
+
+def _query_at(prometheus: PrometheusServer, expr: str, at: float, by: str) -> dict[str, float]:
+    """A panel's expression (defaults substituted) at time ``at``: value by the label ``by``,
+    summed over the other labels."""
+    params = urllib.parse.urlencode({"query": expr, "time": str(at)})
+    reply = json.loads(http_get(f"{prometheus.url}/api/v1/query?{params}"))
+    assert reply["status"] == "success", (expr, reply)
+    values: dict[str, float] = {}
+    for item in reply["data"]["result"]:
+        key = item["metric"][by]
+        values[key] = values.get(key, 0.0) + float(item["value"][1])
+    return values
+
+
+def _check_energy_and_cost(prometheus: PrometheusServer) -> None:
+    """The run's power is the fake counters' draw; costs are kWh or CPU-hours times the price."""
+    jobs = load("jobs")
+    values = typed_values(jobs)
+
+    def expr(title: str, **builtins: str) -> str:
+        (target,) = panel(jobs, title)["targets"]
+        return substitute(target["expr"], {**values, **builtins})
+
+    # A window shorter than the run's age: rate() over a younger series underestimates.
+    prometheus.wait_for(
+        'count_over_time(jobmeter_run_energy_joules_total{hw_type="cpu"}[1m]) >= 13',
+        lambda samples: bool(samples),
+    )
+    power = {
+        labels["hw_type"]: value
+        for labels, value in prometheus.query(
+            expr("Machine power during the run", __rate_interval="10s")
+        )
+    }
+    assert power.keys() == {"cpu", "dram"}
+    assert power["cpu"] == pytest.approx(CPU_W, rel=0.25)
+    assert power["dram"] == pytest.approx(DRAM_W, rel=0.25)
+
+    at = time.time() - 1  # one instant for all, so that the figures compare exactly
+    for energy, cost, by in [
+        ("Energy per run by hw.type", "Energy cost per run", "jobmeter_run_name"),
+        ("Energy per operation by hw.type", "Energy cost per operation", "operation_name"),
+    ]:
+        joules = _query_at(prometheus, expr(energy), at, by)
+        money = _query_at(prometheus, expr(cost), at, by)
+        assert joules, energy
+        assert joules.keys() == money.keys(), (energy, joules, money)
+        for key, value in joules.items():
+            assert money[key] == pytest.approx(value / 3.6e6 * float(PRICES["price_per_kwh"]))
+    cpu_seconds = _query_at(
+        prometheus,
+        "sum by (jobmeter_run_name) (increase(jobmeter_run_cpu_time_seconds_total[5m]))",
+        at,
+        "jobmeter_run_name",
+    )
+    cpu_cost = _query_at(prometheus, expr("CPU cost per run (CPU time used)"), at,
+                         "jobmeter_run_name")  # fmt: skip
+    assert cpu_cost == pytest.approx(
+        {run: s / 3600 * float(PRICES["price_per_cpu_hour"]) for run, s in cpu_seconds.items()}
+    )
+    assert cpu_cost["wl"] > 0
 
 
 def _render_p95(prometheus: PrometheusServer, path: Path) -> int:
@@ -279,14 +488,21 @@ def _render_p95(prometheus: PrometheusServer, path: Path) -> int:
 @pytest.mark.prometheus
 def test_every_panel_shows_data_from_a_real_workload(tmp_path: Path) -> None:
     """Every panel (GPU excepted) returns at least one series on live data, and so do the
-    template variables; one panel is drawn to a PNG for people to look at."""
-    workload = _start([sys.executable, str(WORKLOAD)], free_port(), "wl-etl",
+    template variables; energy comes from fake RAPL counters drawing a known power, and the
+    cost panels price it at the variables' defaults. One panel is drawn to a PNG for people
+    to look at."""
+    # conftest drops JOBMETER_* from os.environ: the fake RAPL tree is given to each process.
+    powercap = FakePowercap(tmp_path / "sysfs").intel_server()
+    sysfs = {"JOBMETER_SYSFS_PATH": str(powercap.root)}
+    draw = _Draw(powercap)
+    draw.start()
+    workload = _start([sys.executable, str(WORKLOAD)], free_port(), "wl-etl", sysfs,
                       stdout=subprocess.PIPE)  # fmt: skip
     run_port = free_port()
     run = _start(
         [sys.executable, "-m", "jobmeter", "run", "-q", "--interval", "0.2", "--name", "wl",
          "--dir", str(tmp_path / "runs"), "--", sys.executable, "-c", _RUN_LOOP],
-        run_port, "wl-run", stdout=subprocess.DEVNULL,
+        run_port, "wl-run", sysfs, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         assert workload.stdout is not None
@@ -303,6 +519,7 @@ def test_every_panel_shows_data_from_a_real_workload(tmp_path: Path) -> None:
             while (empty := _empty_panels(prometheus)) and time.monotonic() < deadline:
                 time.sleep(1)
             assert not empty, "panels without data:\n" + "\n".join(empty)
+            _check_energy_and_cost(prometheus)
 
             for name in UIDS:
                 for variable, query in variable_queries(load(name)).items():
@@ -333,3 +550,5 @@ def test_every_panel_shows_data_from_a_real_workload(tmp_path: Path) -> None:
     finally:
         _stop(workload)
         _stop(run)
+        draw.done.set()
+        draw.join(timeout=5)

@@ -92,6 +92,19 @@ def _exercise_duckdb() -> Any:
     return con  # open until collected: table figures are read from open connections
 
 
+@pytest.fixture(autouse=True)
+def _energy_counters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fake RAPL tree, so that the energy instruments are emitted and checked too."""
+    from _support.fake_powercap import FakePowercap
+
+    FakePowercap(tmp_path / "sys").intel_server()
+    monkeypatch.setenv("JOBMETER_SYSFS_PATH", str(tmp_path / "sys"))
+
+
+def _run_result() -> RunResult:
+    return RunResult("id", Path("."), 0, "ok", energy_joules={"cpu": 1.0})
+
+
 def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
     """Every instrument measure() and HostCollector emit: name -> (kind, unit), from real points."""
     with in_memory() as recorded:
@@ -99,7 +112,7 @@ def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
         with ops.measure("load", gpu=gpu, peak_memory=True):
             pass
         HostCollector(gpu=gpu)
-        RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
+        RunCollector().update(TreeSample(t=0.0, processes=1), _run_result())
         _exercise_backfill()
         con = _exercise_duckdb()
         time.sleep(0.3)  # utilization needs an interval
@@ -122,7 +135,8 @@ def _emitted(gpu: bool = False) -> dict[str, tuple[str, str]]:
 def test_metrics_md_lists_every_instrument_with_kind_and_unit() -> None:
     documented = _documented()
     emitted = _emitted()
-    gpu_rows = {name for name in documented if name.startswith("hw.")} | NEEDS_GPU
+    # hw.energy is also the host's (RAPL); the other hw.* rows need a GPU.
+    gpu_rows = {name for name in documented if name.startswith("hw.")} - {"hw.energy"} | NEEDS_GPU
     assert set(emitted) == set(documented) - NEEDS_SWAP - gpu_rows
     for name, (kind, unit) in emitted.items():
         assert documented[name][:2] == (kind, unit), name
@@ -152,7 +166,7 @@ def test_metrics_md_prometheus_names_match_a_real_scrape() -> None:
     with jobmeter.MetricsCollector("docs").measure("load", peak_memory=True):
         pass
     HostCollector(gpu=False)
-    RunCollector().update(TreeSample(t=0.0, processes=1), RunResult("id", Path("."), 0, "ok"))
+    RunCollector().update(TreeSample(t=0.0, processes=1), _run_result())
     _exercise_backfill()
     con = _exercise_duckdb()
     time.sleep(0.3)

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from _support.fake_powercap import FakePowercap
 from _support.ports import free_port
 from _support.prometheus import PrometheusServer
 
@@ -172,13 +173,22 @@ class RulesPrometheus(PrometheusServer):
 
 
 @pytest.fixture
-def workload() -> Iterator[str]:
-    """A jobmeter process measuring in a loop; yields its ``127.0.0.1:PORT``."""
+def workload(tmp_path: Path) -> Iterator[str]:
+    """A jobmeter process measuring in a loop under ``jobmeter run``; yields ``127.0.0.1:PORT``.
+
+    The run's energy rule needs energy: a fake RAPL tree (the VM has none), which
+    the command itself joins (one endpoint per job) and the wrapper reads.
+    """
     port = free_port()
+    FakePowercap(tmp_path / "sys").intel_server()
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKLOAD, str(port)],
+        [sys.executable, "-m", "jobmeter", "run", "-q", "--name", "rules", "--interval", "0.5",
+         "--dir", str(tmp_path / "runs"), "--", sys.executable, "-c", WORKLOAD, str(port)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "OTEL_METRICS_EXPORTER": "prometheus"},
+        env={**os.environ, "OTEL_METRICS_EXPORTER": "prometheus",
+             "OTEL_EXPORTER_PROMETHEUS_HOST": "127.0.0.1",
+             "OTEL_EXPORTER_PROMETHEUS_PORT": str(port),
+             "JOBMETER_SYSFS_PATH": str(tmp_path / "sys")},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -194,8 +204,12 @@ def workload() -> Iterator[str]:
                 time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        proc.terminate()  # the wrapper forwards SIGTERM to the command, then ends
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
 

@@ -6,23 +6,33 @@ from grafana_foundation_sdk.builders import dashboard
 
 from _panels import (
     INSTANCE,
+    JOULES_PER_KWH,
+    MONEY,
+    MONEY_NOTE,
     gauge_by,
     graph,
     new_dashboard,
+    price_variable,
     rate_by,
     row,
     selector,
+    single_stat,
 )
 
 
 def host() -> dashboard.Dashboard:
     """HostCollector: the machine (system.*) and the process (process.*)."""
+    energy = (
+        "sum by (instance, hw_type) (increase("
+        f"{selector('hw_energy_joules_total', INSTANCE)}[$__range]))"
+    )
     return (
         new_dashboard(
             "jobmeter / Host & process",
             "jobmeter-host",
             "Machine and process figures of HostCollector / start_host_metrics().",
         )
+        .with_variable(price_variable("price_per_kwh"))
         .with_row(row("Machine"))
         .with_panel(
             graph(
@@ -153,6 +163,39 @@ def host() -> dashboard.Dashboard:
                     )
                 ],
                 span=24,
+            )
+        )
+        .with_panel(
+            graph(
+                "Machine power by hw.type",
+                "watt",
+                rate_by("hw_energy_joules_total", "instance, hw_type", "{{instance}} {{hw_type}}"),
+                description="From the machine's energy counters (hw.energy): cpu and dram from "
+                "RAPL (HostCollector), gpu from the GPUs' (GPUCollector). No data where none can "
+                "be read.",
+                stack=True,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Machine energy over the time range",
+                "joule",
+                [(energy, "{{instance}} {{hw_type}}")],
+                description="The machine's energy by hw.type over the time range (hw.energy).",
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Machine energy cost over the time range",
+                MONEY,
+                [
+                    (
+                        f"sum by (instance) ({energy}) / {JOULES_PER_KWH} * $price_per_kwh",
+                        "{{instance}}",
+                    )
+                ],
+                description="kWh the machine used over the time range (hw.energy, all "
+                f"hw.type), times $price_per_kwh. {MONEY_NOTE}",
             )
         )
         .with_row(row("Process"))

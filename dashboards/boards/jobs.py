@@ -5,15 +5,31 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard
 
 from _panels import (
+    BYTES_PER_GIB,
     INSTANCE,
+    JOULES_PER_KWH,
+    MONEY,
+    MONEY_NOTE,
     RATE,
     graph,
     new_dashboard,
+    price_variable,
     quantile_queries,
     query_variable,
     row,
     selector,
     single_stat,
+)
+
+# What `jobmeter report` prices, so that the cost panels can say how they differ from it.
+REPORT_BASIS = (
+    "Dashboards price what was used, from metrics; `jobmeter report` prices what the run held "
+    "(the CPUs and memory of its cgroup, else of the machine, over its wall time) from "
+    "run.json, so the two differ by design."
+)
+ENERGY_NOTE = (
+    "It is the whole machine's energy (cpu and dram from RAPL, gpu from the GPUs' energy "
+    "counters), not a share of it; no data where the machine's counters cannot be read."
 )
 
 
@@ -24,6 +40,14 @@ def jobs() -> dashboard.Dashboard:
     calls = selector("jobmeter_operation_duration_seconds_count", *ops)
     failed = selector("jobmeter_operation_duration_seconds_count", *ops, 'error_type!=""')
     by_op = "sum by (operation_name)"
+    op_energy = selector("jobmeter_operation_energy_joules_total", *ops)
+    run_energy = selector("jobmeter_run_energy_joules_total", *run)
+    run_memory = "jobmeter_run_memory_usage_bytes"
+    by_run = "sum by (jobmeter_run_name)"
+    # The tree's PSS where the kernel gives it (shared pages counted once), else its RSS.
+    pss = selector(run_memory, *run, 'jobmeter_memory_type="pss"')
+    rss = selector(run_memory, *run, 'jobmeter_memory_type="rss"')
+    used_memory = f"{by_run} ({pss}) or {by_run} ({rss})"
     return (
         new_dashboard(
             "jobmeter / Jobs & operations",
@@ -45,6 +69,9 @@ def jobs() -> dashboard.Dashboard:
                 f"label_values({selector('jobmeter_run_cpu_busy', INSTANCE)}, jobmeter_run_name)",
             )
         )
+        .with_variable(price_variable("price_per_kwh"))
+        .with_variable(price_variable("price_per_cpu_hour"))
+        .with_variable(price_variable("price_per_gb_hour"))
         .with_row(row("Operations"))
         .with_panel(
             graph(
@@ -270,6 +297,151 @@ def jobs() -> dashboard.Dashboard:
                         "{{jobmeter_run_name}} {{disk_io_direction}}",
                     )
                 ],
+            )
+        )
+        .with_row(row("Energy & cost"))
+        .with_panel(
+            graph(
+                "Power per operation",
+                "watt",
+                [
+                    (
+                        f"sum by (operation_name, hw_type) (rate({op_energy}{RATE}))",
+                        "{{operation_name}} {{hw_type}}",
+                    )
+                ],
+                description="The blocks' energy per second of wall time: the machine's power "
+                "while a block ran, times the share of the time that blocks ran.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Energy per block",
+                "joule",
+                [
+                    (
+                        f"sum by (operation_name, hw_type) (rate({op_energy}{RATE})) "
+                        f"/ on (operation_name) group_left {by_op} (rate({calls}{RATE}))",
+                        "{{operation_name}} {{hw_type}}",
+                    )
+                ],
+                description="The mean energy of one block: the machine's, while it ran.",
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Energy per operation by hw.type",
+                "joule",
+                [
+                    (
+                        f"sum by (operation_name, hw_type) (increase({op_energy}[$__range]))",
+                        "{{operation_name}} {{hw_type}}",
+                    )
+                ],
+                description="The machine's energy while the blocks ran, over the time range. "
+                f"{ENERGY_NOTE} Blocks that overlap each count the energy of their time.",
+                span=12,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Energy cost per operation",
+                MONEY,
+                [
+                    (
+                        f"{by_op} (increase({op_energy}[$__range])) / {JOULES_PER_KWH} "
+                        "* $price_per_kwh",
+                        "{{operation_name}}",
+                    )
+                ],
+                description="kWh the machine used while the blocks ran, over the time range "
+                "(all hw.type), times $price_per_kwh. " + MONEY_NOTE,
+                span=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Machine power during the run",
+                "watt",
+                [
+                    (
+                        f"sum by (jobmeter_run_name, hw_type) (rate({run_energy}{RATE}))",
+                        "{{jobmeter_run_name}} {{hw_type}}",
+                    )
+                ],
+                description="The machine's power while the run ran, from its energy counters.",
+                stack=True,
+                span=24,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Energy per run by hw.type",
+                "joule",
+                [
+                    (
+                        f"sum by (jobmeter_run_name, hw_type) (increase({run_energy}[$__range]))",
+                        "{{jobmeter_run_name}} {{hw_type}}",
+                    )
+                ],
+                description="The machine's energy while the run ran, over the time range. "
+                + ENERGY_NOTE,
+                span=6,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Energy cost per run",
+                MONEY,
+                [
+                    (
+                        f"{by_run} (increase({run_energy}[$__range])) / {JOULES_PER_KWH} "
+                        "* $price_per_kwh",
+                        "{{jobmeter_run_name}}",
+                    )
+                ],
+                description="kWh the machine used while the run ran, over the time range "
+                "(jobmeter.run.energy, all hw.type), times $price_per_kwh. "
+                f"{MONEY_NOTE} `jobmeter report` prices the same energy for the whole run "
+                "(run.json's energy_joules) at JOBMETER_PRICE_PER_KWH.",
+                span=6,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "CPU cost per run (CPU time used)",
+                MONEY,
+                [
+                    (
+                        f"{by_run} (increase("
+                        f"{selector('jobmeter_run_cpu_time_seconds_total', *run)}[$__range]))"
+                        " / 3600 * $price_per_cpu_hour",
+                        "{{jobmeter_run_name}}",
+                    )
+                ],
+                description="CPU-hours the command's process tree used over the time range "
+                "(jobmeter.run.cpu.time, user and system, / 3600), times $price_per_cpu_hour. "
+                f"{MONEY_NOTE} {REPORT_BASIS} A run that kept fewer CPUs busy than it held "
+                "costs less here.",
+                span=6,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Memory cost per run (memory used)",
+                MONEY,
+                [
+                    (
+                        f"sum_over_time(({used_memory})[$__range:$__interval]) "
+                        f"* $__interval_ms / 1000 / 3600 / {BYTES_PER_GIB} * $price_per_gb_hour",
+                        "{{jobmeter_run_name}}",
+                    )
+                ],
+                description="GiB-hours of memory the command's process tree used over the time "
+                "range (its PSS where the kernel reports it, else its RSS, taken every "
+                "$__interval), times $price_per_gb_hour. "
+                f"{MONEY_NOTE} {REPORT_BASIS}",
+                span=6,
             )
         )
     )

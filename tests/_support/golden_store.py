@@ -69,10 +69,13 @@ def write_run(root: Path, index: int, name: str, peak: int, scale: float = 1.0) 
         peak_processes=5,
         peak_threads=23,
         samples=20,
+        energy_joules={"cpu": 52_000.0 * scale, "dram": 3_100.0 * scale},
     )
     record = {"id": run_id, "name": name, "status": "succeeded", "start": start,
               "end": start + 612.5 * scale, "exit_code": 0, "interval_seconds": 1.0,
-              "summary": summary}  # fmt: skip
+              "summary": summary,
+              "held": {"cpus": 4.0, "cpus_from": "cgroup", "memory_bytes": 8 * 2**30,
+                       "memory_from": "cgroup", "gpus": 0}}  # fmt: skip
     (directory / "run.json").write_text(json.dumps(record))
     samples = [{"t": start + i, "pss": peak, "cpu_utilization": 0.5 + (i % 4) * 0.5}
                for i in range(20)]  # fmt: skip

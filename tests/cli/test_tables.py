@@ -40,7 +40,9 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "TZ": "UTC", "NO_COLOR": "1", "OTEL_METRICS_EXPORTER": "none"}
+    return {**os.environ, "TZ": "UTC", "NO_COLOR": "1", "OTEL_METRICS_EXPORTER": "none",
+            "JOBMETER_PRICE_PER_KWH": "0.25", "JOBMETER_PRICE_PER_CPU_HOUR": "0.04",
+            "JOBMETER_PRICE_PER_GB_HOUR": "0.005"}  # fmt: skip
 
 
 def _command(*args: str) -> list[str]:

@@ -218,8 +218,8 @@ def test_unknown_group_warns_and_the_default_groups_apply(
     ]
     assert warning == (
         "jobmeter: JOBMETER_HOST_METRICS='cpu,gpus' is invalid: unknown group 'gpus'; accepted: "
-        "cpu, per_cpu, memory, disk, network, filesystem, load, process, gpu (comma-separated); "
-        "it is ignored and the default applies"
+        "cpu, per_cpu, memory, disk, network, filesystem, load, process, gpu, energy "
+        "(comma-separated); it is ignored and the default applies"
     )
 
 
@@ -230,7 +230,7 @@ def test_unknown_group_is_a_clear_error_in_strict_mode(monkeypatch: pytest.Monke
         HostCollector()
     assert str(raised.value) == (
         "JOBMETER_HOST_METRICS='cpu,gpus' is invalid: unknown group 'gpus'; accepted: cpu, "
-        "per_cpu, memory, disk, network, filesystem, load, process, gpu (comma-separated)"
+        "per_cpu, memory, disk, network, filesystem, load, process, gpu, energy (comma-separated)"
     )
     with pytest.raises(TypeError, match="gpus"):
         HostCollector(gpus=True)  # type: ignore[call-arg]  # a wrong argument in code raises

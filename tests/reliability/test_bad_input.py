@@ -95,6 +95,10 @@ MEANS: dict[Parser, Callable[[str, Any], bool]] = {
     parse.parse_bool: _is_bool,
     parse.parse_exporters: _is_exporters,
     parse.parse_host_groups: lambda text, value: value == _items(text),
+    parse.parse_gpu_metrics: lambda text, value: (
+        value == _items(text) <= set(parse.GPU_METRIC_NAMES)
+    ),
+    parse.parse_price: lambda text, value: value == _number(text) >= 0,
     parse.parse_protocol: lambda text, value: value == text.lower() in parse.PROTOCOLS,
     parse.parse_temporality: lambda text, value: value == text.lower() in parse.TEMPORALITIES,
     parse.parse_millis: lambda text, value: value == _number(text) > 0,

@@ -100,7 +100,12 @@ def test_report_figures_are_the_summary_and_the_samples(real_store: Path) -> Non
     report = store.report(run)
     assert report.source == "summary"
     for name in store.FIGURES:
-        if name not in ("samples", "cpu_utilization_p95"):
+        if name.startswith("energy_"):  # from summary["energy_joules"], by domain
+            domain = name.removeprefix("energy_").removesuffix("_joules")
+            energy = summary["energy_joules"] or {}
+            expected = sum(energy.values()) if domain == "total" and energy else energy.get(domain)
+            assert report.figures[name] == expected, name
+        elif name not in ("samples", "cpu_utilization_p95"):
             assert report.figures[name] == summary[name], name
     samples = _samples(run.directory)
     assert report.figures["samples"] == len(samples) == summary["samples"]
@@ -280,7 +285,10 @@ def test_advise_is_the_percentile_of_the_peaks_plus_headroom_rounded_up(tmp_path
     assert result.exit_code == 0, result.output
     advice = json.loads(result.stdout)
     assert set(advice) == {"basis", "runs", "percentile", "headroom", "memory_bytes", "cpus",
-                           "gpu_memory_bytes"}  # fmt: skip
+                           "gpu_memory_bytes", "energy_joules", "cost_per_run",
+                           "cost_per_run_advised", "currency"}  # fmt: skip
+    assert advice["energy_joules"] is None  # no run metered energy here
+    assert advice["cost_per_run"] is None  # no price set
     assert len(advice["runs"]) == 5
     assert "measured usage" in advice["basis"]
     memory = advice["memory_bytes"]

@@ -20,19 +20,22 @@ seconds (opentelemetry-python #5531): jobmeter converts before handing it over.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from jobmeter._core.environment import env_value, read, reject, strict_mode
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import (
+    GPU_METRIC_NAMES,
     HOST_GROUPS,
     Parser,
     parse_endpoint,
+    parse_gpu_metrics,
     parse_host_groups,
 )
 from jobmeter._core.variables import (
+    GPU_METRICS,
     HOST_METRICS,
     KEYWORDS,
     OTLP_ENDPOINT,
@@ -81,6 +84,11 @@ class Settings:
     prometheus_certfile: str | None = None
     prometheus_keyfile: str | None = None
     prometheus_client_cafile: str | None = None
+    price_per_kwh: float | None = None
+    price_per_cpu_hour: float | None = None
+    price_per_gpu_hour: float | None = None
+    price_per_gb_hour: float | None = None
+    currency: str = "USD"
     # (user, password); kept out of repr() so that logging the settings leaks no secret.
     prometheus_basic_auth: tuple[str, str] | None = field(default=None, repr=False)
 
@@ -273,3 +281,18 @@ def host_groups(
         elif enabled is False:
             groups.discard(name)
     return frozenset(groups)
+
+
+def gpu_metrics(
+    chosen: Iterable[str] | None, environ: Mapping[str, str] | None = None
+) -> frozenset[str]:
+    """GPUCollector's metrics: the keyword's names, else JOBMETER_GPU_METRICS, else all five.
+
+    A variable that cannot be used warns and the default applies (an error in
+    strict mode); a keyword with an unknown name always raises.
+    """
+    if chosen is not None:
+        return frozenset(parse_gpu_metrics("metrics", chosen))
+    strict = strict_mode(environ)
+    return read(GPU_METRICS, parse_gpu_metrics, frozenset(GPU_METRIC_NAMES), _IGNORED,
+                environ=environ, strict=strict)  # fmt: skip

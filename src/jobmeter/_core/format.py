@@ -55,3 +55,13 @@ def format_bytes(value: float | None, *, significant: int | None = None) -> str:
     if abs(scaled) >= 10 ** (significant - 1):
         return f"{scaled:.0f} {name}"
     return f"{scaled:.{significant}g} {name}"
+
+
+def format_joules(value: float | None) -> str:
+    """Energy as text: ``850 J``, ``12.3 kJ``, ``4.56 MJ``; ``-`` for None."""
+    if value is None:
+        return "-"
+    for unit, size in (("MJ", 1e6), ("kJ", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.3g} J"

@@ -1,24 +1,28 @@
-"""What NVML tells of a GPU: the device, and what it reported at one collection.
+"""What a GPU library tells of a GPU: the device, and what it reported at one collection.
 
-Plain frozen data, apart from ``nvml`` (the one module that imports
-``pynvml``) which fills them in; the GPU collector reads them.
+Plain frozen data, apart from ``nvml`` and ``amdsmi`` (the modules that import
+``pynvml`` and ``amdsmi``) which fill them in; the GPU collector reads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+NVIDIA: Final = "NVIDIA"
+AMD: Final = "AMD"
 
 
 @dataclass(frozen=True)
 class GpuDevice:
-    """One physical GPU: its NVML index and handle, UUID and model name."""
+    """One physical GPU: its index and handle in its library, UUID, model name and vendor."""
 
-    index: int
+    index: int  # in its own library's order (NVML's, AMD SMI's)
     handle: Any = field(compare=False, repr=False)
     uuid: str
     name: str
     mig: bool = False  # MIG mode is on: reported as the physical GPU only
+    vendor: str = NVIDIA  # hw.vendor; also which library reads it
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,15 @@ class Instrument(NamedTuple):
     description: str
 
 
+#: ``hw.energy``, of GPUs (GPUCollector) and of CPU packages and DRAM (HostCollector): one
+#: description, so that a scrape page shows them as one family.
+HW_ENERGY: Final = Instrument(
+    "hw.energy", "counter", "J",
+    "Energy the component used: GPUs since their driver loaded (where they report it), CPU "
+    "packages and DRAM (RAPL) since jobmeter first read them.",
+)  # fmt: skip
+
+
 def histogram(
     meter: Meter, instrument: Instrument, boundaries: Sequence[float] = DURATION_BUCKETS
 ) -> Histogram:

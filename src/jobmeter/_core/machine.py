@@ -37,7 +37,7 @@ def _memory_total() -> int:
 @functools.cache
 def machine_info() -> dict[str, Any]:
     """Host, OS, CPU, memory and GPU facts under OTel (or ``jobmeter.``) attribute names."""
-    from jobmeter._core.nvml import nvml
+    from jobmeter._core import gpus  # NVIDIA and AMD, started here only when asked
 
     info: dict[str, Any] = {
         "host.name": socket.gethostname(),
@@ -51,7 +51,7 @@ def machine_info() -> dict[str, Any]:
         else os.cpu_count() or 0,
         "jobmeter.host.memory.total": _memory_total(),
     }
-    model, count = nvml().inventory()
+    model, count = gpus.inventory()
     info["jobmeter.host.gpu.count"] = count
     if model:
         info["jobmeter.host.gpu.model"] = model

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -24,7 +24,10 @@ TEMPORALITIES: Final = ("cumulative", "delta", "lowmemory")
 # HostCollector's metric groups.
 HOST_GROUPS: Final = (
     "cpu", "per_cpu", "memory", "disk", "network", "filesystem", "load", "process", "gpu",
+    "energy",
 )  # fmt: skip
+# GPUCollector's metrics, by what they measure (JOBMETER_GPU_METRICS).
+GPU_METRIC_NAMES: Final = ("memory", "utilization", "power", "energy", "temperature")
 
 
 def parse_text(setting: str, raw: Any) -> str:
@@ -81,6 +84,22 @@ def parse_host_groups(setting: str, raw: str) -> frozenset[str]:
     return frozenset(groups)
 
 
+def parse_gpu_metrics(setting: str, raw: str | Iterable[str]) -> frozenset[str]:
+    """Parse GPU metric names such as ``memory,power`` (the keyword: any iterable of names)."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    chosen: set[str] = set()
+    for item in items:
+        name = str(item).strip().lower()
+        if name not in GPU_METRIC_NAMES:
+            raise ConfigurationError(
+                setting, raw if isinstance(raw, str) else items,
+                ", ".join(GPU_METRIC_NAMES) + " (comma-separated)",
+                f"unknown GPU metric {str(item).strip()!r}",
+            )  # fmt: skip
+        chosen.add(name)
+    return frozenset(chosen)
+
+
 def parse_millis(setting: str, raw: str | float) -> float:
     """Parse a duration in milliseconds: a finite number above zero."""
     return _positive(setting, raw, "a number of milliseconds, more than 0")
@@ -98,6 +117,17 @@ def _positive(setting: str, raw: str | float, accepted: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise ConfigurationError(setting, raw, accepted)
+    return value
+
+
+def parse_price(setting: str, raw: str | float) -> float:
+    """A price: a finite number, 0 or more."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if isinstance(raw, bool) or not math.isfinite(value) or value < 0:
+        raise ConfigurationError(setting, raw, "a number, 0 or more")
     return value
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from typing import Any
@@ -43,7 +44,7 @@ from opentelemetry.sdk.metrics.export import (
     Sum,
 )
 
-from jobmeter._core import otel_private
+from jobmeter._core import otel_private, reset
 from jobmeter._core.instruments import Attributes, Instrument, observe
 from jobmeter._core.producer_hook import MetricProducer, ReaderHook
 
@@ -133,8 +134,26 @@ def register(meter: Meter, producer: MetricProducer) -> Registration:
     """Have every reader of ``meter``'s provider collect ``producer``'s points.
 
     A proxy meter (made before a provider was set) registers when it is bound.
+    ``jobmeter.testing.reset()`` unregisters every producer: one made for an
+    earlier provider must not publish into the next one's.
     """
-    return Registration(meter, producer)
+    registration = Registration(meter, producer)
+    with _registered_lock:
+        _registered.add(registration)
+    reset.on_reset(_unregister_all, reset.FIGURES)
+    return registration
+
+
+_registered: weakref.WeakSet[Registration] = weakref.WeakSet()
+_registered_lock = threading.Lock()
+
+
+def _unregister_all() -> None:
+    with _registered_lock:
+        found = list(_registered)
+        _registered.clear()
+    for registration in found:
+        registration.unregister()
 
 
 def _selected_by_views(consumer: Any, producer: MetricProducer) -> bool:

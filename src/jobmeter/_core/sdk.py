@@ -55,7 +55,9 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
             ``export_timeout_ms``, ``prometheus_host``, ``prometheus_port``,
             ``prometheus_certfile``, ``prometheus_keyfile``,
             ``prometheus_client_cafile``, ``prometheus_basic_auth``,
-            ``prometheus_basic_auth_file``, ``disabled`` and ``strict``.
+            ``prometheus_basic_auth_file``, ``price_per_kwh``,
+            ``price_per_cpu_hour``, ``price_per_gpu_hour``, ``price_per_gb_hour``,
+            ``currency``, ``disabled`` and ``strict``.
 
     Returns:
         The :class:`Telemetry` handle: ``shutdown()``, ``force_flush()`` and

@@ -90,10 +90,20 @@ def new_record(
 
 
 def describe(record: dict[str, Any]) -> None:
-    """Add the machine (``host``) and the git commit of the working directory to ``record``."""
-    from jobmeter._core.machine import machine_info  # NVML: not for readers of the store
+    """Add the machine (``host``), what the run holds (``held``) and the git commit."""
+    from jobmeter._core import gpus  # NVML: not for readers of the store
+    from jobmeter._core.environment import read
+    from jobmeter._core.machine import machine_info
+    from jobmeter._core.parse import parse_text
+    from jobmeter._core.variables import DEFAULT_SYSFS_PATH, SYSFS_PATH
+    from jobmeter._rundata.held import held_resources
 
-    record["host"] = machine_info()
+    host = record["host"] = machine_info()
+    sysfs = read(SYSFS_PATH, parse_text, DEFAULT_SYSFS_PATH, "the default applies")
+    record["held"] = held_resources(
+        host["jobmeter.host.memory.total"], host["jobmeter.host.cpu.usable_count"],
+        len(gpus.visible_devices()), sysfs,
+    )  # fmt: skip
     git = git_info()
     if git is not None:
         record["git"] = git

@@ -74,6 +74,9 @@ USAGE_COLUMNS: Final[dict[str, str]] = {
     "threads": "BIGINT",
     "open_files": "BIGINT",
     "gpu_memory": "BIGINT",
+    "energy_cpu": "DOUBLE",
+    "energy_dram": "DOUBLE",
+    "energy_gpu": "DOUBLE",
 }
 
 

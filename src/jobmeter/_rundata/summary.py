@@ -27,8 +27,23 @@ FIGURES: Final = (
     "cpu_utilization_peak", "cpu_utilization_p95", "peak_memory_bytes", "peak_memory_source",
     "peak_rss_sampled_bytes", "peak_pss_sampled_bytes", "peak_rss_single_process_bytes",
     "peak_cgroup_bytes", "read_bytes", "written_bytes", "peak_gpu_memory_bytes",
-    "peak_processes", "peak_threads", "samples",
+    "peak_processes", "peak_threads", "energy_total_joules", "energy_cpu_joules",
+    "energy_dram_joules", "energy_gpu_joules", "samples",
 )  # fmt: skip
+#: The energy domains of run.json's ``energy_joules``, in their order.
+ENERGY_DOMAINS: Final = ("cpu", "dram", "gpu")
+
+
+def energy_figures(energy: Any) -> dict[str, float | None]:
+    """The report's energy figures from run.json's ``energy_joules`` (None: not metered)."""
+    known = energy if isinstance(energy, dict) else {}
+    figures: dict[str, float | None] = {
+        f"energy_{domain}_joules": float(known[domain])
+        if isinstance(known.get(domain), int | float) else None
+        for domain in ENERGY_DOMAINS
+    }  # fmt: skip
+    values = [value for value in figures.values() if value is not None]
+    return {"energy_total_joules": sum(values) if values else None, **figures}
 
 
 @dataclass
@@ -51,6 +66,8 @@ class RunResult:
     peak_rss_single_process_bytes: int = 0
     peak_cgroup_bytes: int | None = None
     peak_gpu_memory_bytes: int | None = None
+    # Joules the machine used during the run, by hw.type (cpu, dram, gpu); None: not metered.
+    energy_joules: dict[str, float] | None = None
     read_bytes: int = 0
     written_bytes: int = 0
     peak_processes: int = 0

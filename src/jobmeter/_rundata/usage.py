@@ -41,6 +41,9 @@ class SampleFigures:
     peak_threads: int | None = None
     peak_read_bytes: int | None = None
     peak_write_bytes: int | None = None
+    energy_cpu: float | None = None  # the last sample's: energy since the start, in J
+    energy_dram: float | None = None
+    energy_gpu: float | None = None
 
     @property
     def skipped(self) -> int:
@@ -52,7 +55,8 @@ _AGGREGATES = """
 SELECT count(*), count(t), min(t), max(t), max(pss), max(rss), max(hwm),
        max(cpu_user_total), max(cpu_system_total), max(cpu_utilization),
        quantile_cont(cpu_utilization, 0.95), max(gpu_memory), max(processes),
-       max(threads), max(read_bytes), max(write_bytes)
+       max(threads), max(read_bytes), max(write_bytes), max(energy_cpu), max(energy_dram),
+       max(energy_gpu)
 FROM {source}
 """
 

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from jobmeter import store
-from jobmeter._core.format import format_bytes
+from jobmeter._core.format import format_bytes, format_joules
 from jobmeter.cli._output import (
     DIR_HELP,
     JSON_HELP,
@@ -38,8 +38,14 @@ FIGURE_LABELS = {
     "peak_gpu_memory_bytes": "peak GPU memory",
     "peak_processes": "processes, peak",
     "peak_threads": "threads, peak",
+    "energy_total_joules": "energy",
+    "energy_cpu_joules": "  CPU energy",
+    "energy_dram_joules": "  DRAM energy",
+    "energy_gpu_joules": "  GPU energy",
     "samples": "samples",
 }
+#: What a run without energy counters shows.
+NOT_METERED = "not metered (no readable RAPL or GPU energy counter)"
 
 
 def _shown(name: str, value: Any) -> str:
@@ -50,6 +56,8 @@ def _shown(name: str, value: Any) -> str:
         return value
     if name.endswith("_bytes"):
         return format_bytes(value)
+    if name.endswith("_joules"):
+        return format_joules(value)
     if name.endswith("_seconds"):
         return f"{value:.2f} s"
     if name.startswith("cpu_utilization"):
@@ -99,6 +107,8 @@ def report(
                                  f"{format_bytes(f['written_bytes'])}"),
         ("peak GPU memory", _shown("peak_gpu_memory_bytes", f["peak_gpu_memory_bytes"])),
         ("processes / threads", f"{f['peak_processes']} / {f['peak_threads']} (peak)"),
+        ("energy", energy_text(f)),
+        *([] if result.cost is None else [("cost", cost_text(result.cost))]),
         ("samples", f"{f['samples']} read, {result.skipped_lines} skipped"),
         ("figures from", "run.json summary" if result.source == "summary"
                          else "usage.jsonl samples (the run did not end)"),
@@ -111,6 +121,32 @@ def report(
     out.line(f"run directory: {stored.directory}", wrap=False)  # whole on one line, to copy
     out.line()
     print_records(out, result)
+
+
+def energy_text(figures: dict[str, Any]) -> str:
+    """``12.3 kJ (CPU 11 kJ, DRAM 1.3 kJ)``, or why there is none."""
+    total = figures.get("energy_total_joules")
+    if total is None:
+        return NOT_METERED
+    parts = [f"{label} {format_joules(figures[f'energy_{key}_joules'])}"
+             for key, label in (("cpu", "CPU"), ("dram", "DRAM"), ("gpu", "GPU"))
+             if figures.get(f"energy_{key}_joules") is not None]  # fmt: skip
+    return f"{format_joules(total)} ({', '.join(parts)}), the machine's"
+
+
+def cost_text(cost: store.Cost | None) -> str:
+    """``$0.42 (energy $0.01, 4 CPUs $0.30, ...)``, or how to get one."""
+    if cost is None:
+        return "no prices set (JOBMETER_PRICE_PER_KWH, _PER_CPU_HOUR, _PER_GPU_HOUR, _PER_GB_HOUR)"
+    money = store.Prices(currency=cost.currency).money
+    parts = [
+        (cost.energy, f"energy {'' if cost.kwh is None else f'{cost.kwh:.3g} kWh '}"),
+        (cost.cpu, f"{cost.cpus:g} CPUs "),
+        (cost.gpu, f"{cost.gpus} GPUs "),
+        (cost.memory, f"{format_bytes(cost.memory_bytes)} "),
+    ]
+    shown = [label + money(part) for part, label in parts if part is not None]
+    return f"{money(cost.total)} ({', '.join(shown)})" if shown else money(cost.total)
 
 
 def _change(a: Any, b: Any) -> tuple[float | None, float | None]:
@@ -143,8 +179,11 @@ def compare(
                          "change": change, "change_percent": percent}  # fmt: skip
     operations = compared(a, b, "operations")
     queries = compared(a, b, "queries")
+    cost_a, cost_b = (None if r.cost is None else r.cost.total for r in (a, b))
+    cost_change, cost_percent = _change(cost_a, cost_b)
     if as_json:
-        print_json({"a": a.to_json(), "b": b.to_json(), "figures": figures,
+        cost = {"a": cost_a, "b": cost_b, "change": cost_change, "change_percent": cost_percent}
+        print_json({"a": a.to_json(), "b": b.to_json(), "figures": figures, "cost": cost,
                     "operations": operations, "queries": queries})  # fmt: skip
         return
     out = Output()
@@ -163,6 +202,17 @@ def compare(
         pct = "" if percent is None else f"{percent:+.1f} %"
         table.add_row(FIGURE_LABELS.get(name, name), _shown(name, row["a"]),
                       _shown(name, row["b"]), Styled(delta, color), Styled(pct, color))  # fmt: skip
+    if a.cost is not None and b.cost is not None:
+        money = store.Prices(currency=a.cost.currency).money
+        color = "" if not cost_change else ("red" if cost_change > 0 else "green")
+        delta = (
+            ""
+            if cost_change is None
+            else ("+" if cost_change > 0 else "-") + money(abs(cost_change))
+        )
+        pct = "" if cost_percent is None else f"{cost_percent:+.1f} %"
+        table.add_row("cost", money(a.cost.total), money(b.cost.total), Styled(delta, color),
+                      Styled(pct, color))  # fmt: skip
     out.table(table)
     print_compared(out, operations, "operations")
     print_compared(out, queries, "queries")

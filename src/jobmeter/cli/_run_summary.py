@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import sys
 
+from jobmeter import store
 from jobmeter._core.format import format_bytes
-from jobmeter._rundata.summary import RunResult
+from jobmeter._rundata.metadata import read_record
+from jobmeter._rundata.summary import RunResult, energy_figures
+from jobmeter.cli._report import cost_text, energy_text
 from jobmeter.cli._table import Column, Output, Table
 
 
@@ -20,6 +23,7 @@ def _summary_table(result: RunResult) -> Table:
     table = Table(f"jobmeter run {result.run_id}", (
         Column("figure", "left", style="bold"), Column("value", "left", fold=True, min_width=30),
     ), show_header=False)  # fmt: skip
+    energy = energy_figures(result.energy_joules)
     rows = [
         ("exit status", f"{result.exit_code} ({result.status})"),
         ("wall time", f"{result.wall_seconds:.2f} s"),
@@ -38,8 +42,14 @@ def _summary_table(result: RunResult) -> Table:
         ("disk read / written", f"{format_bytes(result.read_bytes)} / "
                                  f"{format_bytes(result.written_bytes)}"),
         ("processes / threads", f"{result.peak_processes} / {result.peak_threads} (peak)"),
-        ("samples", str(result.samples)),
+        ("energy", energy_text(energy)),
     ]  # fmt: skip
+    prices = store.prices()
+    if prices.any:
+        figures = {"wall_seconds": result.wall_seconds, **energy}
+        held = store.held_of(read_record(result.directory) or {})  # what run.json says it held
+        rows.append(("cost", cost_text(store.cost_of(figures, held, prices))))
+    rows.append(("samples", str(result.samples)))
     if result.signals_forwarded:
         rows.append(("signals forwarded", ", ".join(result.signals_forwarded)))
     for name, value in rows:

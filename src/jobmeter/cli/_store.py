@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 
 from jobmeter import store
-from jobmeter._core.format import format_bytes
+from jobmeter._core.format import format_bytes, format_joules
 from jobmeter.cli._output import (
     DIR_HELP,
     JSON_HELP,
@@ -89,10 +89,27 @@ def advise(
     else:
         table.add_row("GPU memory", format_bytes(gpu.observed), format_bytes(gpu.with_headroom),
                       _request(gpu.request))  # fmt: skip
+    energy = advice.energy_joules
+    if energy is None:
+        table.add_row("energy per run", "not metered", "-", "-")
+    else:
+        table.add_row("energy per run", format_joules(energy.observed), "-", "-")
     out = Output()
     out.table(table)
+    now, advised = advice.cost_per_run, advice.cost_per_run_advised
+    if now is not None and advised is not None:
+        money = store.Prices(currency=advice.currency).money
+        out.line(f"This job cost {money(now)} a run; at the advised size it would cost "
+                 f"{money(advised)} ({_saving(now, advised)}).")  # fmt: skip
     out.line(f"Based on runs: {', '.join(advice.runs)}")
     out.line(f"Advice {advice.basis}.")
+
+
+def _saving(now: float, advised: float) -> str:
+    if now <= 0:
+        return "no saving to compute"
+    change = (advised - now) / now
+    return f"{-change:.0%} less" if change < 0 else f"{change:.0%} more"
 
 
 def export(

@@ -62,6 +62,7 @@ class MetricsCollector:
         resources: bool = True,
         gpu: bool = False,
         peak_memory: bool | None = None,
+        energy: bool = True,
     ) -> Measurement:
         """Measure a block of work, as a ``with`` block or a decorator.
 
@@ -75,13 +76,20 @@ class MetricsCollector:
             attributes: extra attributes for this operation; not modified.
             resources: False records duration only, for hot loops.
             gpu: also record the GPU memory this process holds when the block
-                ends (``jobmeter.operation.gpu.memory.usage``); nothing without
-                an NVIDIA GPU. Costs an NVML query per block.
+                ends (``jobmeter.operation.gpu.memory.usage``) and the energy of
+                the GPUs it may use; nothing without a GPU. Costs a few driver
+                queries (NVML or amdsmi) per block.
             peak_memory: also record the process's peak RSS while the block ran
                 (``jobmeter.operation.memory.peak``), from the kernel's high-water
                 mark, which it resets. None (the default) takes it while a run
                 records (``jobmeter.Run``, ``jobmeter run``); True always; False
                 never. Needs ``resources=True``. Costs about 3 us per block.
+            energy: also record the machine's energy while the block ran
+                (``jobmeter.operation.energy`` by ``hw.type``: ``cpu`` and
+                ``dram`` from RAPL, ``gpu`` with ``gpu=True``), where the
+                counters can be read; nothing elsewhere. Needs
+                ``resources=True``. ``JOBMETER_ENERGY=false`` turns it off for
+                every block.
 
         Returns:
             A :class:`Measurement`, usable as ``with`` block or decorator.
@@ -102,7 +110,7 @@ class MetricsCollector:
             bound = self._bind(operation, attributes, key)
         else:
             bound = found[0]
-        return Measurement(bound, resources, gpu and resources, peak_memory)
+        return Measurement(bound, resources, gpu and resources, peak_memory, energy and resources)
 
     def _bind(
         self, operation: str, attributes: Mapping[str, AttributeValue] | None, key: Any

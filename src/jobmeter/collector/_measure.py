@@ -12,7 +12,8 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core import fork, nvml, probes
+from jobmeter import _energy
+from jobmeter._core import fork, gpus, probes
 from jobmeter._rundata import routing
 from jobmeter.collector import _peak
 from jobmeter.collector._series import FOLD_AT, NO_PEAK, Bound
@@ -28,6 +29,27 @@ _SPAN_MIN_S = routing.SPAN_MIN_S
 _FOLD_AT = FOLD_AT
 _NO_PEAK = NO_PEAK
 _KIB = 1024
+_difference = _energy.difference
+
+
+class _Energy:
+    """The process's energy meter, fetched on the first block that reads it."""
+
+    meter: _energy.EnergyMeter | None = None
+
+    @classmethod
+    def read(cls, gpu: bool, fresh: bool) -> _energy.Reading | None:
+        """A reading for a block; None when there is nothing to meter (the common case)."""
+        meter = cls.meter
+        if meter is None:
+            meter = cls.meter = _energy.meter()
+        if not (meter.rapl_available() or gpu):
+            return None
+        reading = meter.read(gpu=gpu, fresh=fresh)
+        return None if reading == _NOTHING else reading
+
+
+_NOTHING: _energy.Reading = (None, None, None)
 
 
 def error_type(exc_type: type[BaseException]) -> str:
@@ -47,15 +69,21 @@ class Measurement:
     should not be entered from two threads at once: call ``measure()`` again.
     """
 
-    __slots__ = ("_bound", "_gpu", "_peak", "_resources", "_stack")
+    __slots__ = ("_bound", "_energy", "_gpu", "_peak", "_resources", "_stack")
 
     def __init__(
-        self, bound: Bound, resources: bool, gpu: bool = False, peak_memory: bool | None = None
+        self,
+        bound: Bound,
+        resources: bool,
+        gpu: bool = False,
+        peak_memory: bool | None = None,
+        energy: bool = True,
     ) -> None:
         self._bound = bound
         self._resources = resources
         self._gpu = gpu
         self._peak = peak_memory  # None: while a run records
+        self._energy = energy
         self._stack: list[tuple[Any, ...]] = []
 
     @property
@@ -76,9 +104,11 @@ class Measurement:
                 ru, rss = window.usage, window.rss
             else:
                 window, ru, rss = None, _getrusage(_RUSAGE_SELF), _rss_bytes()
+            gpu = self._gpu
+            energy = _Energy.read(gpu, False) if self._energy else None
             self._stack.append(
                 (fork.generation, bound, ru.ru_utime, ru.ru_stime, ru.ru_inblock, ru.ru_oublock,
-                 rss, window, perf_counter())
+                 rss, window, energy, perf_counter())
             )  # fmt: skip
         else:
             self._stack.append((fork.generation, bound, perf_counter()))
@@ -118,6 +148,10 @@ class Measurement:
         ru = _getrusage(_RUSAGE_SELF)
         rss = _rss_bytes()
         window = start[7]
+        energy = start[8]
+        if energy is not None:
+            end_energy = _Energy.read(self._gpu, True)
+            energy = None if end_energy is None else _difference(energy, end_energy)
         blocks = series.blocks
         blocks.append((
             duration,
@@ -128,11 +162,12 @@ class Measurement:
             rss,
             rss - start[6],
             _NO_PEAK if window is None else _peak.close_window(window, rss, ru.ru_maxrss * _KIB),
+            energy,
         ))  # fmt: skip
         if len(blocks) >= _FOLD_AT:
             owner.fold(series)
         if self._gpu:
-            used = nvml.nvml().process_memory((os.getpid(),))
+            used = gpus.process_memory((os.getpid(),))
             if used is not None:
                 series.gpu_memory = used
 
@@ -144,12 +179,13 @@ class Measurement:
         or closed (a consumer that stops early is not an error).
         """
         bound, resources, gpu, peak = self._bound, self._resources, self._gpu, self._peak
+        energy = self._energy
         if inspect.isgeneratorfunction(func):
             gen_func: Callable[P, Generator[Any, Any, Any]] = func
 
             @functools.wraps(func)
             def measured_gen(*args: P.args, **kwargs: P.kwargs) -> Generator[Any, Any, Any]:
-                with Measurement(bound, resources, gpu, peak):
+                with Measurement(bound, resources, gpu, peak, energy):
                     return (yield from gen_func(*args, **kwargs))
 
             return cast(Callable[P, R], measured_gen)
@@ -158,7 +194,7 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_agen(*args: P.args, **kwargs: P.kwargs) -> AsyncGenerator[Any, Any]:
-                with Measurement(bound, resources, gpu, peak):
+                with Measurement(bound, resources, gpu, peak, energy):
                     async for item in agen_func(*args, **kwargs):
                         yield item
 
@@ -168,14 +204,14 @@ class Measurement:
 
             @functools.wraps(func)
             async def measured_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                with Measurement(bound, resources, gpu, peak):
+                with Measurement(bound, resources, gpu, peak, energy):
                     return await async_func(*args, **kwargs)
 
             return cast(Callable[P, R], measured_async)
 
         @functools.wraps(func)
         def measured(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Measurement(bound, resources, gpu, peak):
+            with Measurement(bound, resources, gpu, peak, energy):
                 return func(*args, **kwargs)
 
         return measured

@@ -33,8 +33,13 @@ FAILURES_KEPT: Final = 64
 NO_PEAK: Final = -1
 
 # A block with resources: (duration s, CPU user s, CPU system s, read B, written B,
-# RSS at the end B, RSS growth B, peak RSS B or NO_PEAK).
-Block = tuple[float, float, float, int, int, int, int, int]
+# RSS at the end B, RSS growth B, peak RSS B or NO_PEAK, energy or None).
+# Energy is the machine's (cpu J, dram J, gpu J) during the block, None per domain
+# the machine does not meter (``_energy.Reading``).
+Block = tuple[
+    float, float, float, int, int, int, int, int,
+    "tuple[float | None, float | None, float | None] | None",
+]  # fmt: skip
 # While a run records, the figures of folded blocks with resources: duration s, CPU s
 # (user and system), RSS B, peak RSS B (NO_PEAK among them where a block had none).
 # Arrays of C numbers: keeping Python objects of every block costs the job ~0.5 us a
@@ -56,9 +61,9 @@ class Series:
     """Cumulative figures of one attribute set (``OperationTotals`` publishes them)."""
 
     __slots__ = (
-        "attributes", "blocks", "cpu_system", "cpu_user", "durations", "entered", "exited",
-        "gpu_memory", "growth", "has_resources", "io_read", "io_write", "modes", "peak",
-        "pending", "rss",
+        "attributes", "blocks", "cpu_system", "cpu_user", "durations", "energy", "entered",
+        "exited", "gpu_memory", "growth", "has_resources", "io_read", "io_write", "modes",
+        "peak", "pending", "rss",
     )  # fmt: skip
 
     def __init__(self, attributes: Attributes, recording: bool) -> None:
@@ -69,6 +74,9 @@ class Series:
             {**attributes, "cpu.mode": "system"},
             {**attributes, "disk.io.direction": "read"},
             {**attributes, "disk.io.direction": "write"},
+            {**attributes, "hw.type": "cpu"},
+            {**attributes, "hw.type": "dram"},
+            {**attributes, "hw.type": "gpu"},
         )
         self.entered = itertools.count()
         self.exited = itertools.count()
@@ -78,6 +86,8 @@ class Series:
         self.io_read = self.io_write = self.rss = self.growth = 0
         self.gpu_memory: int | None = None
         self.peak: int | None = None  # the largest peak RSS of a block with its peak taken
+        # Joules of the machine during blocks, per domain (cpu, dram, gpu); None: never metered.
+        self.energy: list[float | None] = [None, None, None]
         # While a run records, the durations of blocks without resources (appended by
         # them), and Pending of the others (by the fold); None otherwise.
         self.durations: list[float] | None = [] if recording else None
@@ -98,7 +108,9 @@ class Series:
         # Slice, then delete what was sliced: blocks appended meanwhile stay.
         taken = blocks[:n]
         del blocks[:n]
-        durations, users, systems, reads, writes, rss, growth, peaks = zip(*taken, strict=True)
+        durations, users, systems, reads, writes, rss, growth, peaks, energies = zip(
+            *taken, strict=True
+        )
         self.has_resources = True
         self.cpu_user += sum(users)
         self.cpu_system += sum(systems)
@@ -108,6 +120,9 @@ class Series:
         peak = max(peaks)
         if peak != NO_PEAK and (self.peak is None or peak > self.peak):
             self.peak = peak
+        for energy in energies:
+            if energy is not None:
+                self._add_energy(energy)
         pending = self.pending
         if pending is not None:  # a run records: for its recorder
             pending[0].extend(durations)
@@ -115,6 +130,13 @@ class Series:
             pending[2].extend(rss)
             if peak != NO_PEAK:
                 pending[3].extend(peaks)
+
+    def _add_energy(self, energy: tuple[float | None, float | None, float | None]) -> None:
+        totals = self.energy
+        for domain, joules in enumerate(energy):
+            if joules is not None:
+                known = totals[domain]
+                totals[domain] = joules if known is None else known + joules
 
     def take(self) -> tuple[list[float], Pending] | None:
         """What a run's recorder gets of the blocks since the last take (the lock is held)."""

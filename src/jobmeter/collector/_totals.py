@@ -77,6 +77,10 @@ TOTALS_METRICS: Final[tuple[tuple[Instrument, Points], ...]] = (
                 "GPU memory of the process when the latest measured operation with gpu=True "
                 "ended."),
      lambda t: () if t.gpu_memory is None else ((t.gpu_memory, t.attributes),)),
+    (Instrument("jobmeter.operation.energy", "counter", "J",
+                "Energy the machine used while measured operations ran, by hw.type (cpu and "
+                "dram from RAPL, gpu from the GPUs' counters), where the machine meters it."),
+     lambda t: [(j, t.modes[4 + d]) for d, j in enumerate(t.energy) if j is not None]),
     # Totals recorded with error.type never hold in-flight counts: skip their zeros.
     (Instrument("jobmeter.operation.active", "up_down_counter", "{operation}",
                 "Measured operations in progress."),

@@ -64,9 +64,11 @@ class HostCollector(MetricsCollector):
         pid: the process to watch; None (default) is the current process,
             resolved at each collection, so a forked worker reports itself.
         tree: also count every descendant of the process.
-        cpu, per_cpu, memory, disk, network, filesystem, load, process, gpu:
+        cpu, per_cpu, memory, disk, network, filesystem, load, process, gpu, energy:
             turn one group of metrics on (True) or off (False); None keeps the
             default (all but ``per_cpu``) or what ``JOBMETER_HOST_METRICS`` says.
+            ``energy`` is the RAPL counters of the CPU packages and DRAM
+            (``hw.energy``), where they can be read.
 
     Raises:
         ConfigurationError: ``JOBMETER_HOST_METRICS`` names an unknown group.
@@ -89,11 +91,13 @@ class HostCollector(MetricsCollector):
         load: bool | None = None,
         process: bool | None = None,
         gpu: bool | None = None,
+        energy: bool | None = None,
     ) -> None:
         super().__init__(name, attributes=attributes, meter_provider=meter_provider)
         switches = {
             "cpu": cpu, "per_cpu": per_cpu, "memory": memory, "disk": disk, "network": network,
             "filesystem": filesystem, "load": load, "process": process, "gpu": gpu,
+            "energy": energy,
         }  # fmt: skip
         self.groups = host_groups(switches)
         self.scope = InstrumentationScope(name, __version__)

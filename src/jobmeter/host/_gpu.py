@@ -1,6 +1,7 @@
-"""``GPUCollector``: NVIDIA GPU metrics from NVML, quiet where there is no GPU.
+"""``GPUCollector``: NVIDIA and AMD GPU metrics, quiet where there is no GPU.
 
-For every physical GPU, each collection reads through NVML (nvidia-ml-py):
+For every physical GPU, each collection reads through NVML (nvidia-ml-py) for
+NVIDIA GPUs and AMD SMI (amdsmi) for AMD GPUs, both behind ``_core.gpus``:
 utilization, memory used and total, power draw, the energy counter, the GPU
 temperature, and how much GPU memory the measured processes hold. Training
 and inference jobs spend most of their cost on the GPU, so these are the
@@ -11,14 +12,16 @@ The figures are read when a reader collects, never in the job's own thread,
 and the callbacks of one collection share one reading per GPU. Names follow
 the OpenTelemetry hardware semantic conventions (``hw.*``); the memory of the
 measured processes, which no convention covers, is
-``jobmeter.process.gpu.memory.usage``. On a machine without the nvidia-ml-py
-package, the driver or a GPU, the collector reports nothing and NVML logs one
-INFO line.
+``jobmeter.process.gpu.memory.usage``. Where a library, its driver or its GPUs
+are missing, that vendor's GPUs are simply absent, and its backend logs one
+INFO line; nothing is raised.
 
 The device figures cover every GPU of the machine (the host view), each point
 labelled ``jobmeter.gpu.visible``: whether this process's
-``CUDA_VISIBLE_DEVICES`` lets it use that GPU. The measured processes' memory
-is reported for those GPUs only.
+``CUDA_VISIBLE_DEVICES`` (NVIDIA) or ``ROCR_VISIBLE_DEVICES`` and
+``HIP_VISIBLE_DEVICES`` (AMD) let it use that GPU. The measured processes'
+memory is reported for those GPUs only. ``metrics=`` (or
+``JOBMETER_GPU_METRICS``) chooses which metrics exist at all.
 """
 
 from __future__ import annotations
@@ -32,36 +35,41 @@ from typing import Final
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter._core import gpus
+from jobmeter._core.config import gpu_metrics
 from jobmeter._core.gpu import GpuDevice, GpuSample
+from jobmeter._core.instruments import HW_ENERGY as ENERGY
 from jobmeter._core.instruments import Instrument, PerMeter, observe
-from jobmeter._core.nvml import nvml
 from jobmeter.collector import MetricsCollector
 
 _log = logging.getLogger("jobmeter")
 
 Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
-# Per GPU: (instrument, the GpuSample field it reads); docs/metrics.md lists them.
+# Per GPU: (instrument, the GpuSample field it reads, the metric choice it belongs
+# to in JOBMETER_GPU_METRICS); docs/metrics.md lists them.
 DEVICE_METRICS: Final = (
     (Instrument("hw.gpu.utilization", "gauge", "1",
-                "Share of time the GPU was busy running kernels (0 to 1)."), "utilization"),
+                "Share of time the GPU was busy running kernels (0 to 1)."), "utilization",
+     "utilization"),
     (Instrument("hw.gpu.memory.usage", "up_down_counter", "By", "GPU memory in use."),
-     "memory_used"),
+     "memory_used", "memory"),
     (Instrument("hw.gpu.memory.limit", "up_down_counter", "By", "GPU memory installed."),
-     "memory_total"),
+     "memory_total", "memory"),
     (Instrument("hw.gpu.memory.utilization", "gauge", "1",
-                "GPU memory in use over GPU memory installed (0 to 1)."), "memory_utilization"),
-    (Instrument("hw.power", "gauge", "W", "Power the GPU draws."), "power"),
-    (Instrument("hw.energy", "counter", "J",
-                "Energy the GPU used since the driver was loaded (on GPUs that report it)."),
-     "energy"),
-    (Instrument("hw.temperature", "gauge", "Cel", "GPU temperature."), "temperature"),
+                "GPU memory in use over GPU memory installed (0 to 1)."), "memory_utilization",
+     "memory"),
+    (Instrument("hw.power", "gauge", "W", "Power the GPU draws."), "power", "power"),
+    (ENERGY, "energy", "energy"),
+    (Instrument("hw.temperature", "gauge", "Cel", "GPU temperature."), "temperature",
+     "temperature"),
 )  # fmt: skip
 PROCESS_MEMORY: Final = Instrument(
     "jobmeter.process.gpu.memory.usage", "up_down_counter", "By",
     "GPU memory held by the measured processes, per GPU they may use.",
 )  # fmt: skip
-# True on the GPUs that CUDA_VISIBLE_DEVICES lets the job use: two values per GPU at most.
+# True on the GPUs that CUDA_VISIBLE_DEVICES (ROCR_VISIBLE_DEVICES, HIP_VISIBLE_DEVICES on
+# AMD) lets the job use: two values per GPU at most.
 VISIBLE: Final = "jobmeter.gpu.visible"
 
 
@@ -70,17 +78,21 @@ def _own_pid() -> Collection[int]:
 
 
 class GPUCollector(MetricsCollector):
-    """NVIDIA GPU utilization, memory, power, energy and temperature, per physical GPU.
+    """GPU utilization, memory, power, energy and temperature, per physical GPU.
 
-    Every point carries ``hw.id`` (the GPU's UUID), ``hw.name`` (its model),
-    ``hw.vendor`` (``NVIDIA``), ``hw.type`` (``gpu``) and
-    ``jobmeter.gpu.visible`` (whether ``CUDA_VISIBLE_DEVICES`` of this process
-    lets it use the GPU, read at each collection), plus the collector's
-    ``attributes``. The device figures cover every GPU of the machine; the
-    process memory only the GPUs the process may use. NVML is started on the
-    first collection (or the first use of :attr:`available`), not when the
-    collector is created. Without a GPU nothing is reported and nothing is
-    raised. ``measure()`` works as on every collector.
+    NVIDIA GPUs are read through NVML (the ``gpu`` extra), AMD GPUs through
+    AMD SMI (the ``amd`` extra); both report the same metrics. Every point
+    carries ``hw.id`` (the GPU's UUID), ``hw.name`` (its model),
+    ``hw.vendor`` (``NVIDIA`` or ``AMD``), ``hw.type`` (``gpu``) and
+    ``jobmeter.gpu.visible`` (whether this process may use the GPU:
+    ``CUDA_VISIBLE_DEVICES`` for NVIDIA, ``ROCR_VISIBLE_DEVICES`` and
+    ``HIP_VISIBLE_DEVICES`` for AMD, read at each collection), plus the
+    collector's ``attributes``. The device figures cover every GPU of the
+    machine; the process memory only the GPUs the process may use. The GPU
+    libraries are started on the first collection (or the first use of
+    :attr:`available`), not when the collector is created. Without a GPU
+    nothing is reported and nothing is raised. ``measure()`` works as on
+    every collector.
 
     Args:
         name: the collector's name (its instrumentation scope).
@@ -90,15 +102,26 @@ class GPUCollector(MetricsCollector):
         pids: returns the process ids whose GPU memory
             ``jobmeter.process.gpu.memory.usage`` counts, called at each
             collection; defaults to the current process (``os.getpid()``).
-            Their GPUs are taken to be those of this process's
-            ``CUDA_VISIBLE_DEVICES``.
+            Their GPUs are taken to be those this process may use.
+        metrics: the metrics to report, any of ``memory`` (``hw.gpu.memory.*``
+            and ``jobmeter.process.gpu.memory.usage``), ``utilization``,
+            ``power``, ``energy``, ``temperature``; wins over
+            ``JOBMETER_GPU_METRICS``. None (default): what the variable says,
+            else all five. Instruments of the others are not created.
+
+    Raises:
+        ConfigurationError: ``metrics`` names an unknown metric (a ValueError),
+            or, in strict mode, ``JOBMETER_GPU_METRICS`` does.
+
+    Attributes:
+        metrics: the names of the metrics this collector reports.
 
     Example:
         Create one per process, after ``jobmeter.configure()``, and keep it::
 
             gpu = jobmeter.GPUCollector()
             if not gpu.available:
-                print("no NVIDIA GPU here; GPU metrics are off")
+                print("no NVIDIA or AMD GPU here; GPU metrics are off")
     """
 
     def __init__(
@@ -108,8 +131,11 @@ class GPUCollector(MetricsCollector):
         attributes: Mapping[str, AttributeValue] | None = None,
         meter_provider: MeterProvider | None = None,
         pids: Callable[[], Collection[int]] | None = None,
+        metrics: Iterable[str] | None = None,
     ) -> None:
+        chosen = gpu_metrics(metrics)  # before anything is registered: it may raise
         super().__init__(name, attributes=attributes, meter_provider=meter_provider)
+        self.metrics: frozenset[str] = chosen
         self._pids = pids if pids is not None else _own_pid
         self._pids_failed = False
         self._device_attributes: dict[tuple[str, bool], dict[str, AttributeValue]] = {}
@@ -121,8 +147,8 @@ class GPUCollector(MetricsCollector):
 
     @property
     def available(self) -> bool:
-        """Whether NVML is up with at least one GPU (starts NVML on first use)."""
-        return nvml().available()
+        """Whether NVML or AMD SMI is up with at least one GPU (starts them on first use)."""
+        return gpus.available()
 
     def _attributes_of(self, device: GpuDevice, visible: bool) -> dict[str, AttributeValue]:
         """The attributes of ``device``'s points: the ``hw.*`` set, visibility, the collector's."""
@@ -132,14 +158,14 @@ class GPUCollector(MetricsCollector):
                 **self.attributes,
                 "hw.id": device.uuid,
                 "hw.name": device.name,
-                "hw.vendor": "NVIDIA",
+                "hw.vendor": device.vendor,
                 "hw.type": "gpu",
                 VISIBLE: visible,
             }
         return found
 
     def _observe(self, samples: list[GpuSample], field: str) -> list[Observation]:
-        visible = {device.uuid for device in nvml().visible_devices()}
+        visible = {device.uuid for device in gpus.visible_devices()}
         return [
             Observation(value, self._attributes_of(sample.device, sample.device.uuid in visible))
             for sample in samples
@@ -156,9 +182,8 @@ class GPUCollector(MetricsCollector):
                              "left out", self, exc_info=True)  # fmt: skip
             return []
         found = []
-        nv = nvml()
-        for device in nv.visible_devices():
-            used = nv.device_process_memory(device, pids)
+        for device in gpus.visible_devices():
+            used = gpus.device_process_memory(device, pids)
             if used is not None:
                 found.append(Observation(used, self._attributes_of(device, True)))
         return found
@@ -170,41 +195,59 @@ class _Instruments:
     The SDK keeps the first instrument of a name and drops a second one's
     callbacks with a warning, so a second collector of the same name (say
     ``GPUCollector()`` next to ``start_host_metrics()``) joins the first's.
+    An instrument is created when the first collector that chose its metric
+    joins, and reports the collectors that chose it.
     """
 
     def __init__(self, meter: Meter) -> None:
+        self._meter = meter
         self._lock = threading.Lock()
         self._collectors: list[GPUCollector] = []
-        for instrument, field in DEVICE_METRICS:
-            observe(meter, instrument, self._device(field))
-        observe(meter, PROCESS_MEMORY, self._process_memory)
+        self._created: set[str] = set()
 
     def add(self, collector: GPUCollector) -> None:
         with self._lock:
             self._collectors.append(collector)
+            for instrument, field, metric in DEVICE_METRICS:
+                if metric in collector.metrics and instrument.name not in self._created:
+                    observe(self._meter, instrument, self._device(field, metric))
+                    self._created.add(instrument.name)
+            if "memory" in collector.metrics and PROCESS_MEMORY.name not in self._created:
+                observe(self._meter, PROCESS_MEMORY, self._process_memory)
+                self._created.add(PROCESS_MEMORY.name)
 
     def remove(self, collector: GPUCollector) -> None:
         with self._lock:
             self._collectors = [c for c in self._collectors if c is not collector]
 
-    def _device(self, field: str) -> Callback:
+    def forget(self) -> None:
+        """At reset: a proxy's set binds to the next provider, without the old collectors."""
+        with self._lock:
+            self._collectors = []
+
+    def _device(self, field: str, metric: str) -> Callback:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            return self._each(lambda c: c._observe(nvml().samples(), field))
+            return self._each(metric, lambda c: c._observe(gpus.samples(), field))
 
         return observe
 
     def _process_memory(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._each(GPUCollector._observe_process_memory)
+        return self._each("memory", GPUCollector._observe_process_memory)
 
-    def _each(self, observe: Callable[[GPUCollector], list[Observation]]) -> list[Observation]:
+    def _each(
+        self, metric: str, observe: Callable[[GPUCollector], list[Observation]]
+    ) -> list[Observation]:
         # A failure here would reach the SDK, which logs it as an ERROR with a
         # traceback at every collection: log once instead and report nothing.
         try:
-            return [point for collector in list(self._collectors) for point in observe(collector)]
+            chosen = [c for c in list(self._collectors) if metric in c.metrics]
+            return [point for collector in chosen for point in observe(collector)]
         except Exception:
-            nvml().note_once(("gpu-callback",), "jobmeter: GPU metrics failed; they are skipped",
-                             level=logging.WARNING, exc_info=True)  # fmt: skip
+            gpus.note_once(("gpu-callback",), "jobmeter: GPU metrics failed; they are skipped",
+                           level=logging.WARNING, exc_info=True)  # fmt: skip
             return []
 
 
-_instruments: PerMeter[_Instruments] = PerMeter(lambda name, meter: _Instruments(meter))
+_instruments: PerMeter[_Instruments] = PerMeter(
+    lambda name, meter: _Instruments(meter), forget=_Instruments.forget
+)

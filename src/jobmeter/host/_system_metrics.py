@@ -14,7 +14,8 @@ from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
-from jobmeter._core.instruments import Instrument
+from jobmeter import _energy
+from jobmeter._core.instruments import HW_ENERGY, Instrument
 from jobmeter._core.producers import Points
 from jobmeter.host import _system as system
 
@@ -38,6 +39,7 @@ NETWORK_IO = _row("system.network.io", "counter", "By")
 NETWORK_PACKETS = _row("system.network.packet.count", "counter", "{packet}")
 NETWORK_ERRORS = _row("system.network.errors", "counter", "{error}")
 FILESYSTEM_USAGE = _row("system.filesystem.usage", "up_down_counter", "By")
+ENERGY = HW_ENERGY  # the GPUs' too: one family on a scrape page needs one description
 LOAD = tuple(_row(f"system.cpu.load_average.{w}", "gauge", "{thread}") for w in ("1m", "5m", "15m"))
 # By group, in the order the metrics are exported; docs/metrics.md lists them.
 SYSTEM_METRICS: Final[dict[str, tuple[Instrument, ...]]] = {
@@ -47,6 +49,7 @@ SYSTEM_METRICS: Final[dict[str, tuple[Instrument, ...]]] = {
     "network": (NETWORK_IO, NETWORK_PACKETS, NETWORK_ERRORS),
     "filesystem": (FILESYSTEM_USAGE,),
     "load": LOAD,
+    "energy": (ENERGY,),
 }
 _MEMORY_STATES = ("used", "free", "buffers", "cached")
 # Attribute sets kept at most (devices and interfaces come and go): past it, they are made anew.
@@ -65,7 +68,7 @@ class SystemPoints:
         builders: dict[str, Callable[[Points], None]] = {
             "cpu": self._add_cpu, "memory": self._add_memory, "disk": self._add_disks,
             "network": self._add_networks, "filesystem": self._add_filesystems,
-            "load": self._add_load,
+            "load": self._add_load, "energy": self._add_energy,
         }  # fmt: skip
         on = {*groups, "cpu"} if self._per_cpu else set(groups)
         self.groups = [(group, build) for group, build in builders.items() if group in on]
@@ -167,6 +170,23 @@ class SystemPoints:
                 } for state in ("used", "free", "reserved")]  # fmt: skip
             values += ((fs.used, states[0]), (fs.free, states[1]), (fs.reserved, states[2]))
         points.add(FILESYSTEM_USAGE, values)
+
+    def _add_energy(self, points: Points) -> None:
+        meter = _energy.meter()
+        if not meter.rapl_available():
+            return
+        values: Values = []
+        for zone, joules in meter.zones():
+            key = ("rapl", zone.path)
+            found = self._series.get(key)
+            if found is None:
+                self._forget_if_full()
+                found = self._series[key] = {
+                    **self._base, "hw.id": zone.path.rsplit("/", 1)[-1], "hw.name": zone.name,
+                    "hw.type": zone.domain,
+                }  # fmt: skip
+            values.append((joules, found))
+        points.add(ENERGY, values)
 
     def _add_load(self, points: Points) -> None:
         load = system.load_average()

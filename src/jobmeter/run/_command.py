@@ -195,11 +195,12 @@ def _measure(
     result = recording.result
     child_pid = reaper.main_pid
     status: int | None = None
-    from jobmeter._core import nvml  # after the spawn: the command starts first
+    from jobmeter import _energy  # after the spawn: the command starts first
+    from jobmeter._core import gpus
 
     sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
-    driver = nvml.nvml()
-    gpu = driver if driver.available() else None
+    has_gpu = gpus.available()
+    energy = _energy.meter()
     # The command's CUDA_VISIBLE_DEVICES says which GPUs are its own, not the wrapper's.
     command_environ = {**os.environ, **run.options.environment}
     try:
@@ -214,9 +215,10 @@ def _measure(
             run.kill_at = None
             result.signals_forwarded.append("SIGKILL")
             kill_tree(child_pid if status is None else None, sample.pids, run.options.kill_grace)
-        if gpu is not None:
-            sample.gpu_memory = gpu.process_memory(sample.pids, environ=command_environ)
-        recording.add_sample(sample, reaped.totals(sample), reaped.largest_peak)
+        if has_gpu:
+            sample.gpu_memory = gpus.process_memory(sample.pids, environ=command_environ)
+        recording.add_sample(sample, reaped.totals(sample), reaped.largest_peak,
+                             energy.read(gpu=has_gpu, environ=command_environ))  # fmt: skip
         if cgroup:
             result.peak_cgroup_bytes = cgroup.peak_bytes()
         if on_sample is not None:

@@ -98,6 +98,7 @@ class RunRecording:
         # its CPU time spread over its whole life, not over the last microseconds.
         self._previous = (0.0, self.started)
         self._cpus = float(os.cpu_count() or 1)
+        self._energy_base: tuple[float | None, ...] | None = None  # the first energy reading
         self.directory.write_run(self.record)
 
     def describe(self) -> None:
@@ -110,14 +111,24 @@ class RunRecording:
         """The run directory."""
         return self.directory.path
 
-    def add_sample(self, sample: TreeSample, totals: Totals, single_process_peak: int = 0) -> None:
+    def add_sample(
+        self,
+        sample: TreeSample,
+        totals: Totals,
+        single_process_peak: int = 0,
+        energy: tuple[float | None, float | None, float | None] | None = None,
+    ) -> None:
         """Fold one sample and the tree's totals into the run, and append it to usage.jsonl.
 
         Totals never go back: a process that ended between two samples is counted
         by the kernel only once it is reaped. ``single_process_peak`` is a peak
         RSS the kernel kept for a reaped process (``ru_maxrss``), if known.
+        ``energy`` is the machine's energy meter read with the sample
+        (``_energy.Reading``): the run's energy counts from its first one.
         """
         result = self.result
+        if energy is not None:
+            self._add_energy(sample, energy)
         cpu_user, cpu_system, read, written = totals
         result.cpu_user_seconds = max(result.cpu_user_seconds, cpu_user)
         result.cpu_system_seconds = max(result.cpu_system_seconds, cpu_system)
@@ -150,6 +161,23 @@ class RunRecording:
             {**sample.to_json(), "cpu_user_total": result.cpu_user_seconds,
              "cpu_system_total": result.cpu_system_seconds}
         )  # fmt: skip
+
+    def _add_energy(
+        self, sample: TreeSample, energy: tuple[float | None, float | None, float | None]
+    ) -> None:
+        base = self._energy_base
+        if base is None:
+            base = self._energy_base = energy
+        spent = {
+            domain: max(now - first, 0.0)
+            for domain, first, now in zip(("cpu", "dram", "gpu"), base, energy, strict=True)
+            if first is not None and now is not None
+        }
+        if spent:
+            self.result.energy_joules = spent
+            sample.energy_cpu = spent.get("cpu")
+            sample.energy_dram = spent.get("dram")
+            sample.energy_gpu = spent.get("gpu")
 
     def _published_peaks(self) -> None:
         """Peaks that processes left because their measured blocks reset the kernel's mark."""

@@ -50,6 +50,11 @@ RUN_METRICS: Final[tuple[tuple[Instrument, Read], ...]] = (
     (Instrument("jobmeter.run.disk.io", "counter", "By", "Storage bytes the tree read and wrote."),
      lambda s, r: [(r.read_bytes, {"disk.io.direction": "read"}),
                    (r.written_bytes, {"disk.io.direction": "write"})]),
+    (Instrument("jobmeter.run.energy", "counter", "J",
+                "Energy the machine used since the run started, by hw.type (cpu, dram, gpu), "
+                "where the machine meters it."),
+     lambda s, r: [(joules, {"hw.type": domain})
+                   for domain, joules in (r.energy_joules or {}).items()]),
     (Instrument("jobmeter.run.process.count", "up_down_counter", "{process}",
                 "Processes in the tree now."),
      lambda s, r: [(s.processes, {})]),

@@ -14,7 +14,8 @@ from typing import Any
 
 import psutil
 
-from jobmeter._core import nvml, signals
+from jobmeter import _energy
+from jobmeter._core import gpus, signals
 from jobmeter._rundata import routing
 from jobmeter._rundata.metadata import command_record
 from jobmeter._rundata.recorder import Recorder
@@ -190,8 +191,8 @@ class _SelfSampler:
         cpu, io = me.cpu_times(), _io(me)
         # What this process had used before the run: not the run's.
         self._reaped = ReapedUsage(live_base=(cpu.user, cpu.system, io[0], io[1]))
-        gpu = nvml.nvml()
-        self._gpu = gpu if gpu.available() else None
+        self._gpu = gpus.available()
+        self._energy = _energy.meter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.sample()  # the figures at the start
@@ -207,9 +208,10 @@ class _SelfSampler:
         with self._lock:
             try:
                 sample = self._tree.sample()
-                if self._gpu is not None:
-                    sample.gpu_memory = self._gpu.process_memory(sample.pids)
-                self._recording.add_sample(sample, self._reaped.totals(sample))
+                if self._gpu:
+                    sample.gpu_memory = gpus.process_memory(sample.pids)
+                self._recording.add_sample(sample, self._reaped.totals(sample),
+                                           energy=self._energy.read(gpu=self._gpu))  # fmt: skip
             except Exception:
                 _log.debug("jobmeter: a run sample failed", exc_info=True)
 

@@ -38,6 +38,10 @@ class TreeSample:
     hwm: int = 0  # the largest VmHWM (peak RSS) of a live process
     gpu_memory: int | None = None  # GPU memory the tree holds, where there is a GPU
     cpu_utilization: float = 0.0  # CPUs busy since the previous sample (set by the runner)
+    # Joules the machine used since the run started, where it meters them (set by the runner).
+    energy_cpu: float | None = None
+    energy_dram: float | None = None
+    energy_gpu: float | None = None
     pids: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from jobmeter._core.facade import publish
 from jobmeter._rundata.layout import runs_root
 from jobmeter._rundata.summary import FIGURES
 from jobmeter.store._advise import Advice, advise, export_parquet
+from jobmeter.store._cost import Cost, Prices, cost_of, held_of, prices
 from jobmeter.store._gc import gc
 from jobmeter.store._plot.render import PlotDependencyError, plot_run
 from jobmeter.store._runs import (
@@ -38,18 +39,23 @@ from jobmeter.store._runs import (
 __all__ = [
     "FIGURES",
     "Advice",
+    "Cost",
     "EmptyStoreError",
     "PlotDependencyError",
+    "Prices",
     "RunReport",
     "StoreError",
     "StoredRun",
     "UnknownRunError",
     "advise",
+    "cost_of",
     "export_parquet",
     "gc",
+    "held_of",
     "list_runs",
     "percentile",
     "plot_run",
+    "prices",
     "report",
     "resolve",
     "runs_root",

@@ -14,6 +14,7 @@ from typing import Any
 from jobmeter._rundata.records import compact
 from jobmeter._rundata.schema import USAGE_COLUMNS
 from jobmeter._rundata.usage import usage_source
+from jobmeter.store._cost import cost_of, held_of, prices
 from jobmeter.store._runs import StoredRun, StoreError, percentile, report
 
 MEMORY_STEP = 256 * 2**20
@@ -59,6 +60,13 @@ class Advice:
     memory_bytes: Resource
     cpus: Resource
     gpu_memory_bytes: Resource | None
+    #: The runs' energy (J, the machine's); None where no run metered it. No headroom:
+    #: energy is not requested, it is what the size chosen spends.
+    energy_joules: Resource | None = None
+    #: Mean cost of a run as it ran, and at the advised CPUs and memory (None: no prices).
+    cost_per_run: float | None = None
+    cost_per_run_advised: float | None = None
+    currency: str = "USD"
 
     @property
     def basis(self) -> str:
@@ -77,6 +85,10 @@ class Advice:
             "gpu_memory_bytes": None
             if self.gpu_memory_bytes is None
             else self.gpu_memory_bytes.to_json(),
+            "energy_joules": None if self.energy_joules is None else self.energy_joules.to_json(),
+            "cost_per_run": self.cost_per_run,
+            "cost_per_run_advised": self.cost_per_run_advised,
+            "currency": self.currency,
         }
 
 
@@ -131,9 +143,23 @@ def advise(runs: Sequence[StoredRun], percentile: float = 95.0, headroom: float 
     gpu = _resource(
         [f.get("peak_gpu_memory_bytes") for f in figures], percentile, headroom, by_memory
     )
+    energy = _resource([f.get("energy_total_joules") for f in figures], percentile, 0.0, float)
     assert memory is not None
     assert cpus is not None
-    return Advice([run.id for run in runs], percentile, headroom, memory, cpus, gpu)
+    price = prices()
+    held = [held_of(run.record) for run in runs]
+    now = [cost_of(f, h, price) for f, h in zip(figures, held, strict=True)]
+    advised = [cost_of(f, h, price, cpus=cpus.request, memory_bytes=memory.request)
+               for f, h in zip(figures, held, strict=True)]  # fmt: skip
+    return Advice(
+        [run.id for run in runs], percentile, headroom, memory, cpus, gpu, energy,
+        _mean([c.total for c in now if c is not None]),
+        _mean([c.total for c in advised if c is not None]), price.currency,
+    )  # fmt: skip
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -15,8 +15,15 @@ from typing import Any
 from jobmeter._rundata.layout import USAGE, runs_root
 from jobmeter._rundata.metadata import read_record
 from jobmeter._rundata.sketch import quantile_of
-from jobmeter._rundata.summary import FIGURES, NOT_STARTED, PEAK_FROM_SAMPLED_HWM, headline_peak
+from jobmeter._rundata.summary import (
+    FIGURES,
+    NOT_STARTED,
+    PEAK_FROM_SAMPLED_HWM,
+    energy_figures,
+    headline_peak,
+)
 from jobmeter._rundata.usage import SampleFigures, read_figures
+from jobmeter.store._cost import Cost, cost_of, held_of, prices
 from jobmeter.store._liveness import Liveness
 from jobmeter.store._summary import RecordSummary, summarize
 
@@ -181,6 +188,8 @@ class RunReport:
     skipped_lines: int
     warnings: list[str] = field(default_factory=list)
     records: RecordSummary = field(default_factory=RecordSummary)
+    #: What the run cost at the prices set now (JOBMETER_PRICE_*); None without prices.
+    cost: Cost | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form (docs/run-store.md)."""
@@ -204,6 +213,8 @@ class RunReport:
             "queries": self.records.queries,
             "failures": self.records.failures,
             "backfills": self.records.backfills,
+            "held": held_of(self.run.record),
+            "cost": None if self.cost is None else self.cost.to_json(),
         }
 
 
@@ -232,6 +243,9 @@ def _from_samples(run: StoredRun, samples: SampleFigures) -> dict[str, Any]:
         "peak_gpu_memory_bytes": samples.peak_gpu_memory,
         "peak_processes": samples.peak_processes or 0,
         "peak_threads": samples.peak_threads or 0,
+        **energy_figures(
+            {"cpu": samples.energy_cpu, "dram": samples.energy_dram, "gpu": samples.energy_gpu}
+        ),
     }
 
 
@@ -249,6 +263,7 @@ def report(run: StoredRun) -> RunReport:
     summary = run.summary
     if summary is not None:
         figures = {name: summary.get(name) for name in FIGURES}
+        figures.update(energy_figures(summary.get("energy_joules")))
         source = "summary"
         recorded = summary.get("samples")
         if isinstance(recorded, int) and recorded != samples.samples:
@@ -263,9 +278,10 @@ def report(run: StoredRun) -> RunReport:
         warnings.append(f"skipped {skipped} unreadable {kind} record(s) in {run.directory}")
     for warning in warnings:
         _log.warning("jobmeter store: %s", warning)
+    shown = {name: figures.get(name) for name in FIGURES}
     return RunReport(
-        run, {name: figures.get(name) for name in FIGURES}, source, samples.samples,
-        samples.skipped, warnings, records,
+        run, shown, source, samples.samples, samples.skipped, warnings, records,
+        cost_of(shown, held_of(run.record), prices()),
     )  # fmt: skip
 
 
