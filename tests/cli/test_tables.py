@@ -126,7 +126,7 @@ def test_every_figure_is_shown_at_every_width(
 
 def test_a_narrow_terminal_names_the_columns_it_left_out(store_dir: Path) -> None:
     text = _shown(store_dir, ["report"], 80)
-    assert "(left out at 80 columns: mean, p50; a wider terminal or --json shows them)" in text
+    assert "(left out at 80 columns: mean, p50, energy; a wider terminal or --json shows" in text
     wide = _shown(store_dir, ["report"], 160)
     assert "left out" not in wide
     assert "664.5 ms" in wide  # the mean, shown when it fits

@@ -231,3 +231,36 @@ def test_a_run_block_in_the_program_has_its_energy(
         "dram": pytest.approx(1.0, abs=APPROX),
     }
     assert block == pytest.approx(20.0, abs=APPROX)
+
+
+def test_the_runs_operations_have_their_energy_in_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per operation: the energy of its blocks, summed over intervals, in report and its table."""
+    import jobmeter
+    from jobmeter import store
+
+    tree = FakePowercap(tmp_path / "sys")
+    tree.zone("intel-rapl:0", "package-0")
+    monkeypatch.setenv("JOBMETER_SYSFS_PATH", str(tmp_path / "sys"))
+    monkeypatch.setenv("JOBMETER_RUN_FLUSH_INTERVAL", "0.05")  # several intervals to merge
+    ops = jobmeter.MetricsCollector("etl")
+    with jobmeter.Run("ops", interval=0.1, directory=tmp_path / "runs"):
+        for joules in (3.0, 4.5, 2.5):
+            with ops.measure("load", {"table": "orders"}):
+                tree.zones["intel-rapl:0"].add(joules)
+                time.sleep(0.06)
+        with ops.measure("idle"):
+            time.sleep(0.002)
+    report = store.report(store.resolve("latest", tmp_path / "runs"))
+    by_name = {op["operation"]: op for op in report.records.operations}
+    assert by_name["load"]["energy_total_joules"] == pytest.approx(10.0, abs=APPROX)
+    assert by_name["idle"]["energy_total_joules"] == pytest.approx(0.0, abs=APPROX)
+    text = subprocess.run(
+        [sys.executable, "-m", "jobmeter", "report", "--latest", "--dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout  # fmt: skip
+    header = next(line for line in text.splitlines() if line.startswith("operation"))
+    assert header.split()[-1] == "energy"
+    assert " 10 J" in text

@@ -70,11 +70,12 @@ def operation_label(operation: dict[str, Any]) -> str:
 class OperationAggregate:
     """What the blocks of one operation key measured in one interval."""
 
-    __slots__ = ("count", "cpu", "duration", "memory", "peak")
+    __slots__ = ("count", "cpu", "duration", "energy", "memory", "peak")
 
     def __init__(self) -> None:
         self.count = 0
         self.duration, self.cpu, self.memory, self.peak = Stats(), Stats(), Stats(), Stats()
+        self.energy: float | None = None  # J, the blocks that metered it
 
 
 class QueryAggregate:

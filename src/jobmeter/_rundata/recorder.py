@@ -71,10 +71,12 @@ class Recorder:
         cpus: list[float],
         memory: list[int],
         peaks: list[int],
+        energy: float | None = None,
     ) -> None:
         """Blocks of one attribute set: every block's duration (s); of the blocks with
         resources, the CPU time (s) and RSS at the end (B); of those measured with their
-        peak, the peak RSS (B; negative values, blocks without one, are left out)."""
+        peak, the peak RSS (B; negative values, blocks without one, are left out); the
+        machine's energy (J) during the blocks that metered it, summed."""
         error = attributes.get("error.type")
         key = (collector, str(attributes.get("operation.name", "")),
                attributes_text(attributes), None if error is None else str(error))  # fmt: skip
@@ -93,6 +95,8 @@ class Recorder:
             found.cpu.add_sorted(cpus)
             found.memory.add_sorted(memory)
             found.peak.add_sorted(peaks)
+            if energy is not None:
+                found.energy = energy if found.energy is None else found.energy + energy
 
     def add_queries(self, entries: Sequence[QueryEntry]) -> None:
         """Statements: (point attributes, masked shape, its hash, seconds, returned rows or -1)."""
@@ -172,6 +176,7 @@ class Recorder:
             record.update(op.cpu.fields("cpu"))
             record.update(op.memory.fields("memory"))
             record.update(op.peak.fields("peak"))
+            record["energy_joules"] = op.energy
             lines["operations"].append(json.dumps(record))
         for (namespace, operation, summary, shape_hash, shape, error), query in queries.items():
             record = {**base, "namespace": namespace, "operation": operation,

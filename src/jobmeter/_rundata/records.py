@@ -93,6 +93,8 @@ def merge(kind: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             _merge_stats(group, "cpu", row)
             _merge_stats(group, "memory", row)
             _merge_stats(group, "peak", row)
+            energies = [r["energy_joules"] for r in group if r.get("energy_joules") is not None]
+            row["energy_joules"] = sum(energies) if energies else None
         else:
             row["rows"] = sum(r["rows"] or 0 for r in group)
             maxima = [r["rows_max"] for r in group if r["rows_max"] is not None]

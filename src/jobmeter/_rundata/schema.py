@@ -27,7 +27,7 @@ RECORD_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "t": "DOUBLE", "pid": "BIGINT", "collector": "VARCHAR", "operation": "VARCHAR",
         "attributes": "VARCHAR", "error_type": "VARCHAR", "count": "BIGINT",
         "resources_count": "BIGINT", **stats_columns("duration"), **stats_columns("cpu"),
-        **stats_columns("memory"), **stats_columns("peak"),
+        **stats_columns("memory"), **stats_columns("peak"), "energy_joules": "DOUBLE",
     },
     "queries": {
         "t": "DOUBLE", "pid": "BIGINT", "namespace": "VARCHAR", "operation": "VARCHAR",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from jobmeter._core.format import format_bytes
+from jobmeter._core.format import format_bytes, format_joules
 from jobmeter.cli._table import Cell, Column, Output, Styled, Table
 from jobmeter.store import RunReport
 
@@ -50,9 +50,11 @@ def print_records(out: Output, report: RunReport) -> None:
     if records.operations:
         # The collector only where there are several: the operation's name needs the room.
         several = len({op["collector"] for op in records.operations}) > 1
+        # Energy only where a block metered it: a column of dashes says nothing.
+        energy = any(op.get("energy_total_joules") is not None for op in records.operations)
         columns = _columns(("operation", 14), ("count", 0), ("errors", 3), ("total", 0),
                            ("mean", 9), ("p50", 8), ("p95", 0), ("max", 7), ("CPU", 4),
-                           ("peak mem", 2))  # fmt: skip
+                           ("peak mem", 2), *([("energy", 10)] if energy else []))  # fmt: skip
         if several:
             columns.insert(1, Column("collector", "left", drop=6, fold=True, min_width=10))
         table = Table(f"top operations by total time ({len(records.operations)} in all)", columns)
@@ -64,6 +66,7 @@ def print_records(out: Output, report: RunReport) -> None:
                 seconds(op["duration_mean_seconds"]), seconds(op["duration_p50_seconds"]),
                 seconds(op["duration_p95_seconds"]), seconds(op["duration_max_seconds"]),
                 seconds(op["cpu_total_seconds"]), format_bytes(op["peak_memory_max_bytes"]),
+                *([format_joules(op.get("energy_total_joules"))] if energy else []),
             )  # fmt: skip
         out.table(table)
     if records.queries:

@@ -41,15 +41,16 @@ Block = tuple[
     "tuple[float | None, float | None, float | None] | None",
 ]  # fmt: skip
 # While a run records, the figures of folded blocks with resources: duration s, CPU s
-# (user and system), RSS B, peak RSS B (NO_PEAK among them where a block had none).
+# (user and system), RSS B, peak RSS B (NO_PEAK among them where a block had none), and
+# the energy J (all domains) of the blocks that metered it.
 # Arrays of C numbers: keeping Python objects of every block costs the job ~0.5 us a
 # block in allocations and cache misses; the recorder makes them objects once.
-Pending: TypeAlias = "tuple[array[float], array[float], array[int], array[int]]"
+Pending: TypeAlias = "tuple[array[float], array[float], array[int], array[int], array[float]]"
 
 
 def new_pending() -> Pending:
     """Empty Pending."""
-    return array("d"), array("d"), array("q"), array("q")
+    return array("d"), array("d"), array("q"), array("q"), array("d")
 
 
 def count_of(counter: itertools.count[int]) -> int:
@@ -120,10 +121,12 @@ class Series:
         peak = max(peaks)
         if peak != NO_PEAK and (self.peak is None or peak > self.peak):
             self.peak = peak
+        pending = self.pending
         for energy in energies:
             if energy is not None:
                 self._add_energy(energy)
-        pending = self.pending
+                if pending is not None:
+                    pending[4].append(sum(j for j in energy if j is not None))
         if pending is not None:  # a run records: for its recorder
             pending[0].extend(durations)
             pending[1].extend(map(operator.add, users, systems))

@@ -62,6 +62,12 @@ def _calls(group: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _energy(group: list[dict[str, Any]]) -> float | None:
+    """The energy of an operation's blocks over its rows; None where none metered it."""
+    known = [row["energy_joules"] for row in group if row.get("energy_joules") is not None]
+    return sum(known) if known else None
+
+
 def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for group in _grouped(rows, ("collector", "operation", "attributes")):
@@ -87,6 +93,7 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "peak_memory_p50_bytes": _whole(peak["p50"]),
             "peak_memory_p95_bytes": _whole(peak["p95"]),
             "peak_memory_max_bytes": _whole(peak["max"]),
+            "energy_total_joules": _energy(group),
         })  # fmt: skip
     for operation in out:
         operation["label"] = operation_label(operation)
