@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 import jobmeter
-from jobmeter._core import variables, variables_table
+from jobmeter._core import hardware_settings, variables, variables_table
 from jobmeter._core.config import DEFAULT_HOST_GROUPS, Settings
 from jobmeter._core.parse import GPU_METRIC_NAMES, HOST_GROUPS, parse_text
 from jobmeter._core.resource import build_resource
-from jobmeter._core.variables import VARIABLES, Variable
+from jobmeter._core.setting import Variable
+from jobmeter._core.variables import VARIABLES
 from jobmeter._rundata.layout import DEFAULT_RUN_DIR
 from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S
 
@@ -90,14 +91,14 @@ def test_regenerating_rewrites_only_the_table(
 # Defaults that are not a Settings value, with where the code keeps them.
 READ_ELSEWHERE = {
     variables.HOST_METRICS: DEFAULT_HOST_GROUPS,
-    variables.GPU_METRICS: GPU_METRIC_NAMES,  # all five
+    hardware_settings.GPU_METRICS: GPU_METRIC_NAMES,  # all five
     variables.RUN_DIR: DEFAULT_RUN_DIR,
     variables.RUN_FLUSH_INTERVAL: DEFAULT_FLUSH_INTERVAL_S,
     variables.RUN: None,
     variables.SHARED_ENDPOINT: None,
     variables.PUSHGATEWAY_URL: None,
-    variables.ENERGY: True,
-    variables.SYSFS_PATH: variables.DEFAULT_SYSFS_PATH,
+    hardware_settings.ENERGY: True,
+    hardware_settings.SYSFS_PATH: hardware_settings.DEFAULT_SYSFS_PATH,
 }
 
 

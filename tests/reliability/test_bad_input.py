@@ -28,7 +28,8 @@ from jobmeter._core import config, environment, parse, variables
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.parse import Parser
 from jobmeter._core.pushgateway import gateway_url
-from jobmeter._core.variables import VARIABLES, Variable
+from jobmeter._core.setting import Variable
+from jobmeter._core.variables import VARIABLES
 from jobmeter._rundata.layout import DEFAULT_RUN_DIR, runs_root
 from jobmeter._rundata.recorder import DEFAULT_FLUSH_INTERVAL_S
 from jobmeter._rundata.sources import flush_interval

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from jobmeter._core.environment import env_value, read, reject, strict_mode
 from jobmeter._core.errors import ConfigurationError
+from jobmeter._core.hardware_settings import GPU_METRICS
 from jobmeter._core.parse import (
     GPU_METRIC_NAMES,
     HOST_GROUPS,
@@ -35,7 +36,6 @@ from jobmeter._core.parse import (
     parse_host_groups,
 )
 from jobmeter._core.variables import (
-    GPU_METRICS,
     HOST_METRICS,
     KEYWORDS,
     OTLP_ENDPOINT,

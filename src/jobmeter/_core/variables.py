@@ -10,32 +10,32 @@ field. After changing a row, rewrite the docs table with
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
 from typing import Final
 
+# The hardware and price names are listed there; importers find them here too.
+from jobmeter._core.hardware_settings import HARDWARE_ROWS
 from jobmeter._core.parse import (
-    Parser,
     parse_basic_auth,
     parse_basic_auth_file,
     parse_bool,
     parse_endpoint,
     parse_exporters,
     parse_file,
-    parse_gpu_metrics,
     parse_host_groups,
     parse_key_values,
     parse_millis,
     parse_port,
-    parse_price,
     parse_protocol,
     parse_pushgateway_url,
     parse_seconds,
     parse_temporality,
     parse_text,
 )
+from jobmeter._core.setting import Variable
 
 # The names, for the modules that read them (as opentelemetry.sdk.environment_variables
-# lists the SDK's); each one's meaning is in its row below.
+# lists the SDK's); each one's meaning is in its row below. Those of the hardware and
+# prices rows (GPU metrics, energy, cost) are in hardware_settings, with their rows.
 SDK_DISABLED: Final = "OTEL_SDK_DISABLED"
 SERVICE_NAME: Final = "OTEL_SERVICE_NAME"
 RESOURCE_ATTRIBUTES: Final = "OTEL_RESOURCE_ATTRIBUTES"
@@ -59,51 +59,12 @@ PROMETHEUS_CLIENT_CAFILE: Final = "JOBMETER_PROMETHEUS_CLIENT_CAFILE"
 PROMETHEUS_BASIC_AUTH: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH"
 PROMETHEUS_BASIC_AUTH_FILE: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE"
 HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
-GPU_METRICS: Final = "JOBMETER_GPU_METRICS"
 RUN_DIR: Final = "JOBMETER_RUN_DIR"
 RUN_FLUSH_INTERVAL: Final = "JOBMETER_RUN_FLUSH_INTERVAL"
 RUN: Final = "JOBMETER_RUN"
 PUSHGATEWAY_URL: Final = "JOBMETER_PUSHGATEWAY_URL"
 STRICT: Final = "JOBMETER_STRICT"
 SHARED_ENDPOINT: Final = "JOBMETER_SHARED_ENDPOINT"
-ENERGY: Final = "JOBMETER_ENERGY"
-SYSFS_PATH: Final = "JOBMETER_SYSFS_PATH"
-DEFAULT_SYSFS_PATH: Final = "/sys"
-PRICE_PER_KWH: Final = "JOBMETER_PRICE_PER_KWH"
-PRICE_PER_CPU_HOUR: Final = "JOBMETER_PRICE_PER_CPU_HOUR"
-PRICE_PER_GPU_HOUR: Final = "JOBMETER_PRICE_PER_GPU_HOUR"
-PRICE_PER_GB_HOUR: Final = "JOBMETER_PRICE_PER_GB_HOUR"
-CURRENCY: Final = "JOBMETER_CURRENCY"
-
-
-@dataclass(frozen=True)
-class Variable:
-    """One setting: where it is read, how it is parsed, and its line in the docs table."""
-
-    name: str | None  # the environment variable; None for a keyword alone
-    keyword: str | None  # the keyword of configure(); None when it has none
-    parse: Parser
-    _: KW_ONLY
-    # The cells of the docs table, in Markdown.
-    default: str
-    accepted: str
-    meaning: str
-    # The Settings field, where it is not named like the keyword.
-    sets: str | None = None
-    # Docs text after the keyword, or in its place when configure() has none.
-    keyword_note: str = ""
-    # The generic variable that this signal-specific one wins over.
-    wins_over: str | None = None
-
-    @property
-    def field(self) -> str | None:
-        """The Settings field it sets; None for a variable read outside resolve()."""
-        return self.sets or self.keyword
-
-    @property
-    def keyword_cell(self) -> str:
-        keyword = f"`{self.keyword}`" if self.keyword else ""
-        return " ".join(text for text in (keyword, self.keyword_note) if text) or "none"
 
 
 # In the order of the docs table. Hand-aligned: a table reads better that way.
@@ -252,59 +213,7 @@ VARIABLES: Final = (
         meaning="The metric groups `HostCollector` and `start_host_metrics()` turn on. Keywords "
                 "switch single groups on or off on top of it. An unknown name is one warning and "
                 "the default applies; an unknown keyword raises."),
-    Variable(GPU_METRICS, None, parse_gpu_metrics,
-        keyword_note="`metrics=` of `GPUCollector` (an iterable of the names), which wins",
-        default="`memory,utilization,power,energy,temperature`",
-        accepted="a comma-separated subset of `memory`, `utilization`, `power`, `energy`, "
-                 "`temperature`",
-        meaning="The GPU metrics `GPUCollector` (and the `gpu` group of `HostCollector`) report, "
-                "NVIDIA and AMD alike: `memory` is `hw.gpu.memory.usage`, `.limit`, "
-                "`.utilization` and `jobmeter.process.gpu.memory.usage`; `utilization` "
-                "`hw.gpu.utilization`; `power` `hw.power`; `energy` `hw.energy`; `temperature` "
-                "`hw.temperature`. The others are not created at all. An unknown name is one "
-                "warning and the default applies; an unknown keyword value raises."),
-    Variable(ENERGY, None, parse_bool,
-        keyword_note="`energy=` of `measure()` for one block",
-        default="`true`",
-        accepted="`true` or `false`",
-        meaning="`true`: measured blocks, `jobmeter run` and `HostCollector` read the machine's "
-                "energy counters where they can be read (RAPL for CPU and DRAM, the GPU's energy "
-                "counter), as `jobmeter.operation.energy`, `jobmeter.run.energy`, run.json's "
-                "`energy_joules` and `hw.energy` ([energy.md](energy.md)). Without readable "
-                "counters nothing is reported and one INFO line says why. `false`: no counter is "
-                "read."),
-    Variable(SYSFS_PATH, None, parse_text,
-        default="`/sys`",
-        accepted="a directory path",
-        meaning="Where sysfs is mounted: the RAPL counters are read under "
-                "`<path>/class/powercap`. For containers that mount the host's sysfs elsewhere, "
-                "and for tests (as psutil's `PROCFS_PATH`)."),
-    Variable(PRICE_PER_KWH, "price_per_kwh", parse_price,
-        default="unset (no energy cost)",
-        accepted="a number, 0 or more (the `JOBMETER_CURRENCY` per kWh)",
-        meaning="What a kilowatt-hour costs: `report`, `compare`, `advise` and the summary of "
-                "`jobmeter run` turn the energy of a run into money "
-                "([energy.md](energy.md#cost))."),
-    Variable(PRICE_PER_CPU_HOUR, "price_per_cpu_hour", parse_price,
-        default="unset (no CPU cost)",
-        accepted="a number, 0 or more",
-        meaning="What one CPU costs for an hour: charged for the CPUs a run held (its cgroup's "
-                "`cpu.max`, else the CPUs it could use) over its wall time."),
-    Variable(PRICE_PER_GPU_HOUR, "price_per_gpu_hour", parse_price,
-        default="unset (no GPU cost)",
-        accepted="a number, 0 or more",
-        meaning="What one GPU costs for an hour: charged for the GPUs a run could use over its "
-                "wall time."),
-    Variable(PRICE_PER_GB_HOUR, "price_per_gb_hour", parse_price,
-        default="unset (no memory cost)",
-        accepted="a number, 0 or more",
-        meaning="What one GiB of memory costs for an hour: charged for the memory a run held "
-                "(its cgroup's `memory.max`, else the machine's) over its wall time."),
-    Variable(CURRENCY, "currency", parse_text,
-        default="`USD`",
-        accepted="a currency code such as `USD`, `EUR`, `GBP`",
-        meaning="The currency of the prices; shown as `$`, `€` or `£` for those three, else as "
-                "the code after the amount."),
+    *HARDWARE_ROWS,
     Variable(RUN_DIR, None, parse_text,
         keyword_note="`--dir` of `jobmeter run` and the store commands, `RunOptions(output=...)`, "
                      "`Run(directory=...)`",

@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
-from jobmeter._core.variables import VARIABLES, Variable
+from jobmeter._core.setting import Variable
+from jobmeter._core.variables import VARIABLES
 
 BEGIN: Final = (
     "<!-- the Variables table: run .venv/bin/python -m jobmeter._core.variables_table -->"

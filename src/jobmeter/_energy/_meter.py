@@ -24,8 +24,8 @@ from typing import Final, TypeAlias
 
 from jobmeter._core import fork, reset
 from jobmeter._core.environment import read
+from jobmeter._core.hardware_settings import DEFAULT_SYSFS_PATH, ENERGY, SYSFS_PATH
 from jobmeter._core.parse import parse_bool, parse_text
-from jobmeter._core.variables import DEFAULT_SYSFS_PATH, ENERGY, SYSFS_PATH
 from jobmeter._energy._gpu import GpuEnergy
 from jobmeter._energy._rapl import Zone, discover
 

@@ -93,9 +93,9 @@ def describe(record: dict[str, Any]) -> None:
     """Add the machine (``host``), what the run holds (``held``) and the git commit."""
     from jobmeter._core import gpus  # NVML: not for readers of the store
     from jobmeter._core.environment import read
+    from jobmeter._core.hardware_settings import DEFAULT_SYSFS_PATH, SYSFS_PATH
     from jobmeter._core.machine import machine_info
     from jobmeter._core.parse import parse_text
-    from jobmeter._core.variables import DEFAULT_SYSFS_PATH, SYSFS_PATH
     from jobmeter._rundata.held import held_resources
 
     host = record["host"] = machine_info()

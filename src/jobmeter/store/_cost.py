@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from jobmeter._core.environment import read
-from jobmeter._core.parse import parse_price, parse_text
-from jobmeter._core.variables import (
+from jobmeter._core.hardware_settings import (
     CURRENCY,
     PRICE_PER_CPU_HOUR,
     PRICE_PER_GB_HOUR,
     PRICE_PER_GPU_HOUR,
     PRICE_PER_KWH,
 )
+from jobmeter._core.parse import parse_price, parse_text
 
 JOULES_PER_KWH: Final = 3.6e6
 GIB: Final = 2**30
