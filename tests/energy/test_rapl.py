@@ -8,6 +8,7 @@ where nothing can be read (its #244).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -220,3 +221,14 @@ def test_root_only_counters_are_one_info_line_and_no_guess(powercap: FakePowerca
     assert "not readable" in lines[0]
     assert "ermission denied" in lines[0]
     assert "root-only" in lines[0]
+
+
+def test_jobmeter_info_says_which_counters_are_read(powercap: FakePowercap) -> None:
+    def counters() -> str:
+        done = subprocess.run([sys.executable, "-m", "jobmeter", "info", "--json"],
+                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return str(json.loads(done.stdout)["jobmeter.energy.counters"])
+
+    assert counters() == f"none readable under {powercap.powercap}"
+    powercap.intel_server()
+    assert counters() == "RAPL: intel-rapl:0 (package-0), intel-rapl:0:2 (dram)"

@@ -50,6 +50,7 @@ class EnergyMeter:
         self._dram: float | None = None
         self._at = float("-inf")
         self._gpu = GpuEnergy()
+        self._found = "not looked for yet"  # what describe() says of the RAPL counters
         fork.on_fork_in_child(self._after_fork_in_child)
 
     @property
@@ -73,6 +74,12 @@ class EnergyMeter:
     def _start(self) -> list[Zone]:
         sysfs = read(SYSFS_PATH, parse_text, DEFAULT_SYSFS_PATH, "the default applies", strict=None)
         found = discover(sysfs)
+        self._found = (
+            "RAPL: " + ", ".join(f"{z.path.rsplit('/', 1)[-1]} ({z.name})" for z in found.zones)
+            if found.zones
+            else f"none readable under {found.root}"
+            + (f" ({'; '.join(found.unreadable)})" if found.unreadable else "")
+        )
         if found.unreadable and not found.zones:
             _log.info("jobmeter: the RAPL energy counters under %s are not readable (%s; they are "
                       "root-only on many kernels); CPU energy is not reported", found.root,
@@ -120,6 +127,13 @@ class EnergyMeter:
             self._cpu = totals["cpu"] / 1e6 if "cpu" in found else None
             self._dram = totals["dram"] / 1e6 if "dram" in found else None
             self._at = now
+
+    def describe(self) -> str:
+        """Which counters are read (``RAPL: intel-rapl:0 (package-0), ...``), or why none."""
+        if not self.enabled:
+            return "off (JOBMETER_ENERGY=false)"
+        self.rapl_available()
+        return self._found
 
     def zones(self) -> list[tuple[Zone, float]]:
         """Each counted RAPL zone and its energy since first read (J), read now."""

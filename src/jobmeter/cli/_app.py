@@ -46,10 +46,12 @@ def _options(
 def info(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """What machine this is: host, OS, CPU, memory, GPU."""
+    """What machine this is: host, OS, CPU, memory, GPU, energy counters."""
+    from jobmeter import _energy
     from jobmeter._core.machine import machine_info
 
-    facts = machine_info()
+    # Not a resource attribute: which energy counters runs and blocks will read.
+    facts = {**machine_info(), "jobmeter.energy.counters": _energy.meter().describe()}
     if as_json:
         print_json(facts)
         return
