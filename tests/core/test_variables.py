@@ -98,6 +98,7 @@ READ_ELSEWHERE = {
     variables.SHARED_ENDPOINT: None,
     variables.PUSHGATEWAY_URL: None,
     hardware_settings.ENERGY: True,
+    variables.HOST_NAME: "plain",
     hardware_settings.SYSFS_PATH: hardware_settings.DEFAULT_SYSFS_PATH,
 }
 

@@ -6,11 +6,16 @@ Read once per process (cached): nothing here changes while a job runs.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import socket
 import sys
 from typing import Any
+
+from jobmeter._core.environment import read
+from jobmeter._core.parse import parse_host_name
+from jobmeter._core.variables import HOST_NAME
 
 
 def _cpu_model() -> str | None:
@@ -34,13 +39,24 @@ def _memory_total() -> int:
         return int(psutil.virtual_memory().total)
 
 
+def host_name() -> str | None:
+    """This machine's name as ``JOBMETER_HOST_NAME`` says to show it; None for ``omit``."""
+    mode = read(HOST_NAME, parse_host_name, "plain", "plain applies")
+    if mode == "omit":
+        return None
+    name = socket.gethostname()
+    if mode == "hash":
+        return "host-" + hashlib.sha256(name.encode("utf-8", "replace")).hexdigest()[:16]
+    return name
+
+
 @functools.cache
 def machine_info() -> dict[str, Any]:
     """Host, OS, CPU, memory and GPU facts under OTel (or ``jobmeter.``) attribute names."""
     from jobmeter._core import gpus  # NVIDIA and AMD, started here only when asked
 
     info: dict[str, Any] = {
-        "host.name": socket.gethostname(),
+        "host.name": host_name(),
         "host.arch": platform.machine().lower(),
         "os.type": sys.platform,
         "os.version": platform.release(),

@@ -152,6 +152,14 @@ def parse_choice(setting: str, raw: str, choices: Sequence[str]) -> str:
     return value
 
 
+HOST_NAME_MODES: Final = ("plain", "hash", "omit")
+
+
+def parse_host_name(setting: str, raw: str) -> str:
+    """How the host name is shown: ``plain``, ``hash`` or ``omit``."""
+    return parse_choice(setting, raw, HOST_NAME_MODES)
+
+
 def parse_protocol(setting: str, raw: str) -> str:
     """Parse an OTLP protocol: ``grpc`` or ``http/protobuf``."""
     return parse_choice(setting, raw, PROTOCOLS)

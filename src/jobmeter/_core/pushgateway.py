@@ -14,7 +14,6 @@ a run id, since the gateway keeps every group forever.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -28,6 +27,7 @@ from jobmeter._core import otel_private, waits
 from jobmeter._core.environment import read
 from jobmeter._core.errors import ConfigurationError
 from jobmeter._core.instruments import Instrument
+from jobmeter._core.machine import host_name
 from jobmeter._core.parse import parse_pushgateway_url
 from jobmeter._core.variables import PUSHGATEWAY_URL
 
@@ -58,8 +58,12 @@ def gateway_url(value: str | None = None, setting: str = "pushgateway") -> str |
 
 
 def grouping_key(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The group of a per-machine job: the host as ``instance``, plus stable ``extra`` labels."""
-    return {"instance": socket.gethostname(), **(extra or {})}
+    """The group of a per-machine job: the host as ``instance``, plus stable ``extra`` labels.
+
+    The host is as ``JOBMETER_HOST_NAME`` shows it; ``omit`` leaves ``instance`` out.
+    """
+    name = host_name()
+    return {**({} if name is None else {"instance": name}), **(extra or {})}
 
 
 def label_name(key: str) -> str:

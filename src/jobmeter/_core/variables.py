@@ -22,6 +22,7 @@ from jobmeter._core.parse import (
     parse_exporters,
     parse_file,
     parse_host_groups,
+    parse_host_name,
     parse_key_values,
     parse_millis,
     parse_port,
@@ -59,6 +60,7 @@ PROMETHEUS_CLIENT_CAFILE: Final = "JOBMETER_PROMETHEUS_CLIENT_CAFILE"
 PROMETHEUS_BASIC_AUTH: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH"
 PROMETHEUS_BASIC_AUTH_FILE: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE"
 HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
+HOST_NAME: Final = "JOBMETER_HOST_NAME"
 RUN_DIR: Final = "JOBMETER_RUN_DIR"
 RUN_FLUSH_INTERVAL: Final = "JOBMETER_RUN_FLUSH_INTERVAL"
 RUN: Final = "JOBMETER_RUN"
@@ -214,6 +216,15 @@ VARIABLES: Final = (
                 "switch single groups on or off on top of it. An unknown name is one warning and "
                 "the default applies; an unknown keyword raises."),
     *HARDWARE_ROWS,
+    Variable(HOST_NAME, None, parse_host_name,
+        default="`plain`",
+        accepted="`plain`, `hash` or `omit`",
+        meaning="The machine's name as jobmeter shows it, alike in the `host.name` resource "
+                "attribute, run.json's `host` and the Pushgateway's `instance` label. `hash`: "
+                "`host-` and 16 hex digits of its SHA-256, the same on every run of the machine "
+                "(a pseudonym: a name that can be guessed can be checked against it). `omit`: "
+                "no name at all (no `instance` label either). A bad value is one warning and "
+                "`plain` applies."),
     Variable(RUN_DIR, None, parse_text,
         keyword_note="`--dir` of `jobmeter run` and the store commands, `RunOptions(output=...)`, "
                      "`Run(directory=...)`",

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from jobmeter._core.machine import host_name
 from jobmeter._rundata.layout import RUN_JSON, USAGE
 
 
@@ -72,4 +73,4 @@ class Liveness:
 def _same_host(record: dict[str, Any]) -> bool:
     host = record.get("host")
     name = host.get("host.name") if isinstance(host, dict) else None
-    return name is None or name == os.uname().nodename
+    return name is None or name in (os.uname().nodename, host_name())
