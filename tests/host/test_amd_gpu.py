@@ -12,9 +12,7 @@ import importlib.util
 import logging
 import os
 import re
-import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ import jobmeter
 from _support import fake_amdsmi
 from _support.fake_amdsmi import AmdSmiLibraryException, FakeAmdGpu, FakeAmdSmi, not_supported
 from _support.fake_nvml import FakeGpu, FakeNvml
+from _support.scripts import run_script
 from jobmeter._core import gpus
 from jobmeter._core import nvml as _nvml
 from jobmeter._core.amdsmi import amdsmi
@@ -366,18 +365,8 @@ def test_a_forked_child_starts_amd_smi_again(fake: FakeAmdSmi) -> None:
     assert amdsmi().available()
 
 
-def _run(script: str) -> str:
-    tests = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True, text=True, timeout=60, check=True,
-        env={**os.environ, "PYTHONPATH": str(tests)},
-    )  # fmt: skip
-    return done.stdout
-
-
 def test_amd_smi_is_not_imported_before_use_and_is_shut_down_at_exit() -> None:
-    out = _run(
+    out = run_script(
         """
         import atexit, sys
         import jobmeter

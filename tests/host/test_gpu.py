@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -33,6 +31,7 @@ from _support.fake_nvml import (
     NVMLError_NotSupported,
     ProcessInfo,
 )
+from _support.scripts import run_script
 from jobmeter._core import nvml as _nvml
 from jobmeter._core.nvml import SAMPLE_MAX_AGE_S, nvml
 from jobmeter.testing import InMemoryMetrics, in_memory
@@ -501,18 +500,8 @@ def test_reset_shuts_the_session_down(fake: FakeNvml) -> None:
 # -- import, fork, exit -----------------------------------------------------------
 
 
-def _run(script: str) -> str:
-    tests = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        capture_output=True, text=True, timeout=60, check=True,
-        env={**os.environ, "PYTHONPATH": str(tests)},
-    )  # fmt: skip
-    return done.stdout
-
-
 def test_importing_and_creating_a_collector_does_not_touch_nvml() -> None:
-    out = _run(
+    out = run_script(
         """
         import sys
         import jobmeter, jobmeter.host
@@ -524,7 +513,7 @@ def test_importing_and_creating_a_collector_does_not_touch_nvml() -> None:
 
 
 def test_nvml_is_shut_down_at_exit() -> None:
-    out = _run(
+    out = run_script(
         """
         import atexit, sys
         from _support.fake_nvml import FakeGpu, FakeNvml
