@@ -72,6 +72,9 @@ def collect(run: store.StoredRun) -> Payload:
             payload.metrics[PREFIX + figure] = float(value)
         else:
             payload.others[PREFIX + figure] = str(value)
+    if report.cost is not None:  # at the prices set where the payload is made
+        payload.metrics[PREFIX + "cost"] = report.cost.total
+        payload.others[PREFIX + "cost_currency"] = report.cost.currency
     exit_code = run.record.get("exit_code")
     if isinstance(exit_code, int):
         payload.metrics[PREFIX + "exit_code"] = float(exit_code)
