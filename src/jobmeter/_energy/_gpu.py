@@ -15,6 +15,7 @@ import threading
 from collections.abc import Mapping
 from time import monotonic
 
+from jobmeter._core import gpus
 from jobmeter._core.gpu import GpuDevice
 
 _log = logging.getLogger("jobmeter")
@@ -42,8 +43,6 @@ class GpuEnergy:
 
     def read(self, environ: Mapping[str, str] | None = None) -> float | None:
         """Joules of the visible GPUs since each was first read; None without a GPU."""
-        from jobmeter._core import gpus  # here: a block without gpu=True never loads NVML
-
         if not gpus.available():
             return None
         devices = gpus.visible_devices(environ)
@@ -53,8 +52,6 @@ class GpuEnergy:
             return sum(self._energy(device) for device in devices)
 
     def _energy(self, device: GpuDevice) -> float:
-        from jobmeter._core import gpus
-
         state = self._devices.get(device.uuid)
         if state is None:
             state = self._devices[device.uuid] = _Device()

@@ -30,7 +30,7 @@ FIGURES: Final = (
     "peak_processes", "peak_threads", "energy_total_joules", "energy_cpu_joules",
     "energy_dram_joules", "energy_gpu_joules", "samples",
 )  # fmt: skip
-#: The energy domains of run.json's ``energy_joules``, in their order.
+#: The keys of run.json's ``energy_joules``, in the order of an ``_energy.Reading``.
 ENERGY_DOMAINS: Final = ("cpu", "dram", "gpu")
 
 

@@ -27,7 +27,13 @@ from jobmeter._rundata.layout import (
 )
 from jobmeter._rundata.metadata import describe, new_record
 from jobmeter._rundata.records import compact
-from jobmeter._rundata.summary import PEAK_FROM_KERNEL, RunResult, headline_peak, mark_incomplete
+from jobmeter._rundata.summary import (
+    ENERGY_DOMAINS,
+    PEAK_FROM_KERNEL,
+    RunResult,
+    headline_peak,
+    mark_incomplete,
+)
 from jobmeter.run._sampler import TreeSample
 
 #: The shortest interval between two samples.
@@ -98,7 +104,8 @@ class RunRecording:
         # its CPU time spread over its whole life, not over the last microseconds.
         self._previous = (0.0, self.started)
         self._cpus = float(os.cpu_count() or 1)
-        self._energy_base: tuple[float | None, ...] | None = None  # the first energy reading
+        # The first energy reading (an ``_energy.Reading``): the run's energy counts from it.
+        self._energy_base: tuple[float | None, float | None, float | None] | None = None
         self.directory.write_run(self.record)
 
     def describe(self) -> None:
@@ -165,14 +172,13 @@ class RunRecording:
     def _add_energy(
         self, sample: TreeSample, energy: tuple[float | None, float | None, float | None]
     ) -> None:
+        from jobmeter import _energy  # on the first sample: not before the command starts
+
         base = self._energy_base
         if base is None:
             base = self._energy_base = energy
-        spent = {
-            domain: max(now - first, 0.0)
-            for domain, first, now in zip(("cpu", "dram", "gpu"), base, energy, strict=True)
-            if first is not None and now is not None
-        }
+        between = _energy.difference(base, energy)
+        spent = {d: j for d, j in zip(ENERGY_DOMAINS, between, strict=True) if j is not None}
         if spent:
             self.result.energy_joules = spent
             sample.energy_cpu = spent.get("cpu")
