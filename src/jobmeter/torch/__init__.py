@@ -1,0 +1,1 @@
+"""``jobmeter.torch``: measure PyTorch modules (work in progress)."""
