@@ -597,3 +597,34 @@ def test_a_parquet_file_of_an_older_run_without_the_newer_columns_still_reads(
     assert (row["operation"], row["count"], row["duration_sum"]) == ("load", 3, 0.3)
     assert row["peak_max"] is None
     assert row["peak_sketch"] is None
+
+
+def test_an_operation_keeps_the_bytes_its_blocks_wrote_as_the_kernel_counted(
+    tmp_path: Path,
+) -> None:
+    """io_write_total_bytes equals /proc/self/io's write_bytes over the blocks (kernel's count)."""
+    root = tmp_path / "runs"
+    done = _python(root, f"""
+        def written():
+            with open("/proc/self/io") as f:
+                return int(dict(line.split(": ") for line in f.read().splitlines())["write_bytes"])
+        kernel = 0
+        with jobmeter.Run("io", interval=0.1) as run:
+            for i in range(3):
+                before = written()
+                with ops.measure("write"):
+                    with open({str(tmp_path)!r} + f"/out{{i}}", "wb") as f:
+                        f.write(os.urandom(2 * 2**20))
+                        f.flush()
+                        os.fsync(f.fileno())
+                kernel += written() - before
+            with ops.measure("cached", resources=False):
+                pass
+        print(json.dumps({{"kernel": kernel}}))
+    """)  # fmt: skip
+    kernel = json.loads(done.stdout)["kernel"]
+    ops = _by_label(_report(root))
+    assert kernel >= 6 * 2**20  # the file system wrote through to a device
+    assert ops["write"]["io_write_total_bytes"] == kernel
+    assert ops["write"]["io_read_total_bytes"] == 0
+    assert ops["cached"]["io_write_total_bytes"] is None  # no resources: not measured

@@ -70,10 +70,11 @@ def operation_label(operation: dict[str, Any]) -> str:
 class OperationAggregate:
     """What the blocks of one operation key measured in one interval."""
 
-    __slots__ = ("count", "cpu", "duration", "energy", "memory", "peak")
+    __slots__ = ("count", "cpu", "duration", "energy", "io_read", "io_write", "memory", "peak")
 
     def __init__(self) -> None:
         self.count = 0
+        self.io_read = self.io_write = 0  # B, the blocks with resources
         self.duration, self.cpu, self.memory, self.peak = Stats(), Stats(), Stats(), Stats()
         self.energy: float | None = None  # J, the blocks that metered it
 

@@ -72,11 +72,13 @@ class Recorder:
         memory: list[int],
         peaks: list[int],
         energy: float | None = None,
+        io: tuple[int, int] | None = None,
     ) -> None:
         """Blocks of one attribute set: every block's duration (s); of the blocks with
         resources, the CPU time (s) and RSS at the end (B); of those measured with their
         peak, the peak RSS (B; negative values, blocks without one, are left out); the
-        machine's energy (J) during the blocks that metered it, summed."""
+        machine's energy (J) during the blocks that metered it, summed; the bytes the blocks
+        with resources read and wrote (``io``, None without such blocks)."""
         error = attributes.get("error.type")
         key = (collector, str(attributes.get("operation.name", "")),
                attributes_text(attributes), None if error is None else str(error))  # fmt: skip
@@ -97,6 +99,9 @@ class Recorder:
             found.peak.add_sorted(peaks)
             if energy is not None:
                 found.energy = energy if found.energy is None else found.energy + energy
+            if io is not None:
+                found.io_read += io[0]
+                found.io_write += io[1]
 
     def add_queries(self, entries: Sequence[QueryEntry]) -> None:
         """Statements: (point attributes, masked shape, its hash, seconds, returned rows or -1)."""
@@ -177,6 +182,8 @@ class Recorder:
             record.update(op.memory.fields("memory"))
             record.update(op.peak.fields("peak"))
             record["energy_joules"] = op.energy
+            if op.cpu.count:  # blocks without resources measured no I/O: null, not 0
+                record["io_read_bytes"], record["io_write_bytes"] = op.io_read, op.io_write
             lines["operations"].append(json.dumps(record))
         for (namespace, operation, summary, shape_hash, shape, error), query in queries.items():
             record = {**base, "namespace": namespace, "operation": operation,

@@ -95,6 +95,9 @@ def merge(kind: str, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             _merge_stats(group, "peak", row)
             energies = [r["energy_joules"] for r in group if r.get("energy_joules") is not None]
             row["energy_joules"] = sum(energies) if energies else None
+            for io in ("io_read_bytes", "io_write_bytes"):
+                known = [r[io] for r in group if r.get(io) is not None]
+                row[io] = sum(known) if known else None
         else:
             row["rows"] = sum(r["rows"] or 0 for r in group)
             maxima = [r["rows_max"] for r in group if r["rows_max"] is not None]

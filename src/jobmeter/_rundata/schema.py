@@ -28,6 +28,7 @@ RECORD_COLUMNS: Final[dict[str, dict[str, str]]] = {
         "attributes": "VARCHAR", "error_type": "VARCHAR", "count": "BIGINT",
         "resources_count": "BIGINT", **stats_columns("duration"), **stats_columns("cpu"),
         **stats_columns("memory"), **stats_columns("peak"), "energy_joules": "DOUBLE",
+        "io_read_bytes": "BIGINT", "io_write_bytes": "BIGINT",
     },
     "queries": {
         "t": "DOUBLE", "pid": "BIGINT", "namespace": "VARCHAR", "operation": "VARCHAR",

@@ -42,15 +42,18 @@ Block = tuple[
 ]  # fmt: skip
 # While a run records, the figures of folded blocks with resources: duration s, CPU s
 # (user and system), RSS B, peak RSS B (NO_PEAK among them where a block had none), and
-# the energy J (all domains) of the blocks that metered it.
+# the energy J (all domains) of the blocks that metered it, and the bytes they read and
+# wrote (one running sum each: [read, written]).
 # Arrays of C numbers: keeping Python objects of every block costs the job ~0.5 us a
 # block in allocations and cache misses; the recorder makes them objects once.
-Pending: TypeAlias = "tuple[array[float], array[float], array[int], array[int], array[float]]"
+Pending: TypeAlias = (
+    "tuple[array[float], array[float], array[int], array[int], array[float], array[int]]"
+)
 
 
 def new_pending() -> Pending:
     """Empty Pending."""
-    return array("d"), array("d"), array("q"), array("q"), array("d")
+    return array("d"), array("d"), array("q"), array("q"), array("d"), array("q", (0, 0))
 
 
 def count_of(counter: itertools.count[int]) -> int:
@@ -133,6 +136,9 @@ class Series:
             pending[2].extend(rss)
             if peak != NO_PEAK:
                 pending[3].extend(peaks)
+            io = pending[5]
+            io[0] += sum(reads)
+            io[1] += sum(writes)
 
     def _add_energy(self, energy: tuple[float | None, float | None, float | None]) -> None:
         totals = self.energy

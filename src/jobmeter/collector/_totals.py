@@ -183,11 +183,11 @@ class OperationTotals:
                 taken = series.take()
                 if taken is not None:
                     drained.append((series.attributes, *taken))
-        for attributes, durations, (timed, cpus, memory, peaks, energies) in drained:
+        for attributes, durations, (timed, cpus, memory, peaks, energies, io) in drained:
             durations.extend(timed)  # the blocks with resources, as Python floats now
             recorder.add_operations(
                 self.name, attributes, durations, list(cpus), list(memory), list(peaks),
-                sum(energies) if energies else None,
+                sum(energies) if energies else None, (io[0], io[1]) if timed else None,
             )  # fmt: skip
         _peak.publish(recorder.directory)  # the lifetime peak that resets hid from the kernel
 

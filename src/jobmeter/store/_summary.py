@@ -68,6 +68,12 @@ def _energy(group: list[dict[str, Any]]) -> float | None:
     return sum(known) if known else None
 
 
+def _io(group: list[dict[str, Any]], column: str) -> int | None:
+    """Bytes the operation's blocks with resources read or wrote; None where none had any."""
+    known = [row[column] for row in group if row.get(column) is not None]
+    return sum(known) if known else None
+
+
 def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for group in _grouped(rows, ("collector", "operation", "attributes")):
@@ -94,6 +100,8 @@ def _operations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "peak_memory_p95_bytes": _whole(peak["p95"]),
             "peak_memory_max_bytes": _whole(peak["max"]),
             "energy_total_joules": _energy(group),
+            "io_read_total_bytes": _io(group, "io_read_bytes"),
+            "io_write_total_bytes": _io(group, "io_write_bytes"),
         })  # fmt: skip
     for operation in out:
         operation["label"] = operation_label(operation)
