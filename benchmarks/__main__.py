@@ -1,7 +1,8 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
-Usage: ``python -m benchmarks [--only measure|energy|scrape|shutdown|host|run|duckdb|backfill|store]
-[--budget-s S] [--tpch-scale 0.1|1] [--strict]``.
+Usage: ``python -m benchmarks
+[--only measure|energy|scrape|shutdown|host|run|duckdb|backfill|store|pytest] [--budget-s S]
+[--tpch-scale 0.1|1] [--strict]``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from benchmarks import (
     bench_energy,
     bench_host,
     bench_measure,
+    bench_pytest,
     bench_run,
     bench_scrape,
     bench_shutdown,
@@ -33,7 +35,18 @@ from benchmarks._common import Check, pass_miss, shown_path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 # In the order they run and print.
-PARTS = ("measure", "energy", "scrape", "shutdown", "host", "run", "duckdb", "backfill", "store")
+PARTS = (
+    "measure",
+    "energy",
+    "scrape",
+    "shutdown",
+    "host",
+    "run",
+    "duckdb",
+    "backfill",
+    "store",
+    "pytest",
+)
 
 
 def _progress(message: str) -> None:
@@ -87,6 +100,9 @@ def _part(name: str, args: argparse.Namespace) -> tuple[str, Any, list[Check]]:
     if name == "store":
         stored = bench_store.run(progress=_progress)
         return bench_store.format_report(stored), stored.to_json(), stored.checks()
+    if name == "pytest":
+        timed = bench_pytest.run(progress=_progress)
+        return bench_pytest.format_report(timed), timed.to_json(), timed.checks()
     raise ValueError(f"no benchmark part {name!r}")
 
 

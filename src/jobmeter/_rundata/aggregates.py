@@ -96,6 +96,9 @@ def merged_stats(rows: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
     present = [row for row in rows if row.get(f"{prefix}_sum") is not None]
     if not present:
         return dict.fromkeys((*STATS, "sketch"))
+    if len(present) == 1:  # one interval of one process: its figures are the merged ones
+        only = present[0]
+        return {name: only.get(f"{prefix}_{name}") for name in (*STATS, "sketch")}
     low = min(row[f"{prefix}_min"] for row in present)
     high = max(row[f"{prefix}_max"] for row in present)
     sketch = merged(row[f"{prefix}_sketch"] for row in present)

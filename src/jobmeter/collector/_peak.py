@@ -201,6 +201,14 @@ def publish(directory: Path) -> None:
     tracker.publish(directory)
 
 
+def publish_block_peak(peak: int, directory: Path) -> None:
+    """Count a closed block's peak in the lifetime peak and publish it (blocks measured
+    outside ``measure()``, whose recorder drain would otherwise do it an interval later)."""
+    with _tracker.lock:
+        _tracker.keep_lifetime(peak)
+    publish(directory)
+
+
 def lifetime_peak() -> int:
     """This process's peak RSS since it started, in bytes, resets included."""
     tracker = _tracker
