@@ -79,6 +79,7 @@ class _Tracker:
         self.status_fd = -1
         self.resettable: bool | None = None  # None: not tried yet
         self.pinned = False
+        self.published_at = float("-inf")  # monotonic s, by publish_block_peak
 
     def _open_files(self) -> None:
         global _hooked
@@ -201,11 +202,16 @@ def publish(directory: Path) -> None:
     tracker.publish(directory)
 
 
-def publish_block_peak(peak: int, directory: Path) -> None:
-    """Count a closed block's peak in the lifetime peak and publish it (blocks measured
-    outside ``measure()``, whose recorder drain would otherwise do it an interval later)."""
-    with _tracker.lock:
-        _tracker.keep_lifetime(peak)
+def publish_block_peak(peak: int, directory: Path, now: float) -> None:
+    """Count a closed block's peak in the lifetime peak (blocks measured outside
+    ``measure()``, which no recorder drain publishes); publish it at most once a second,
+    since each publication writes a file. ``UsageMeter.publish_peak`` publishes the rest."""
+    tracker = _tracker
+    with tracker.lock:
+        tracker.keep_lifetime(peak)
+        if now - tracker.published_at < 1.0:
+            return
+        tracker.published_at = now
     publish(directory)
 
 

@@ -88,6 +88,18 @@ class UsageMeter:
         self._start = (reading, began)
         return self
 
+    @staticmethod
+    def publish_peak() -> None:
+        """Leave this process's peak memory in the run it records into, now.
+
+        Meters publish it at most once a second while a run records (each time
+        is a file written); call this before the run ends so that the run's
+        peak memory counts the last blocks too. Without a run it does nothing.
+        """
+        recorder = routing.active
+        if recorder is not None:
+            _peak.publish(recorder.directory)
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -107,18 +119,19 @@ class UsageMeter:
         began = window.usage
         recorder = routing.active
         if recorder is not None:  # a run records: its summary's peak must see this one
-            _peak.publish_block_peak(peak, recorder.directory)
+            _peak.publish_block_peak(peak, recorder.directory, end)
         energy: float | None = None
         if start[0] is not None:
             end_energy = _Energy.read(self._gpu, True)
             if end_energy is not None:
                 joules = [j for j in _energy.difference(start[0], end_energy) if j is not None]
                 energy = sum(joules) if joules else None
-        cpu_children = (ru_children.ru_utime + ru_children.ru_stime
-                        - children.ru_utime - children.ru_stime)  # fmt: skip
+        # Differences first: nothing used is 0.0 exactly, not a rounding residue.
+        cpu_children = ((ru_children.ru_utime - children.ru_utime)
+                        + (ru_children.ru_stime - children.ru_stime))  # fmt: skip
         self.usage = BlockUsage(
             wall_seconds=end - start[1],
-            cpu_seconds=max(ru.ru_utime + ru.ru_stime - began.ru_utime - began.ru_stime, 0.0),
+            cpu_seconds=max((ru.ru_utime - began.ru_utime) + (ru.ru_stime - began.ru_stime), 0.0),
             children_cpu_seconds=max(cpu_children, 0.0),
             peak_rss_bytes=max(peak, rss),
             rss_bytes=rss,

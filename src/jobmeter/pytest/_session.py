@@ -19,6 +19,7 @@ from jobmeter import store
 from jobmeter._core.environment import strict_mode
 from jobmeter._core.format import format_bytes
 from jobmeter._rundata import routing
+from jobmeter.collector import UsageMeter
 from jobmeter.pytest import _figures
 from jobmeter.pytest._options import Options
 from jobmeter.pytest._tests import TestMeter
@@ -49,6 +50,7 @@ class _Worker:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        UsageMeter.publish_peak()
         self._run.stop()
 
 
@@ -95,6 +97,7 @@ class SessionRun:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         code = int(exitstatus)
         status = "succeeded" if code == 0 else "interrupted" if code == 2 else "failed"
+        UsageMeter.publish_peak()
         self.run.stop(status, code)
         try:
             self._summarize()
