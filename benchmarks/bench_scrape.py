@@ -9,6 +9,12 @@ buckets; every sample line of one page is a sample line of the other, which the
 run checks). A second reference is OTel's Prometheus reader on its own registry
 and server, fed the same series by bare instruments. The servers run at once
 and are scraped in turn over HTTP with urllib; ``no HTTP`` builds the page only.
+
+Then the cost of prometheus_client's default registry on jobmeter's page: the
+same endpoint scraped in turn without and with USER_SERIES series of the
+program's own on ``REGISTRY`` (registered before, unregistered after each
+scrape), and its page built in-process with the registry switched off, on with
+no collector of the program's, and on with the series.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import threading
 import urllib.request
 from dataclasses import asdict, dataclass
 from time import perf_counter
+from timeit import timeit
 from typing import Any
 
 import prometheus_client
@@ -51,6 +58,8 @@ WARMUP_SCRAPES = 2
 IN_PROCESS_BUILDS = 5
 HOST = "localhost"
 TARGETS = (Target("jobmeter / prometheus_client", "jobmeter", "prometheus_client", 1.0),)
+# The program's own series on prometheus_client's default REGISTRY: 40 counters, 10 gauges.
+USER_SERIES = 50
 
 
 @dataclass
@@ -68,6 +77,22 @@ class EndpointResult:
 
 
 @dataclass
+class RegistryResult:
+    """The default registry on jobmeter's page: medians in ms, with and without its series."""
+
+    series: int
+    sample_lines: int  # the program's lines on the page
+    http_without_ms: float
+    http_with_ms: float
+    page_off_ms: float  # the page in-process, the registry switched off
+    page_empty_ms: float  # switched on, no collector of the program's
+    page_with_ms: float  # switched on, USER_SERIES series
+    page_min_ms: dict[str, float]  # the fastest build of each case: off, empty, with
+    tail_empty_us: float  # what the registry adds to one page: no collector of the program's
+    tail_with_us: float  # the same, USER_SERIES series
+
+
+@dataclass
 class ScrapeResults:
     operations: int
     measures_per_operation: int
@@ -75,6 +100,7 @@ class ScrapeResults:
     endpoints: dict[str, EndpointResult]
     ratios: list[RatioResult]
     otel_reader_ratio: float
+    registry: RegistryResult
     notes: list[str]
     seconds: float
 
@@ -232,6 +258,7 @@ def run(*, scrapes: int = SCRAPES, progress: Progress | None = None) -> ScrapeRe
             results = {
                 n: _result(n, urls[n], timings[n], bodies[n], _timed_ms(builds[n])) for n in urls
             }
+            registry_figures = _registry_figures(telemetry, scrapes)
         finally:
             prometheus_client.enable_created_metrics()  # type: ignore[no-untyped-call]
             if telemetry is not None:
@@ -257,9 +284,82 @@ def run(*, scrapes: int = SCRAPES, progress: Progress | None = None) -> ScrapeRe
         endpoints=results,
         ratios=ratio_results(TARGETS, medians, mins),
         otel_reader_ratio=medians["jobmeter"] / medians["otel_reader"],
+        registry=registry_figures,
         notes=notes,
         seconds=perf_counter() - started,
     )
+
+
+def _user_collectors() -> list[Any]:
+    """USER_SERIES series of a program's own, not registered yet."""
+    requests = prometheus_client.Counter("bench_user_requests", "Asked.", ["path"], registry=None)
+    queue = prometheus_client.Gauge("bench_user_queue", "Queue.", ["queue"], registry=None)
+    for i in range(40):
+        requests.labels(f"/p{i}").inc(i)
+    for i in range(USER_SERIES - 40):
+        queue.labels(f"q{i}").set(i)
+    return [requests, queue]
+
+
+def _registry_figures(telemetry: jobmeter.Telemetry, scrapes: int) -> RegistryResult:
+    """jobmeter's page without and with the program's series on REGISTRY, in turn."""
+    endpoint: Any = telemetry._prometheus
+    reader, default, url = endpoint.reader, endpoint.reader.default, str(telemetry.prometheus_url)
+    user = _user_collectors()
+    http: dict[str, list[float]] = {"without": [], "with": []}
+    pages: dict[str, list[float]] = {"off": [], "empty": [], "with": []}
+    lines = 0
+
+    def timed(case: str, action: Any) -> Any:
+        if case == "with":
+            for collector in user:
+                prometheus_client.REGISTRY.register(collector)
+        try:
+            start = perf_counter()
+            done = action()
+            return (perf_counter() - start) * 1e3, done
+        finally:
+            if case == "with":
+                for collector in user:
+                    prometheus_client.REGISTRY.unregister(collector)
+
+    try:
+        for i in range(WARMUP_SCRAPES + scrapes):
+            for case in ("without", "with") if i % 2 else ("with", "without"):
+                ms, (_, body) = timed(case, lambda: _get(url))
+                if case == "with":
+                    lines = sum(1 for x in body.splitlines() if x.startswith(b"bench_user_"))
+                if i >= WARMUP_SCRAPES:
+                    http[case].append(ms)
+        cases = ("off", "empty", "with")
+        for i in range(IN_PROCESS_BUILDS * 3):  # each case first, second and third in turn
+            for case in cases[i % 3 :] + cases[: i % 3]:
+                reader.default = None if case == "off" else default
+                ms, _ = timed(case, lambda: text_page(reader, endpoint.registry))
+                pages[case].append(ms)
+        # The tail alone, given the page's families: timed without the page around it.
+        request = urllib.request.Request(url, headers={"Accept": "application/openmetrics-text"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            page = response.read().decode()
+        families = [(f.name, f.type) for f in text_string_to_metric_families(page)]  # type: ignore[no-untyped-call]
+        tails = {}
+        for case, number in (("empty", 2000), ("with", 200)):
+            ms, _ = timed(
+                case, lambda n=number: timeit(lambda: default.text(families, {}), number=n)
+            )
+            tails[case] = ms * 1e3 / number
+    finally:
+        reader.default = default
+    if lines != USER_SERIES:
+        raise RuntimeError(f"jobmeter's page held {lines} lines of the program's series")
+    median = statistics.median
+    return RegistryResult(
+        series=USER_SERIES, sample_lines=lines,
+        http_without_ms=median(http["without"]), http_with_ms=median(http["with"]),
+        page_off_ms=median(pages["off"]), page_empty_ms=median(pages["empty"]),
+        page_with_ms=median(pages["with"]), page_min_ms={k: min(v) for k, v in pages.items()},
+        tail_empty_us=tails["empty"], tail_with_us=tails["with"],
+    )  # fmt: skip
 
 
 def _result(
@@ -292,6 +392,21 @@ def format_report(results: ScrapeResults) -> str:
     ]
     lines += ["", *ratio_lines(results.ratios, 40)]
     lines.append(f"  jobmeter / otel_reader (reported){results.otel_reader_ratio:>14.2f}")
+    r = results.registry
+    lines += [
+        "",
+        f"  prometheus_client's default registry on jobmeter's page ({r.series} series of the "
+        "program's, medians in ms):",
+        f"    HTTP GET, without / with the series  {r.http_without_ms:>8.1f} {r.http_with_ms:>7.1f}"
+        f"   ratio {r.http_with_ms / r.http_without_ms:.3f}",
+        f"    page, switched off / on, empty / on  {r.page_off_ms:>8.1f} {r.page_empty_ms:>7.1f}"
+        f" {r.page_with_ms:>8.1f}   ratios {r.page_empty_ms / r.page_off_ms:.3f}"
+        f" {r.page_with_ms / r.page_off_ms:.3f}",
+        f"    page, fastest build of each                {r.page_min_ms['off']:>7.1f}"
+        f" {r.page_min_ms['empty']:>7.1f} {r.page_min_ms['with']:>8.1f}",
+        f"    what it adds to a page, empty / with the series (us)  {r.tail_empty_us:>8.1f}"
+        f" {r.tail_with_us:>8.1f}",
+    ]
     lines += [f"  note: {note}" for note in results.notes]
     lines.append(f"\n  ({results.seconds:.1f} s)")
     return "\n".join(lines)

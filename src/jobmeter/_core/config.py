@@ -84,6 +84,7 @@ class Settings:
     prometheus_certfile: str | None = None
     prometheus_keyfile: str | None = None
     prometheus_client_cafile: str | None = None
+    prometheus_default_registry: str = "true"  # "true", "false" or "all" (default_registry)
     price_per_kwh: float | None = None
     price_per_cpu_hour: float | None = None
     price_per_gpu_hour: float | None = None

@@ -14,7 +14,8 @@ histogram's bucket line prefixes are made once and kept.
 
 ``write`` answers None where the page would need prometheus_client's name
 escaping (a name or label outside the legacy character set): the caller then
-serves prometheus_client's page.
+serves prometheus_client's page. Its ``tail`` writes what follows jobmeter's
+families (prometheus_client's default registry, ``default_registry``).
 """
 
 from __future__ import annotations
@@ -45,17 +46,20 @@ _LABEL_NAME: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _RESERVED_LABEL: Final = re.compile(r"^__.*$")
 #: Label texts and bucket prefixes kept at most; past it the caches start over.
 CACHE_LIMIT: Final = 100_000
+#: What follows the families on a page: their (name, type) and target_info's labels -> text.
+Tail = Callable[[list[tuple[str, str]], dict[str, str]], str]
 
 
 class _Family:
     """One metric family: its header lines and sample lines, in order."""
 
-    __slots__ = ("keys", "lines", "name", "openmetrics_header", "text_header")
+    __slots__ = ("keys", "kind", "lines", "name", "openmetrics_header", "text_header")
 
     def __init__(
         self, name: str, kind: str, documentation: str, unit: str, keys: tuple[str, ...] = ()
     ) -> None:
         self.name = name
+        self.kind = kind
         # The label names of the first metric of the family: prometheus_client zips the
         # label values of every later one with them (OTel's reader, as it is).
         self.keys = keys
@@ -98,10 +102,17 @@ class Exposition:
         self._names: dict[tuple[str, str, str], tuple[str, str] | None] = {}
         self._label_names: dict[str, str | None] = {}
         self._texts: dict[tuple[Any, ...], Any] = {}
-        self._target: tuple[Any, str] | None = None  # (resource, its target_info line)
+        # (resources, their target_info line, its labels)
+        self._target: tuple[Any, str, dict[str, str]] | None = None
 
-    def write(self, data: MetricsData | None, openmetrics: bool) -> bytes | None:
-        """The page of one collection; None where prometheus_client must write it."""
+    def write(
+        self, data: MetricsData | None, openmetrics: bool, tail: Tail | None = None
+    ) -> bytes | None:
+        """The page of one collection; None where prometheus_client must write it.
+
+        ``tail`` writes what follows the families (before OpenMetrics' ``# EOF``),
+        given their (name, type) and target_info's labels.
+        """
         if len(self._texts) > CACHE_LIMIT:
             self._texts = {}
         families: dict[str, _Family] = {}
@@ -115,6 +126,9 @@ class Exposition:
         for family in families.values():
             out.append(family.openmetrics_header if openmetrics else family.text_header)
             out.extend(family.lines)
+        if tail is not None:
+            labels = self._target[2] if data is not None and self._target is not None else {}
+            out.append(tail([(f.name, f.kind) for f in families.values()], labels))
         if openmetrics:
             out.append("# EOF\n")
         return "".join(out).encode("utf-8")
@@ -143,7 +157,7 @@ class Exposition:
             for rm in resources:
                 attributes = {**attributes, **rm.resource.attributes}
             labels = {self._label(k): _label_value(v) for k, v in attributes.items()}
-            self._target = (key, f"target_info{_braces(labels)} 1.0\n")
+            self._target = (key, f"target_info{_braces(labels)} 1.0\n", labels)
         return self._target[1]
 
     def _resource_labels(self, attributes: Any) -> list[tuple[str, Any]]:

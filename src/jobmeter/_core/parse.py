@@ -153,6 +153,15 @@ def parse_choice(setting: str, raw: str, choices: Sequence[str]) -> str:
 
 
 HOST_NAME_MODES: Final = ("plain", "hash", "omit")
+#: What the endpoint serves of prometheus_client's default registry (``default_registry``).
+DEFAULT_REGISTRY_MODES: Final = ("true", "false", "all")
+
+
+def parse_default_registry(setting: str, raw: str | bool) -> str:
+    """``true``, ``false`` or ``all``; a keyword may also be a bool."""
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    return parse_choice(setting, str(raw), DEFAULT_REGISTRY_MODES)
 
 
 def parse_host_name(setting: str, raw: str) -> str:

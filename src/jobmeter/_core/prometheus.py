@@ -2,7 +2,9 @@
 
 The reader (OTel's, whose page ``scrape_page`` writes from the points) registers
 with a private CollectorRegistry, so that an application's own
-prometheus_client metrics on the global REGISTRY never collide with ours.
+prometheus_client metrics on the global REGISTRY never collide with ours; the
+page serves them after ours (``default_registry``), leaving out a family that
+takes one of our names.
 The port is bound in configure(), before the MeterProvider exists (``listener``:
 a busy port moves to the next free one), or before ``jobmeter run``'s command
 starts (``endpoint_reservation``), and served once the reader is registered: a
@@ -28,6 +30,8 @@ from prometheus_client import (
 )
 
 from jobmeter._core.config import Settings
+from jobmeter._core.default_registry import DefaultRegistry, Served
+from jobmeter._core.family_names import ClashError
 from jobmeter._core.listener import listen, moved, scrape_url
 from jobmeter._core.scrape_page import ScrapeReader, scrape_app, text_page
 from jobmeter._core.scrape_server import Server, WSGIApp, guarded, tls_context
@@ -37,14 +41,24 @@ _log = logging.getLogger("jobmeter")
 
 #: Resource attributes every series carries where several processes share one endpoint.
 IDENTITY: Final = ("service.instance.id", "process.pid")
+#: Their labels, which the default registry's samples get there too.
+IDENTITY_LABELS: Final = ("service_instance_id", "process_pid")
 
 
-def new_reader(*, shared: bool) -> tuple[CollectorRegistry, ScrapeReader]:
-    """A Prometheus reader on a private registry; shared, each series names its process."""
+def new_reader(
+    *, shared: bool, default_registry: str = "false", strict: bool = False
+) -> tuple[CollectorRegistry, ScrapeReader]:
+    """A Prometheus reader on a private registry; shared, each series names its process.
+
+    ``default_registry``: what its pages serve of prometheus_client's REGISTRY
+    (``true``, ``all`` or ``false``).
+    """
     registry = CollectorRegistry(auto_describe=False)
-    if shared:
-        return registry, ScrapeReader(registry, resource_attribute_filter=IDENTITY.__contains__)
-    return registry, ScrapeReader(registry)
+    reader = ScrapeReader(registry, IDENTITY.__contains__ if shared else None)
+    if default_registry != "false":
+        identity = IDENTITY_LABELS if shared else ()
+        reader.default = DefaultRegistry(default_registry, strict=strict, identity=identity)
+    return registry, reader
 
 
 class PrometheusEndpoint:
@@ -65,14 +79,18 @@ class PrometheusEndpoint:
         strict: bool = False,
         shared: bool = False,
         listener: socket.socket | None = None,
+        default_registry: str = "true",
     ) -> None:
-        self.registry, self.reader = new_reader(shared=shared)
+        self.registry, self.reader = new_reader(
+            shared=shared, default_registry=default_registry, strict=strict
+        )
         #: Set when the endpoint serves other processes' figures too (shared_endpoint).
         self.hosted: Callable[[bytes], bytes] | None = None
         self._collecting = threading.Lock()
         # The page is written from the points (scrape_page); prometheus_client's app
         # serves what that does not write.
-        app: WSGIApp = self._app(scrape_app(self.reader, make_wsgi_app(self.registry)))
+        served = Served(self.registry, self.reader.default)
+        app: WSGIApp = self._app(scrape_app(self.reader, make_wsgi_app(served)))
         if basic_auth is not None:
             app = guarded(app, *basic_auth)
             if tls is None and host not in ("localhost", "127.0.0.1", "::1"):
@@ -95,13 +113,24 @@ class PrometheusEndpoint:
 
     def _app(self, own: WSGIApp) -> WSGIApp:
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            try:
+                return serve(environ, start_response)
+            except ClashError as error:  # strict: this scrape fails; the server goes on
+                body = f"{error}\n".encode()
+                start_response("500 Internal Server Error", [
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                ])  # fmt: skip
+                return [body]
+
+        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             hosted = self.hosted
             # OTel's reader hands each collection to whichever concurrent scrape pops it
             # first: the other would read a page without it. One collection at a time.
             with self._collecting:
                 if hosted is None:
                     return own(environ, start_response)
-                page = text_page(self.reader, self.registry)
+                page = text_page(self.reader, self.registry, mark=True)
             # Text format 0.0.4, which every Prometheus accepts: the pages merge as text.
             body = hosted(page)
             headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
@@ -123,6 +152,7 @@ class PrometheusEndpoint:
             basic_auth=settings.prometheus_basic_auth,
             strict=settings.strict,
             shared=shared,
+            default_registry=settings.prometheus_default_registry,
         )
 
     @property

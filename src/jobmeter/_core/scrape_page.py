@@ -8,7 +8,9 @@ prometheus_client's content negotiation picks (``choose_encoder``: text 0.0.4,
 or OpenMetrics 1.0 for Prometheus), gzipped when asked. What the fast page
 does not write is served by prometheus_client's own app, unchanged: other
 methods, ``/favicon.ico``, ``name[]`` filters, escaping schemes that rewrite
-names, and pages with names it would escape.
+names, and pages with names it would escape. Where the reader has a
+``default`` (``default_registry``), the families of prometheus_client's
+default registry follow jobmeter's on both pages.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.openmetrics import exposition as openmetrics
 
+from jobmeter._core.default_registry import DefaultRegistry, text_with_registry
 from jobmeter._core.exposition import Exposition
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -53,6 +56,8 @@ class ScrapeReader(PrometheusMetricReader):
         #: Set by an endpoint that serves ``page()``: collections made for anything else
         #: (a force_flush) are dropped, since no one would read them.
         self.fast = False
+        #: What the pages serve of prometheus_client's default registry; None for nothing.
+        self.default: DefaultRegistry | None = None
         self._taking = False
         self._passing = False
         self._taken: MetricsData | None = None
@@ -65,10 +70,17 @@ class ScrapeReader(PrometheusMetricReader):
         elif self._passing or not self.fast:
             super()._receive_metrics(metrics_data, timeout_millis, **kwargs)
 
-    def page(self, openmetrics_format: bool) -> bytes | None:
+    def page(
+        self,
+        openmetrics_format: bool,
+        escaping: str = openmetrics.UNDERSCORES,
+        *,
+        mark: bool = False,
+    ) -> bytes | None:
         """A collection as a page, or None: prometheus_client must write this one.
 
-        The caller serializes scrapes (one collection at a time).
+        The caller serializes scrapes (one collection at a time). ``mark``: a
+        shared endpoint's text page (``DefaultRegistry.text``).
         """
         self._taking = True
         try:
@@ -76,7 +88,13 @@ class ScrapeReader(PrometheusMetricReader):
             data, self._taken = self._taken, None
         finally:
             self._taking = False
-        return self.exposition.write(data, openmetrics_format)
+        default = self.default
+        tail = None
+        if default is not None:
+            tail = functools.partial(
+                default.text, openmetrics_format=openmetrics_format, escaping=escaping, mark=mark
+            )
+        return self.exposition.write(data, openmetrics_format, tail)
 
     def passing(self, call: Callable[[], Any]) -> Any:
         """Run ``call`` with collections going to prometheus_client's collector."""
@@ -87,11 +105,12 @@ class ScrapeReader(PrometheusMetricReader):
             self._passing = False
 
 
-def text_page(reader: ScrapeReader, registry: CollectorRegistry) -> bytes:
-    """The page in text format 0.0.4 (the caller serializes scrapes)."""
-    page = reader.page(False) if reader.fast else None
+def text_page(reader: ScrapeReader, registry: CollectorRegistry, *, mark: bool = False) -> bytes:
+    """The page in text format 0.0.4, the default registry's too (the caller serializes scrapes)."""
+    page = reader.page(False, mark=mark) if reader.fast else None
     if page is None:
-        page = reader.passing(lambda: generate_latest(registry))
+        default = reader.default
+        page = reader.passing(lambda: text_with_registry(registry, default, mark=mark))
     return page
 
 
@@ -123,7 +142,10 @@ def scrape_app(reader: ScrapeReader, fallback: WSGIApp) -> WSGIApp:
             encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
             openmetrics_format = _format(encoder)
             if openmetrics_format is not None:
-                page = reader.page(openmetrics_format)
+                keywords = getattr(encoder, "keywords", {})
+                page = reader.page(
+                    openmetrics_format, keywords.get("escaping", openmetrics.UNDERSCORES)
+                )
         if page is None:
             return list(reader.passing(lambda: fallback(environ, start_response)))
         headers = [("Content-Type", content_type)]

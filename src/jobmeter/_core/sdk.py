@@ -55,7 +55,8 @@ def configure(*, metric_readers: Sequence[MetricReader] = (), **overrides: Any) 
             ``export_timeout_ms``, ``prometheus_host``, ``prometheus_port``,
             ``prometheus_certfile``, ``prometheus_keyfile``,
             ``prometheus_client_cafile``, ``prometheus_basic_auth``,
-            ``prometheus_basic_auth_file``, ``price_per_kwh``,
+            ``prometheus_basic_auth_file``, ``prometheus_default_registry``,
+            ``price_per_kwh``,
             ``price_per_cpu_hour``, ``price_per_gpu_hour``, ``price_per_gb_hour``,
             ``currency``, ``disabled`` and ``strict``.
 
@@ -145,11 +146,15 @@ def _endpoint(
         return PrometheusEndpoint(
             settings.prometheus_host, settings.prometheus_port, tls=reservation.tls,
             basic_auth=settings.prometheus_basic_auth, shared=True, listener=reservation.listener,
+            default_registry=settings.prometheus_default_registry, strict=settings.strict,
         )  # fmt: skip
     joined = shared_directory(settings)
     if joined is not None:
         try:
-            return SharedMember(*joined)
+            return SharedMember(
+                *joined, default_registry=settings.prometheus_default_registry,
+                strict=settings.strict,
+            )  # fmt: skip
         except OSError as error:
             _log.warning("jobmeter: cannot join the shared endpoint at %s (%s); serving an "
                          "endpoint of this process's own", joined[0], error)  # fmt: skip

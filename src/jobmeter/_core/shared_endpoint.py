@@ -8,7 +8,9 @@ command, and describes itself in ``endpoint.json`` there. Each joined process
 directory with its own exposition, and leaves its last one in ``<pid>-<id>.prom``
 when it shuts down. A scrape of the host reads its own figures, then each
 member's, and merges the pages by family name (as text, without parsing the
-samples), so that each family is written once.
+samples), so that each family is written once; each process's default
+prometheus_client registry follows its own figures (after a DEFAULT_MARK line),
+and a family of it that takes a name of a jobmeter family is left out.
 Every series carries ``service_instance_id`` and ``process_pid``: a job's
 forked workers are told apart, and their counts add up with ``sum``.
 
@@ -35,6 +37,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from jobmeter._core.config import Settings
+from jobmeter._core.family_names import (
+    CLASH_MARK,
+    DEFAULT_MARK,
+    SIDE_SUFFIXES,
+    ClashError,
+    clash,
+    report,
+    taken_by,
+    text_family,
+)
 from jobmeter._core.variables import SHARED_ENDPOINT
 
 _log = logging.getLogger("jobmeter")
@@ -90,6 +102,8 @@ class SharedEndpoint:
         self.directory = Path(tempfile.mkdtemp(prefix="jobmeter-", dir=_short_temp_dir()))
         description = {"version": 1, "match": match_key(settings), "url": url, "pid": os.getpid()}
         (self.directory / DESCRIPTION).write_text(json.dumps(description), encoding="utf-8")
+        self._strict = settings.strict
+        self._mode = settings.prometheus_default_registry
         self._lock = threading.Lock()
         # member name -> its last answer, for members that are slow or gone.
         self._last: dict[str, str] = {}
@@ -102,7 +116,7 @@ class SharedEndpoint:
     def merged(self, own: bytes) -> bytes:
         """This process's page, then each member's, merged so that each family is written once."""
         pages = [own.decode("utf-8")] + [text for _, text in self._answers()]
-        return merge_pages(pages).encode("utf-8")
+        return merge_pages(pages, strict=self._strict, mode=self._mode).encode("utf-8")
 
     def _answers(self) -> list[tuple[str, str]]:
         try:
@@ -152,36 +166,77 @@ def open_shared(settings: Settings, url: str) -> SharedEndpoint | None:
         return None
 
 
-def merge_pages(pages: Iterable[str]) -> str:
+def merge_pages(pages: Iterable[str], *, strict: bool = False, mode: str = "true") -> str:
     """Text expositions merged by family: one HELP and TYPE each, then every page's samples.
 
     Line by line, without parsing the samples: a page of a thousand series merges
     in milliseconds. A family whose type differs from the first page's is left
     out (two processes disagree on a name), and so is a line outside a family.
+    A default registry's family (after DEFAULT_MARK) that takes a name of a
+    jobmeter family of any page is left out, with one warning; in strict mode
+    that, and a member's CLASH_MARK line, raise ClashError (``family_names``).
     """
+    blocks = [block for page in pages for block in _blocks(page)]
+    taken = taken_by(text_family(b.name, b.kind) for b in blocks if not b.default)
     families: dict[str, tuple[str, list[str]]] = {}  # name -> (type, header and samples)
-    for page in pages:
-        current: list[str] | None = None
-        for line in page.splitlines():
-            if line.startswith("# HELP ") or line.startswith("# TYPE "):
-                name = line.split(" ", 3)[2]
-                kind = line.split(" ", 3)[3] if line.startswith("# TYPE ") else None
-                kept = families.get(name)
-                if kept is None:
-                    families[name] = (kind or "", [line])
-                    current = families[name][1]
-                elif line.startswith("# HELP ") or kept[0] in ("", kind):
-                    current = kept[1]
-                    if kept[0] == "" and kind is not None:  # the HELP line came first
-                        families[name] = (kind, kept[1])
-                        kept[1].append(line)
-                else:
-                    _log.debug("jobmeter: %s is a %s and a %s; the %s is left out",
-                               name, kept[0], kind, kind)  # fmt: skip
-                    current = None
-            elif line and not line.startswith("#") and current is not None:
-                current.append(line)
+    left_out: set[str] = set()
+    for block in blocks:
+        if block.default:
+            name, kind = text_family(block.name, block.kind)
+            if any(name == base + side for base in left_out for side in SIDE_SUFFIXES):
+                continue  # the _created family of one left out
+            owner = clash(name, kind, taken)
+            if owner is not None:
+                left_out.add(name)
+                report(name, kind, owner, mode, strict=strict)
+                continue
+        kept = families.get(block.name)
+        if kept is None:
+            families[block.name] = (block.kind, [*block.header, *block.samples])
+        elif block.kind in ("", kept[0]) or not kept[0]:
+            if not kept[0] and block.kind:  # only a HELP line came first
+                families[block.name] = (block.kind, kept[1])
+                kept[1].append(block.header[-1])
+            kept[1].extend(block.samples)
+        else:
+            _log.debug("jobmeter: %s is a %s and a %s; the %s is left out",
+                       block.name, kept[0], block.kind, block.kind)  # fmt: skip
     return "".join("\n".join(lines) + "\n" for _, lines in families.values())
+
+
+class _Block:
+    """One family's lines on one page."""
+
+    __slots__ = ("default", "header", "kind", "name", "samples")
+
+    def __init__(self, name: str, default: bool) -> None:
+        self.name = name
+        self.default = default
+        self.kind = ""
+        self.header: list[str] = []
+        self.samples: list[str] = []
+
+
+def _blocks(page: str) -> list[_Block]:
+    blocks: list[_Block] = []
+    current: _Block | None = None
+    default = False
+    for line in page.splitlines():
+        if line.startswith(("# HELP ", "# TYPE ")):
+            parts = line.split(" ", 3)
+            if current is None or current.name != parts[2]:
+                current = _Block(parts[2], default)
+                blocks.append(current)
+            if parts[1] == "TYPE":
+                current.kind = parts[3] if len(parts) > 3 else ""
+            current.header.append(line)
+        elif line == DEFAULT_MARK:
+            default, current = True, None
+        elif line.startswith(CLASH_MARK):  # a strict member found a clash
+            raise ClashError.from_line(line)
+        elif line and not line.startswith("#") and current is not None:
+            current.samples.append(line)
+    return blocks
 
 
 def _short_temp_dir() -> str:

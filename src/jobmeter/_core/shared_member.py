@@ -4,6 +4,8 @@ It opens no port: its reader answers on a Unix socket in the host's directory,
 one connection at a time (only the host connects), and at shutdown it leaves
 its last exposition next to it, so that the host serves what it counted after
 it has ended. A forked child joins anew, with its own socket and identity.
+Its answers hold its default prometheus_client registry too (``default_registry``),
+after a DEFAULT_MARK line, so that the host's merge knows them from jobmeter's.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-from prometheus_client import generate_latest
-
 from jobmeter._core import otel_private
 from jobmeter._core.config import Settings
+from jobmeter._core.default_registry import text_with_registry
 from jobmeter._core.environment import env_value
 from jobmeter._core.prometheus import new_reader
 from jobmeter._core.shared_endpoint import LAST, LIVE, match_key, read_description
@@ -52,10 +53,14 @@ def shared_directory(settings: Settings) -> tuple[Path, str] | None:
 class SharedMember:
     """This process's part of a shared endpoint: its reader, answering on a Unix socket."""
 
-    def __init__(self, directory: Path, url: str) -> None:
+    def __init__(
+        self, directory: Path, url: str, *, default_registry: str = "true", strict: bool = False
+    ) -> None:
         self.directory = directory
         self.url = url
-        self.registry, self.reader = new_reader(shared=True)
+        self.registry, self.reader = new_reader(
+            shared=True, default_registry=default_registry, strict=strict
+        )
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._name = ""
@@ -101,9 +106,12 @@ class SharedMember:
             with connection:
                 try:
                     connection.settimeout(SEND_TIMEOUT_S)
-                    connection.sendall(generate_latest(self.registry))
+                    connection.sendall(self._answer())
                 except Exception as error:  # a failed answer must never stop the next one
                     _log.debug("jobmeter: answering the shared endpoint failed: %s", error)
+
+    def _answer(self) -> bytes:
+        return text_with_registry(self.registry, self.reader.default, mark=True)
 
     def close(self) -> None:
         """Leave the last exposition for the host, then stop answering; idempotent."""
@@ -113,7 +121,7 @@ class SharedMember:
         try:
             last = self.directory / f"{self._name}{LAST}"
             partial = last.with_suffix(".tmp")
-            partial.write_bytes(generate_latest(self.registry))
+            partial.write_bytes(self._answer())
             partial.replace(last)  # whole or not at all: the host may read it at any moment
         except OSError as error:
             _log.warning("jobmeter: cannot leave the last figures at %s: %s; the shared "

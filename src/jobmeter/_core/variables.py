@@ -18,6 +18,7 @@ from jobmeter._core.parse import (
     parse_basic_auth,
     parse_basic_auth_file,
     parse_bool,
+    parse_default_registry,
     parse_endpoint,
     parse_exporters,
     parse_file,
@@ -59,6 +60,7 @@ PROMETHEUS_KEYFILE: Final = "JOBMETER_PROMETHEUS_KEYFILE"
 PROMETHEUS_CLIENT_CAFILE: Final = "JOBMETER_PROMETHEUS_CLIENT_CAFILE"
 PROMETHEUS_BASIC_AUTH: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH"
 PROMETHEUS_BASIC_AUTH_FILE: Final = "JOBMETER_PROMETHEUS_BASIC_AUTH_FILE"
+PROMETHEUS_DEFAULT_REGISTRY: Final = "JOBMETER_PROMETHEUS_DEFAULT_REGISTRY"
 HOST_METRICS: Final = "JOBMETER_HOST_METRICS"
 HOST_NAME: Final = "JOBMETER_HOST_NAME"
 RUN_DIR: Final = "JOBMETER_RUN_DIR"
@@ -207,6 +209,15 @@ VARIABLES: Final = (
         meaning="As `JOBMETER_PROMETHEUS_BASIC_AUTH`, read from a file (a Kubernetes or Docker "
                 "secret). Setting both, or a file that cannot be read, leaves the job without the "
                 "endpoint, with one warning."),
+    Variable(PROMETHEUS_DEFAULT_REGISTRY, "prometheus_default_registry", parse_default_registry,
+        default="`true`",
+        accepted="`true`, `false` or `all`; the keyword also takes a `bool`",
+        meaning="What the Prometheus endpoint serves, after jobmeter's metrics, of "
+                "prometheus_client's default registry (`prometheus_client.REGISTRY`): `true` the "
+                "program's own metrics on it, `all` also prometheus_client's `process_*`, "
+                "`python_gc_*` and `python_info`, `false` nothing. A family that takes a name of "
+                "one of jobmeter's is left out, with one warning (strict: the scrape answers "
+                "500) ([metrics.md](metrics.md#the-default-prometheus_client-registry))."),
     Variable(HOST_METRICS, None, parse_host_groups,
         keyword_note="the group keywords of `HostCollector` (`cpu=`, `per_cpu=`, ...)",
         default="`cpu,memory,disk,network,filesystem,load,process,gpu,energy`",
