@@ -1,7 +1,7 @@
 """Run every benchmark, print figures and ratios, write benchmarks/results/latest.json.
 
 Usage: ``python -m benchmarks
-[--only measure|energy|scrape|shutdown|host|run|duckdb|backfill|store|pytest] [--budget-s S]
+[--only measure|energy|scrape|shutdown|host|run|duckdb|backfill|store|pytest|torch] [--budget-s S]
 [--tpch-scale 0.1|1] [--strict]``.
 """
 
@@ -30,6 +30,7 @@ from benchmarks import (
     bench_scrape,
     bench_shutdown,
     bench_store,
+    bench_torch,
 )
 from benchmarks._common import Check, pass_miss, shown_path
 
@@ -103,6 +104,9 @@ def _part(name: str, args: argparse.Namespace) -> tuple[str, Any, list[Check]]:
     if name == "pytest":
         timed = bench_pytest.run(progress=_progress)
         return bench_pytest.format_report(timed), timed.to_json(), timed.checks()
+    if name == "torch":
+        torched = bench_torch.run(progress=_progress)
+        return bench_torch.format_report(torched), torched.to_json(), torched.checks()
     raise ValueError(f"no benchmark part {name!r}")
 
 

@@ -64,10 +64,10 @@ def __getattr__(name: str) -> object:
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # once: later lookups are plain attribute reads
         return value
-    if name == "duckdb":
-        return importlib.import_module("jobmeter.duckdb")
+    if name in ("duckdb", "torch"):
+        return importlib.import_module(f"jobmeter.{name}")
     raise AttributeError(f"module 'jobmeter' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*__all__, "duckdb"])
+    return sorted([*__all__, "duckdb", "torch"])
