@@ -14,6 +14,18 @@ one ``jobmeter report --json`` subprocess (interpreter start and imports
 included); and, as the reference the choice of reader was made against, the
 sample aggregates computed with ``json.loads`` line by line. Targets: the
 library call under 1 s for each variant.
+
+The shared store (``run_shared``): 10,000 runs from 20 hosts, written by
+tests/_support/shared_store.py as they would be on NFS (run.json, samples,
+records, each run's index entry, one segment per host and 100 entries not
+compacted yet). Timed, through the index and by opening every run.json in the
+same run: the listing (``jobmeter runs``), ``report latest``, ``compare`` of
+two runs and ``advise`` over every run of one name (about 2,000); the same four
+commands as subprocesses; the cost a finished run pays to write its entry
+(``index_run``: warm; in a fresh process, for a run with records and one
+without, where nothing loads DuckDB), and a listing's compaction of the 100
+entries no segment holds (their samples read). Targets: each command through the
+index under 1 s, and the entry under 1 s.
 """
 
 from __future__ import annotations
@@ -187,10 +199,12 @@ class StoreResults:
     variants: list[VariantResults]
     python_json_s: float
     limit_s: float = LIMIT_S
+    shared: SharedResults | None = None
 
     @property
     def passed(self) -> bool:
-        return all(variant.passed for variant in self.variants)
+        shared = self.shared is None or all(ok for _, ok in self.shared.checks())
+        return shared and all(variant.passed for variant in self.variants)
 
     def to_json(self) -> dict[str, Any]:
         variants = [{**asdict(v), "passed": v.passed} for v in self.variants]
@@ -201,7 +215,7 @@ class StoreResults:
             (f"store report of {self.samples:,} samples, {self.operations:,} operations "
              f"({variant.name}) <= {variant.limit_s:.1f} s", variant.passed)
             for variant in self.variants
-        ]  # fmt: skip
+        ] + ([] if self.shared is None else self.shared.checks())  # fmt: skip
 
 
 def _variant(
@@ -271,7 +285,8 @@ def run(
         assert _python_reference(usage) == samples
         python_s = perf_counter() - started
         size_mb = usage.stat().st_size / 1e6
-    return StoreResults(samples, operations, size_mb, variants, python_s)
+    shared = run_shared(repeats, progress)
+    return StoreResults(samples, operations, size_mb, variants, python_s, shared=shared)
 
 
 def format_report(results: StoreResults) -> str:
@@ -300,8 +315,158 @@ def format_report(results: StoreResults) -> str:
         f"  json.loads line by line, samples only (reference) {results.python_json_s:7.3f} s   "
         f"({results.python_json_s / first:.1f}x the compacted store.report)",
     ]
+    if results.shared is not None:
+        lines += ["", format_shared(results.shared)]
+    return "\n".join(lines)
+
+
+# --- the shared store: 10,000 runs from 20 hosts ----------------------------------------
+
+SHARED_RUNS = 10_000
+SHARED_HOSTS = 20
+SHARED_NAME = "train"  # advise's runs: about a fifth of the store
+_TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+def _median_s(call: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = perf_counter()
+        call()
+        times.append(perf_counter() - started)
+    return statistics.median(times)
+
+
+def _commands(root: Path, index: bool) -> dict[str, Any]:
+    """The library calls behind runs, report latest, compare and advise."""
+
+    def listing() -> None:
+        assert len(store.list_runs(root, index=index, compact=False)) == SHARED_RUNS
+
+    def report_latest() -> None:
+        runs = store.list_runs(root, index=index, compact=False)
+        store.report(store.resolve("latest", root, runs))
+
+    def compare() -> None:
+        runs = store.list_runs(root, index=index, compact=False)
+        store.report(store.resolve(runs[0].id, root, runs))
+        store.report(store.resolve(runs[-1].id, root, runs))
+
+    def advise() -> None:
+        runs = store.list_runs(root, index=index, compact=False)
+        named = [r for r in runs if r.name == SHARED_NAME and r.state != "running"]
+        store.advise(named)
+
+    return {"runs": listing, "report latest": report_latest, "compare": compare,
+            "advise": advise}  # fmt: skip
+
+
+@dataclass
+class SharedResults:
+    """Seconds per command through the index and through every run.json, and the writes."""
+
+    runs: int
+    hosts: int
+    generate_s: float
+    index_s: dict[str, float]
+    run_json_s: dict[str, float]
+    cli_s: dict[str, float]
+    entry_warm_s: float
+    entry_cold_s: float
+    entry_plain_s: float
+    compaction_s: float
+    limit_s: float = LIMIT_S
+
+    def checks(self) -> list[Check]:
+        found = [(f"shared store: {name} of {self.runs:,} runs through the index "
+                  f"<= {self.limit_s:.1f} s", seconds <= self.limit_s)
+                 for name, seconds in self.index_s.items()]  # fmt: skip
+        found.append((f"shared store: a finished run writes its entry <= {self.limit_s:.1f} s",
+                      self.entry_cold_s <= self.limit_s))  # fmt: skip
+        return found
+
+
+def run_shared(repeats: int = REPEATS, progress: Progress | None = None) -> SharedResults:
+    """Generate the shared store, then time its commands, the entry and the compaction."""
+    sys.path.insert(0, str(_TESTS))
+    from _support.shared_store import generate
+
+    with tempfile.TemporaryDirectory(prefix="jobmeter-bench-shared-") as temporary:
+        root = Path(temporary) / "runs"
+        if progress:
+            progress(f"shared store: writing {SHARED_RUNS:,} runs from {SHARED_HOSTS} hosts")
+        started = perf_counter()
+        generated = generate(root, SHARED_RUNS, SHARED_HOSTS)
+        generate_s = perf_counter() - started
+        if progress:
+            progress("shared store: a listing compacts the 100 entries no segment holds")
+        started = perf_counter()
+        store.compact_index(root)
+        compaction_s = perf_counter() - started
+        index_s, run_json_s = {}, {}
+        for name, call in _commands(root, True).items():
+            index_s[name] = _median_s(call, repeats)
+        for name, call in _commands(root, False).items():
+            if progress:
+                progress(f"shared store: {name} by opening every run.json")
+            run_json_s[name] = _median_s(call, 1 if name == "advise" else repeats)
+        env = {key: value for key, value in os.environ.items() if key != "JOBMETER_RUN"}
+        env.update(JOBMETER_RUN_DIR=str(root), OTEL_METRICS_EXPORTER="none")
+        first, last = generated[0].id, generated[-1].id
+        cli_s = {}
+        for name, args in (("runs", ["runs"]), ("report latest", ["report", "--latest"]),
+                           ("compare", ["compare", first, last]),
+                           ("advise", ["advise", "--name", SHARED_NAME])):  # fmt: skip
+            started = perf_counter()
+            subprocess.run([sys.executable, "-m", "jobmeter", *args], env=env, check=True,
+                           capture_output=True)  # fmt: skip
+            cli_s[name] = perf_counter() - started
+        directories = [root / g.id for g in generated[:20]]
+        entry_warm_s = _median_s(lambda: store.index_run(directories.pop()), 20)
+        cold = ("import sys, time; t = time.perf_counter(); from jobmeter import store; "
+                "store.index_run(sys.argv[1]); print(time.perf_counter() - t)")  # fmt: skip
+        entry_cold_s, entry_plain_s = 0.0, 0.0
+        for run_dir, plain in ((root / generated[-1].id, False), (root / generated[-2].id, True)):
+            if plain:  # a run that recorded no operations: nothing loads DuckDB
+                for path in run_dir.glob("*.4242.jsonl"):
+                    path.unlink()
+            done = subprocess.run([sys.executable, "-c", cold, str(run_dir)], env=env,
+                                  check=True, capture_output=True, text=True)  # fmt: skip
+            if plain:
+                entry_plain_s = float(done.stdout.strip())
+            else:
+                entry_cold_s = float(done.stdout.strip())
+    return SharedResults(SHARED_RUNS, SHARED_HOSTS, generate_s, index_s, run_json_s, cli_s,
+                         entry_warm_s, entry_cold_s, entry_plain_s, compaction_s)  # fmt: skip
+
+
+def format_shared(results: SharedResults) -> str:
+    lines = [
+        f"Shared store: {results.runs:,} runs from {results.hosts} hosts (written in "
+        f"{results.generate_s:.1f} s), median of {REPEATS} (advise by run.json: once)",
+        f"  {'':24} {'index':>8} {'run.json':>9} {'ratio':>7} {'CLI (subprocess)':>17}",
+    ]
+    for name, seconds in results.index_s.items():
+        slow = results.run_json_s[name]
+        lines.append(
+            f"  {name:24} {seconds:7.3f}s {slow:8.3f}s {slow / seconds:6.1f}x "
+            f"{results.cli_s[name]:16.3f}s   [{pass_miss(seconds <= results.limit_s)} "
+            f"<= {results.limit_s:.1f} s]"
+        )
+    lines += [
+        f"  a finished run's entry (index_run): {results.entry_warm_s * 1000:.0f} ms warm, "
+        f"{results.entry_cold_s * 1000:.0f} ms in a new process (its records read by DuckDB), "
+        f"{results.entry_plain_s * 1000:.0f} ms without records (no DuckDB)   "
+        f"[{pass_miss(results.entry_cold_s <= results.limit_s)} <= {results.limit_s:.1f} s]",
+        f"  a listing's compaction of 100 entries into its host's segment: "
+        f"{results.compaction_s:.3f} s",
+    ]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    print(format_report(run(progress=lambda m: print(f"  ... {m}", file=sys.stderr))))
+    progress = lambda m: print(f"  ... {m}", file=sys.stderr)  # noqa: E731
+    if "--shared" in sys.argv:
+        print(format_shared(run_shared(progress=progress)))
+    else:
+        print(format_report(run(progress=progress)))

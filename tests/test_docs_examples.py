@@ -400,6 +400,7 @@ for rows in (1000, 4000):
             con.execute("SELECT customer, sum(amount) FROM orders GROUP BY customer").fetchall()
         con.close()
 from jobmeter import store
+store.compact_index()  # the SQL of deployment.md reads the index's segments
 run = store.list_runs()[-1]
 subprocess.run(
     ["jobmeter", "export", run.id, "--parquet", f"exports/{run.id}"], check=True
@@ -420,6 +421,8 @@ def run_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    # deployment.md queries a shared store from the folder above its runs/.
+    (root / "runs").symlink_to(root / ".jobmeter" / "runs")
     return root
 
 

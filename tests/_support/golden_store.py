@@ -45,6 +45,21 @@ def _query(
             **_stats("duration", durations)}  # fmt: skip
 
 
+def _processes(i: int, peak: int) -> list[dict[str, Any]]:
+    """A sample's top processes: the job, a worker that grows, and a short-lived compressor."""
+    worker = peak // 2 + i * 8 * MIB
+    listed = [
+        {"pid": 4242, "name": "python3", "rss": peak - worker, "pss": peak - worker - 30 * MIB,
+         "hwm": peak - worker, "cpu_percent": 50.0 + (i % 2) * 50.0, "cpu_seconds": 20.0 * i},
+        {"pid": 4250, "name": "duckdb-worker", "rss": worker, "pss": worker - 12 * MIB,
+         "hwm": worker, "cpu_percent": 90.0, "cpu_seconds": 0.9 * i},
+    ]  # fmt: skip
+    if 5 <= i < 8:
+        listed.append({"pid": 4301, "name": "gzip", "rss": 2 * MIB, "pss": None, "hwm": 2 * MIB,
+                       "cpu_percent": 99.5, "cpu_seconds": 1.0 * (i - 4)})  # fmt: skip
+    return listed
+
+
 def write_run(root: Path, index: int, name: str, peak: int, scale: float = 1.0) -> Path:
     """A finished run ``index`` hours after START, with three operations, two query shapes
     and a failure; ``scale`` stretches every duration."""
@@ -62,6 +77,7 @@ def write_run(root: Path, index: int, name: str, peak: int, scale: float = 1.0) 
         peak_memory_bytes=peak,
         peak_memory_source="samples (PSS of the tree)",
         peak_rss_sampled_bytes=peak + 3 * MIB,
+        average_rss_bytes=peak * 3 // 4,
         peak_pss_sampled_bytes=peak,
         peak_rss_single_process_bytes=peak - 40 * MIB,
         peak_cgroup_bytes=peak + 512 * MIB,
@@ -79,8 +95,9 @@ def write_run(root: Path, index: int, name: str, peak: int, scale: float = 1.0) 
               "held": {"cpus": 4.0, "cpus_from": "cgroup", "memory_bytes": 8 * 2**30,
                        "memory_from": "cgroup", "gpus": 0}}  # fmt: skip
     (directory / "run.json").write_text(json.dumps(record))
-    samples = [{"t": start + i, "pss": peak, "cpu_utilization": 0.5 + (i % 4) * 0.5}
-               for i in range(20)]  # fmt: skip
+    samples = [{"t": start + i, "pss": peak, "cpu_utilization": 0.5 + (i % 4) * 0.5,
+                "top_processes": _processes(i, peak)} for i in range(20)]  # fmt: skip
+    samples[-1]["ended_processes"] = [{"pid": 4242, "name": "python3", "cpu_seconds": 412.5}]
     (directory / "usage.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
     t = start + 600
     operations = [

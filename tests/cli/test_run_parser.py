@@ -47,7 +47,8 @@ TOKENS = st.sampled_from([
     "--quiet", "-q", "--json", "--help", "-h", "--bogus", "-qi0.5", "-i0.5",
     "--interval=0.5", "--interval=0.01", "--kill-grace=0", "--kill-grace=-1", "--name=x",
     "--dir=", "--quiet=1", "--", "-", "0.5", "0.05", "0.049", "1e-1", "nan", "inf", "abc",
-    "true", "python", "-u", "x.py", "--dir", "/tmp/runs",
+    "true", "python", "-u", "x.py", "--dir", "/tmp/runs", "--processes", "--processes=0",
+    "--processes=-1", "--processes=1.5", "--processes= 3 ", "3", "+2", "1_000",
 ])  # fmt: skip
 
 
@@ -81,6 +82,8 @@ FORMS = {
         kill_grace=0.0,
     ),
     "run --comet -o old -- a -- b": RunArguments(["a", "--", "b"], comet=True, output="old"),
+    "run --processes 3 --record-args -- a": RunArguments(["a"], processes=3, record_args=True),
+    "run --processes=0 -- a": RunArguments(["a"], processes=0),
     "run -- --help": RunArguments(["--help"]),
 }
 
@@ -95,7 +98,7 @@ def test_the_forms_users_write_are_taken_without_typer(form: str) -> None:
 @pytest.mark.parametrize("args", [
     [], ["--help"], ["-i0.01", "--", "true"], ["--interval", "0.01", "--", "true"],
     ["--bogus", "--", "true"], ["--"], ["-q"], ["--kill-grace", "-1", "true"],
-    ["--interval", "nan", "true"],
+    ["--interval", "nan", "true"], ["--processes", "-1", "true"], ["--processes", "2.5", "true"],
 ])  # fmt: skip
 def test_help_and_what_typer_refuses_go_to_typer(args: list[str]) -> None:
     assert parse(args) is None

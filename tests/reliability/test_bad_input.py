@@ -101,6 +101,9 @@ MEANS: dict[Parser, Callable[[str, Any], bool]] = {
     ),
     parse.parse_price: lambda text, value: value == _number(text) >= 0,
     parse.parse_host_name: lambda text, value: value == text.lower() in parse.HOST_NAME_MODES,
+    parse.parse_default_registry: lambda text, value: (
+        value == text.strip().lower() in parse.DEFAULT_REGISTRY_MODES
+    ),
     parse.parse_protocol: lambda text, value: value == text.lower() in parse.PROTOCOLS,
     parse.parse_temporality: lambda text, value: value == text.lower() in parse.TEMPORALITIES,
     parse.parse_millis: lambda text, value: value == _number(text) > 0,

@@ -402,3 +402,45 @@ def test_cli_plots_the_latest_run_and_names_an_unknown_one(real_run: Path, tmp_p
     assert png.with_suffix(".html").is_file()
     missing = runner.invoke(app, ["plot", "no-such-run", "--dir", root, "-o", str(tmp_path)])
     assert missing.exit_code == 2
+
+
+def _listed(pid: int, name: str, rss: int) -> dict[str, Any]:
+    return {"pid": pid, "name": name, "rss": rss, "pss": rss, "hwm": rss, "cpu_percent": 0.0,
+            "cpu_seconds": 0.0}  # fmt: skip
+
+
+def test_rss_by_process_panel_draws_the_heaviest_with_gaps(tmp_path: Path) -> None:
+    """Several processes listed: one line each, the heaviest first, NaN where a sample lacks it."""
+    start = 1.7e9
+    samples = []
+    for i in range(6):
+        listed = [_listed(10, "python3", (100 + 10 * i) * MIB)]
+        if 1 <= i <= 3:  # a worker that lives three samples
+            listed.append(_listed(11, "sort", 300 * MIB))
+        listed += [_listed(20 + k, f"w{k}", (k + 1) * MIB) for k in range(6)]  # light ones
+        samples.append({**_sample(start + i * 0.5), "top_processes": listed})
+    figure = render(load_run(_synthetic_run(tmp_path / "procs", samples, start)))
+    _, _, processes, io = _panels(figure)  # between memory and disk I/O
+    assert processes.get_ylabel() == "RSS by process (MiB)"
+    lines = [line for line in processes.get_lines() if line.get_gid() == "process"]
+    assert [line.get_label() for line in lines] == [
+        "sort 11 (peak 300 MiB)", "python3 10 (peak 150 MiB)", "w5 25 (peak 6 MiB)",
+        "w4 24 (peak 5 MiB)", "w3 23 (peak 4 MiB)",
+    ]  # fmt: skip
+    sort = _ydata(lines[0])
+    assert [np.isnan(value) for value in sort] == [True, False, False, False, True, True]
+    assert sort[1:4] == [300.0, 300.0, 300.0]
+    assert _ydata(lines[1]) == [100.0, 110.0, 120.0, 130.0, 140.0, 150.0]
+    assert io.get_ylabel() == "Disk I/O (B/s)"  # below it, as before
+
+
+def test_one_process_listed_has_no_process_panel(tmp_path: Path) -> None:
+    """One pid (its name may change at exec): its RSS is the memory panel's, no panel of its own."""
+    start = 1.7e9
+    samples = [{**_sample(start + i * 0.5),
+                "top_processes": [_listed(10, "sh" if i == 0 else "python3", 100 * MIB)]}
+               for i in range(4)]  # fmt: skip
+    figure = render(load_run(_synthetic_run(tmp_path / "one", samples, start)))
+    assert [ax.get_ylabel() for ax in _panels(figure)] == [
+        "CPU (CPUs busy)", "Memory (MiB)", "Disk I/O (B/s)",
+    ]  # fmt: skip

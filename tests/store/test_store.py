@@ -286,7 +286,8 @@ def test_advise_is_the_percentile_of_the_peaks_plus_headroom_rounded_up(tmp_path
     advice = json.loads(result.stdout)
     assert set(advice) == {"basis", "runs", "percentile", "headroom", "memory_bytes", "cpus",
                            "gpu_memory_bytes", "energy_joules", "cost_per_run",
-                           "cost_per_run_advised", "currency"}  # fmt: skip
+                           "cost_per_run_advised", "currency", "held_now",
+                           "operations"}  # fmt: skip
     assert advice["energy_joules"] is None  # no run metered energy here
     assert advice["cost_per_run"] is None  # no price set
     assert len(advice["runs"]) == 5

@@ -10,6 +10,9 @@ One directory per run, ``<runs root>/<run id>/``:
 - ``operations.jsonl``: spans a user wrote, drawn by ``jobmeter plot``;
 - ``peak.<pid>``: a process's lifetime peak RSS in bytes, left by one whose measured
   blocks reset the kernel's high-water mark (``jobmeter.collector._peak``).
+- ``index.json``: the run's entry in the store's index, written at its end
+  (``jobmeter.store``; docs/run-store.md#the-index). The index's segments are in
+  ``<runs root>/.index/<host>/``, which no run directory is.
 
 Everything is made for the user only (directories 0700, files 0600): command
 lines, output and paths are often private.
@@ -93,10 +96,21 @@ def runs_root(output: str | os.PathLike[str] | None = None) -> Path:
     return Path(env_value(RUN_DIR) or DEFAULT_RUN_DIR)
 
 
+#: Random bytes in a run id: 64 bits keep ids unique across the hosts of a shared store.
+RUN_ID_RANDOM_BYTES = 8
+
+
 def new_run_id() -> str:
-    """Sortable by start time, unique: ``20261123T204501Z-3f9a1c``."""
+    """Sortable by start time (to the second), unique: ``20261123T204501Z-3f9a1c0b7e42d915``.
+
+    Many hosts write one shared store with no lock between them, so the id alone
+    must keep runs apart: 64 random bits make two equal ids among 200 runs started
+    in the same second a chance of about 1 in 10^15. No host name goes in (it
+    may be private, ``JOBMETER_HOST_NAME=omit``).
+    """
     # os.urandom, not secrets: importing secrets costs 7 ms, which every run would pay.
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + os.urandom(3).hex()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return stamp + "-" + os.urandom(RUN_ID_RANDOM_BYTES).hex()
 
 
 def records_file(directory: Path, kind: str, pid: int) -> Path:
@@ -118,6 +132,31 @@ def write_private(path: Path, text: str) -> None:
     """Write ``text`` to a file made 0600, as every file of the run store."""
     with open_private(path, "w") as handle:
         handle.write(text)
+
+
+def temporary_beside(path: Path) -> Path:
+    """A hidden, unique name in ``path``'s directory to write before renaming over ``path``.
+
+    Readers skip names that start with a dot; the random part keeps two writers
+    (two hosts of a shared store) from ever writing the same temporary file.
+    """
+    return path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as a whole or not at all: a temporary file, then a rename.
+
+    The rename is atomic within one directory, on NFS too: a reader sees the old
+    file, the new one, or none, never a part. Raises OSError (the temporary file
+    is removed).
+    """
+    temporary = temporary_beside(path)
+    try:
+        write_private(temporary, text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def peak_file(directory: Path, pid: int) -> Path:

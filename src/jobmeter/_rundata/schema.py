@@ -58,6 +58,18 @@ RECORD_KEYS: Final = {
 #: The kinds of record, in the order they are written.
 KINDS: Final = tuple(RECORD_COLUMNS)
 
+#: One process of a sample's ``top_processes`` (``args`` only with ``--record-args``).
+PROCESS_TYPE: Final = (
+    "STRUCT(pid BIGINT, name VARCHAR, rss BIGINT, pss BIGINT, hwm BIGINT, cpu_percent DOUBLE, "
+    "cpu_seconds DOUBLE, args VARCHAR[])"
+)
+#: The processes of a sample beyond its ``top_processes``, summed.
+OTHER_PROCESSES_TYPE: Final = (
+    "STRUCT(count BIGINT, rss BIGINT, pss BIGINT, cpu_percent DOUBLE, cpu_seconds DOUBLE)"
+)
+#: A process that the wrapper reaped since the sample before.
+ENDED_PROCESS_TYPE: Final = "STRUCT(pid BIGINT, name VARCHAR, cpu_seconds DOUBLE)"
+
 # The columns of usage.jsonl (docs/run.md); unknown keys are ignored.
 USAGE_COLUMNS: Final[dict[str, str]] = {
     "t": "DOUBLE",
@@ -78,6 +90,13 @@ USAGE_COLUMNS: Final[dict[str, str]] = {
     "energy_cpu": "DOUBLE",
     "energy_dram": "DOUBLE",
     "energy_gpu": "DOUBLE",
+    "top_processes": f"{PROCESS_TYPE}[]",
+    "other_processes": OTHER_PROCESSES_TYPE,
+    "ended_processes": f"{ENDED_PROCESS_TYPE}[]",
+}
+#: The columns the figures of a run are read from: usage.jsonl less its per-process lists.
+SAMPLE_COLUMNS: Final = {
+    name: kind for name, kind in USAGE_COLUMNS.items() if not name.endswith("_processes")
 }
 
 

@@ -25,8 +25,9 @@ NOT_STARTED: Final = "not_started"
 FIGURES: Final = (
     "wall_seconds", "cpu_user_seconds", "cpu_system_seconds", "cpu_utilization_mean",
     "cpu_utilization_peak", "cpu_utilization_p95", "peak_memory_bytes", "peak_memory_source",
-    "peak_rss_sampled_bytes", "peak_pss_sampled_bytes", "peak_rss_single_process_bytes",
-    "peak_cgroup_bytes", "read_bytes", "written_bytes", "peak_gpu_memory_bytes",
+    "peak_rss_sampled_bytes", "average_rss_bytes", "peak_pss_sampled_bytes",
+    "peak_rss_single_process_bytes", "peak_cgroup_bytes", "read_bytes", "written_bytes",
+    "peak_gpu_memory_bytes",
     "peak_processes", "peak_threads", "energy_total_joules", "energy_cpu_joules",
     "energy_dram_joules", "energy_gpu_joules", "samples",
 )  # fmt: skip
@@ -63,6 +64,8 @@ class RunResult:
     peak_memory_source: str = "samples"
     peak_rss_sampled_bytes: int = 0
     peak_pss_sampled_bytes: int = 0
+    # The tree's RSS averaged over the run's time, linear between samples.
+    average_rss_bytes: int = 0
     peak_rss_single_process_bytes: int = 0
     peak_cgroup_bytes: int | None = None
     peak_gpu_memory_bytes: int | None = None

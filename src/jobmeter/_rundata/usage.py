@@ -5,20 +5,27 @@ million samples in well under a second on two cores, where ``json.loads`` line b
 line takes several seconds. A line that is not a JSON object with a ``t`` (a
 truncated last line, garbage) comes back as a row of NULLs: those are counted as
 skipped.
+
+Each sample also lists the tree's heaviest processes (``top_processes``), which
+``read_processes`` folds into one row per process for ``jobmeter report``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Final
 
-from jobmeter._rundata.schema import USAGE_COLUMNS, columns_sql
+from jobmeter._rundata.schema import SAMPLE_COLUMNS, USAGE_COLUMNS, columns_sql
+
+#: The processes ``read_processes`` returns at most, the heaviest first.
+PROCESSES_KEPT: Final = 20
 
 
-def usage_source(path: Path) -> str:
+def usage_source(path: Path, columns: dict[str, str] = USAGE_COLUMNS) -> str:
     """A FROM clause over one usage.jsonl (the path is a bound parameter ``$path``)."""
     options = "ignore_errors=true, format='newline_delimited'"
-    return f"read_ndjson($path, columns={columns_sql(USAGE_COLUMNS)}, {options})"
+    return f"read_ndjson($path, columns={columns_sql(columns)}, {options})"
 
 
 @dataclass
@@ -44,6 +51,8 @@ class SampleFigures:
     energy_cpu: float | None = None  # the last sample's: energy since the start, in J
     energy_dram: float | None = None
     energy_gpu: float | None = None
+    # The time-weighted mean of the tree's RSS: linear between samples (``average_rss``).
+    average_rss: float | None = None
 
     @property
     def skipped(self) -> int:
@@ -51,13 +60,24 @@ class SampleFigures:
         return self.lines - self.samples
 
 
+# The area under the RSS between two samples is the trapezoid's (the RSS taken as
+# linear in between) and the mean is the area over the samples' time span; one sample
+# (or all at one time) is its own mean. ``RunRecording`` sums the same way as it samples.
 _AGGREGATES = """
+WITH samples AS (
+    SELECT *, lag(t) OVER (ORDER BY t) AS before_t, lag(rss) OVER (ORDER BY t) AS before_rss
+    FROM {source}
+)
 SELECT count(*), count(t), min(t), max(t), max(pss), max(rss), max(hwm),
        max(cpu_user_total), max(cpu_system_total), max(cpu_utilization),
        quantile_cont(cpu_utilization, 0.95), max(gpu_memory), max(processes),
        max(threads), max(read_bytes), max(write_bytes), max(energy_cpu), max(energy_dram),
-       max(energy_gpu)
-FROM {source}
+       max(energy_gpu),
+       CASE WHEN max(t) > min(t)
+            THEN sum((coalesce(rss, 0) + coalesce(before_rss, 0)) / 2 * (t - before_t))
+                 / (max(t) - min(t))
+            ELSE avg(rss) END
+FROM samples
 """
 
 
@@ -69,7 +89,66 @@ def read_figures(path: Path) -> SampleFigures:
 
     with duckdb.connect() as connection:
         row = connection.execute(
-            _AGGREGATES.format(source=usage_source(path)), {"path": str(path)}
+            _AGGREGATES.format(source=usage_source(path, SAMPLE_COLUMNS)), {"path": str(path)}
         ).fetchone()
     assert row is not None
     return SampleFigures(*row)
+
+
+@dataclass
+class ProcessRows:
+    """The run's processes, one row each, the heaviest first (``report``'s processes)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    seen: int = 0  # processes listed in any sample, kept or not
+
+
+# One row per process (pid and name: an exec is a new row) over the samples that list it.
+# Peak RSS is the kernel's (VmHWM) where a spike fell between samples; CPU seconds are
+# the last ones seen, exact for a process the wrapper reaped (``ended_processes``).
+_PROCESSES = """
+WITH samples AS (
+    SELECT t, top_processes, ended_processes FROM {source} WHERE t IS NOT NULL
+), listed AS (
+    SELECT t, unnest(top_processes, recursive := true) FROM samples
+    WHERE top_processes IS NOT NULL
+), ended AS (
+    SELECT t, unnest(ended_processes, recursive := true) FROM samples
+    WHERE ended_processes IS NOT NULL
+), rows AS (
+    SELECT pid, name, t, rss, pss, hwm, cpu_percent, cpu_seconds FROM listed
+    UNION ALL
+    SELECT pid, name, t, NULL, NULL, NULL, NULL, cpu_seconds FROM ended
+), processes AS (
+    SELECT pid, name, count(rss) AS samples, greatest(max(rss), max(hwm)) AS peak_rss,
+           avg(rss) AS mean_rss, max(pss) AS peak_pss, max(cpu_seconds) AS cpu_seconds,
+           avg(cpu_percent) AS cpu_percent, min(t) AS first_t, max(t) AS last_t
+    FROM rows WHERE pid IS NOT NULL GROUP BY pid, name
+)
+SELECT *, count(*) OVER () FROM processes
+ORDER BY peak_rss DESC NULLS LAST, cpu_seconds DESC NULLS LAST, pid, name
+LIMIT {limit}
+"""
+_PROCESS_KEYS: Final = (
+    "pid", "name", "samples", "peak_rss_bytes", "mean_rss_bytes", "peak_pss_bytes",
+    "cpu_seconds", "cpu_percent_mean", "first_unix", "last_unix",
+)  # fmt: skip
+
+
+def read_processes(path: Path, limit: int = PROCESSES_KEPT) -> ProcessRows:
+    """The run's heaviest processes by peak RSS, over every sample of one usage.jsonl."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return ProcessRows()
+    import duckdb
+
+    columns = {name: USAGE_COLUMNS[name] for name in ("t", "top_processes", "ended_processes")}
+    query = _PROCESSES.format(source=usage_source(path, columns), limit=int(limit))
+    with duckdb.connect() as connection:
+        found = connection.execute(query, {"path": str(path)}).fetchall()
+    rows = []
+    for row in found:
+        process = dict(zip(_PROCESS_KEYS, row[:-1], strict=True))
+        if process["mean_rss_bytes"] is not None:
+            process["mean_rss_bytes"] = round(process["mean_rss_bytes"])
+        rows.append(process)
+    return ProcessRows(rows, found[0][-1] if found else 0)

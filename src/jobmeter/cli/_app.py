@@ -9,13 +9,14 @@ import typer
 
 from jobmeter._core.format import format_bytes
 from jobmeter._version import __version__
+from jobmeter.cli._advise import advise
 from jobmeter.cli._grafana import grafana_app
 from jobmeter.cli._output import click_error, print_json
 from jobmeter.cli._plot import plot
 from jobmeter.cli._report import compare, report
 from jobmeter.cli._run import RUN_SETTINGS, run
 from jobmeter.cli._runs import runs
-from jobmeter.cli._store import advise, export, gc
+from jobmeter.cli._store import export, gc
 from jobmeter.cli._table import Column, Output, Table
 
 app = typer.Typer(

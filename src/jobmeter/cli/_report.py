@@ -18,7 +18,7 @@ from jobmeter.cli._output import (
     store_errors,
 )
 from jobmeter.cli._table import Column, Output, Styled, Table
-from jobmeter.cli._tables import compared, print_compared, print_records
+from jobmeter.cli._tables import compared, print_compared, print_processes, print_records
 
 #: What ``compare`` calls each figure of ``store.FIGURES`` (--json keeps the keys).
 FIGURE_LABELS = {
@@ -30,6 +30,7 @@ FIGURE_LABELS = {
     "cpu_utilization_p95": "CPUs busy, p95",
     "peak_memory_bytes": "peak memory",
     "peak_rss_sampled_bytes": "RSS sampled, peak",
+    "average_rss_bytes": "RSS sampled, mean",
     "peak_pss_sampled_bytes": "PSS sampled, peak",
     "peak_rss_single_process_bytes": "largest process",
     "peak_cgroup_bytes": "cgroup (+ page cache)",
@@ -101,6 +102,7 @@ def report(
         ("peak memory", f"{format_bytes(f['peak_memory_bytes'])} from {f['peak_memory_source']}"),
         ("  RSS / PSS sampled", f"{format_bytes(f['peak_rss_sampled_bytes'])} / "
                                 f"{format_bytes(f['peak_pss_sampled_bytes'])}"),
+        ("  RSS mean over time", format_bytes(f["average_rss_bytes"])),
         ("  largest process", format_bytes(f["peak_rss_single_process_bytes"])),
         ("  cgroup (+ page cache)", format_bytes(f["peak_cgroup_bytes"])),
         ("disk read / written", f"{format_bytes(f['read_bytes'])} / "
@@ -120,6 +122,7 @@ def report(
     out.table(table)
     out.line(f"run directory: {stored.directory}", wrap=False)  # whole on one line, to copy
     out.line()
+    print_processes(out, result)
     print_records(out, result)
 
 

@@ -63,6 +63,14 @@ def run(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No summary."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    processes: int = typer.Option(
+        10,
+        "--processes",
+        min=0,
+        metavar="N",
+        help="Processes listed one by one in each sample, the heaviest by RSS, the rest "
+        "summed (0: none). Names only; their arguments too with --record-args.",
+    ),
 ) -> None:
     """Run a command and measure its process tree.
 
@@ -70,6 +78,6 @@ def run(
     """
     arguments = RunArguments(
         command, interval, directory, output, capture, record_args, name, kill_grace, metrics,
-        comet, quiet, as_json,
+        comet, quiet, as_json, processes,
     )  # fmt: skip
     raise typer.Exit(execute(arguments))

@@ -38,14 +38,16 @@ class RunArguments:
     comet: bool = False
     quiet: bool = False
     as_json: bool = False
+    processes: int = 10
 
 
 # Options with a value, and the smallest number accepted where it is one.
 _VALUED: Final = {
     "--interval": "interval", "-i": "interval", "--dir": "directory", "--output": "output",
-    "-o": "output", "--name": "name", "--kill-grace": "kill_grace",
+    "-o": "output", "--name": "name", "--kill-grace": "kill_grace", "--processes": "processes",
 }  # fmt: skip
 _MINIMUM: Final = {"interval": 0.05, "kill_grace": 0.0}
+_COUNTS: Final = {"processes"}  # whole numbers, 0 or more
 _FLAGS: Final = {
     "--capture": ("capture", True), "--no-capture": ("capture", False),
     "--record-args": ("record_args", True), "--metrics": ("metrics", True),
@@ -79,7 +81,15 @@ def parse(args: Sequence[str]) -> RunArguments | None:
             value = args[i + 1]
         i += 1 if equals else 2
         key = _VALUED[name]
-        if key in _MINIMUM:
+        if key in _COUNTS:
+            try:
+                count = int(value)  # as click's INT reads it: " 12 ", "+5" and "1_000" too
+            except ValueError:
+                return None
+            if count < 0:
+                return None
+            values[key] = count
+        elif key in _MINIMUM:
             try:
                 number = float(value)
             except ValueError:
@@ -116,7 +126,7 @@ def execute(arguments: RunArguments) -> int:
     options = RunOptions(
         interval=arguments.interval, output=arguments.directory or arguments.output,
         capture=arguments.capture, record_args=arguments.record_args, name=arguments.name,
-        kill_grace=arguments.kill_grace,
+        kill_grace=arguments.kill_grace, processes=arguments.processes,
     )  # fmt: skip
     result = execute_run(
         arguments.command, options, metrics=arguments.metrics, comet=arguments.comet,

@@ -35,6 +35,7 @@ def _summary_table(result: RunResult) -> Table:
                         f"from {result.peak_memory_source}"),
         ("  RSS / PSS sampled", f"{format_bytes(result.peak_rss_sampled_bytes)} / "
                                 f"{format_bytes(result.peak_pss_sampled_bytes)}"),
+        ("  RSS mean over time", format_bytes(result.average_rss_bytes)),
         ("  largest process", format_bytes(result.peak_rss_single_process_bytes)),
         ("  cgroup (+ page cache)", format_bytes(result.peak_cgroup_bytes)),
         ("peak GPU memory", "no GPU" if result.peak_gpu_memory_bytes is None

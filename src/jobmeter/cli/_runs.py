@@ -51,10 +51,11 @@ def _check_state(value: str | None) -> str | None:
     return value
 
 
-def _run_row(run: store.StoredRun) -> dict[str, Any]:
-    figures = run.summary
+def _run_row(run: store.StoredRun, sampled: dict[str, Any] | None) -> dict[str, Any]:
+    # The index's figures, else run.json's summary: neither reads a file of the run.
+    figures = run.figures if run.figures is not None else run.summary
     if figures is None:  # running or incomplete: the figures so far, from the samples
-        figures = store.report(run).figures
+        figures = sampled or {}
         duration = figures.get("wall_seconds")
     else:
         duration = run.end - run.start if run.end is not None and run.start is not None else None
@@ -64,7 +65,7 @@ def _run_row(run: store.StoredRun) -> dict[str, Any]:
         "start": run.start_iso(),
         "duration_seconds": duration,
         "status": run.state,
-        "exit_code": run.record.get("exit_code"),
+        "exit_code": run.exit_code,
         "peak_memory_bytes": figures.get("peak_memory_bytes"),
     }
 
@@ -114,8 +115,10 @@ def runs(
     ]  # fmt: skip
     shown = limit if limit is not None else (0 if as_json else TABLE_LIMIT)
     listed = matching[:shown] if shown else matching
-    with store_errors():
-        rows = [_run_row(run) for run in listed]
+    with store_errors():  # the samples of the runs without figures, read in one go
+        unfinished = [run for run in listed if run.figures is None and run.summary is None]
+        sampled = dict(zip(map(id, unfinished), store.figures_of(unfinished), strict=True))
+        rows = [_run_row(run, sampled.get(id(run))) for run in listed]
     if as_json:
         print_json(rows)
         return

@@ -44,6 +44,29 @@ def _columns(*spec: tuple[str, int]) -> list[Column]:
     ]
 
 
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} %"
+
+
+def _cpu(value: float | None) -> str:
+    return "0 s" if value == 0 else seconds(value)  # counted in 10 ms ticks: none is none
+
+
+def print_processes(out: Output, report: RunReport) -> None:
+    """The heaviest processes of the run by peak RSS, where the samples list any."""
+    rows = report.processes.rows[:TOP]
+    if not rows:
+        return
+    title = f"heaviest processes by peak RSS ({len(rows)} of {report.processes.seen})"
+    table = Table(title, _columns(("process", 10), ("pid", 0), ("peak RSS", 0), ("mean RSS", 3),
+                                  ("peak PSS", 2), ("CPU", 0), ("CPU mean", 1)))  # fmt: skip
+    for p in rows:
+        table.add_row(p["name"] or "?", str(p["pid"]), format_bytes(p["peak_rss_bytes"]),
+                      format_bytes(p["mean_rss_bytes"]), format_bytes(p["peak_pss_bytes"]),
+                      _cpu(p["cpu_seconds"]), _percent(p["cpu_percent_mean"]))  # fmt: skip
+    out.table(table)
+
+
 def print_records(out: Output, report: RunReport) -> None:
     """Top operations and queries by total time, failures and backfills, where there are any."""
     records = report.records
@@ -105,7 +128,7 @@ def print_records(out: Output, report: RunReport) -> None:
         out.table(table)
 
 
-def _percent(a: float | None, b: float | None) -> float | None:
+def _change_percent(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not a:
         return None
     return (b - a) / a * 100
@@ -128,7 +151,7 @@ def compared(a: RunReport, b: RunReport, kind: str) -> list[dict[str, Any]]:
         for figure in ("count", "duration_total_seconds", "duration_p95_seconds"):
             va = None if ra is None else ra[figure]
             vb = None if rb is None else rb[figure]
-            entry[f"{figure}_change_percent"] = _percent(va, vb)
+            entry[f"{figure}_change_percent"] = _change_percent(va, vb)
         out.append(entry)
 
     def weight(entry: dict[str, Any]) -> float:

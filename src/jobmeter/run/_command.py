@@ -34,6 +34,7 @@ from jobmeter.run._launcher import Spawned
 from jobmeter.run._lifecycle import MIN_INTERVAL_S, ReapedUsage, RunRecording
 from jobmeter.run._process import Reaper, kill_tree, pump, wait
 from jobmeter.run._process import exit_code as exit_code_of
+from jobmeter.run._processes import DEFAULT_PROCESSES
 from jobmeter.run._sampler import TreeSample, TreeSampler
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -50,6 +51,8 @@ class RunOptions:
     capture: bool = True
     record_args: bool = False
     name: str | None = None
+    #: Processes listed one by one in each sample, the heaviest by RSS (0: none).
+    processes: int = DEFAULT_PROCESSES
     #: Seconds between a forwarded SIGTERM and SIGKILL to what is left of the tree.
     kill_grace: float = 10.0
     #: Variables set for the command on top of this process's environment.
@@ -60,6 +63,9 @@ class _Run:
     """The command of one ``jobmeter run``: its recording, and when its SIGKILL is due."""
 
     def __init__(self, argv: Sequence[str], options: RunOptions) -> None:
+        processes = options.processes
+        if not isinstance(processes, int) or isinstance(processes, bool) or processes < 0:
+            raise ValueError(f"processes must be a whole number, 0 or more, got {processes!r}")
         self.argv = list(argv)
         self.options = options
         # As on its metrics and its Pushgateway group: the program's name by default.
@@ -159,7 +165,7 @@ def run_command(
         recording.describe()
         # After the launch: the launcher, reaped already, is not in the totals.
         reaped = ReapedUsage()
-        reaper = Reaper(spawned, reaped, run.argv[0])
+        reaper = Reaper(spawned, reaped, run.argv[0], ended=run.options.processes > 0)
         status = _measure(run, reaper, reaped, cgroup, on_sample)
     finally:
         for signum, handler in previous_handlers.items():
@@ -198,7 +204,10 @@ def _measure(
     from jobmeter import _energy  # after the spawn: the command starts first
     from jobmeter._core import gpus
 
-    sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None)
+    sampler = TreeSampler(procs_file=cgroup.procs_file if cgroup else None,
+                          processes=run.options.processes,
+                          record_args=run.options.record_args,
+                          ended=reaper.take_ended)  # fmt: skip
     has_gpu = gpus.available()
     energy = _energy.meter()
     # The command's CUDA_VISIBLE_DEVICES says which GPUs are its own, not the wrapper's.

@@ -81,6 +81,30 @@ class ReapedUsage:
         )
 
 
+class _MeanRSS:
+    """The time-weighted mean of the tree's RSS, linear between samples (as ``_rundata.usage``)."""
+
+    def __init__(self) -> None:
+        self._first: float | None = None
+        self._before = (0.0, 0)  # the last sample's (t, rss)
+        self._area = 0.0  # byte-seconds, trapezoids between samples
+        self._sum = 0  # for samples all at one time, the plain mean
+        self._count = 0
+
+    def add(self, t: float, rss: int) -> int:
+        """Add one sample; the mean so far, in bytes."""
+        if self._first is None:
+            self._first = t
+        else:
+            before_t, before_rss = self._before
+            self._area += (rss + before_rss) / 2 * (t - before_t)
+        self._before = (t, rss)
+        self._sum += rss
+        self._count += 1
+        span = t - self._first
+        return round(self._area / span) if span > 0 else round(self._sum / self._count)
+
+
 class RunRecording:
     """The directory, run.json and running totals of one run."""
 
@@ -106,6 +130,7 @@ class RunRecording:
         self._cpus = float(os.cpu_count() or 1)
         # The first energy reading (an ``_energy.Reading``): the run's energy counts from it.
         self._energy_base: tuple[float | None, float | None, float | None] | None = None
+        self._rss = _MeanRSS()
         self.directory.write_run(self.record)
 
     def describe(self) -> None:
@@ -155,6 +180,7 @@ class RunRecording:
         result.cpu_utilization_peak = max(result.cpu_utilization_peak, sample.cpu_utilization)
         result.peak_rss_sampled_bytes = max(result.peak_rss_sampled_bytes, sample.rss)
         result.peak_pss_sampled_bytes = max(result.peak_pss_sampled_bytes, sample.pss)
+        result.average_rss_bytes = self._rss.add(sample.t, sample.rss)
         result.peak_rss_single_process_bytes = max(
             result.peak_rss_single_process_bytes, sample.hwm, single_process_peak
         )
@@ -226,4 +252,8 @@ class RunRecording:
         mark_incomplete(self.record, lost)
         self.directory.write_run(self.record)  # a failure is the directory's one warning
         self.directory.close()
+        if compact_records and not self.directory.failed:  # on SIGTERM, no time for DuckDB
+            from jobmeter import store  # the store's index entry (docs/run-store.md#the-index)
+
+            store.index_run(self.path)
         return result

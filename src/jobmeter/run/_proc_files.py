@@ -37,6 +37,8 @@ class Figures(NamedTuple):
     write_bytes: int
     threads: int
     fds: int
+    name: bytes  # comm, from stat: the executable's name (15 bytes at most), never arguments
+    started: int  # stat's starttime: clock ticks after boot
 
 
 def _field(data: bytes, key: bytes) -> int:
@@ -114,6 +116,8 @@ class ProcessFiles:
             write_bytes=_field(io, b"write_bytes:") if io else 0,
             threads=int(fields[17]),
             fds=fds,
+            name=stat[stat.find(b"(") + 1 : stat.rfind(b")")],
+            started=int(fields[19]),
         )
 
     def close(self) -> None:
@@ -132,6 +136,19 @@ def _open(path: str) -> int | None:
         raise ProcessLookupError(path) from None
     except OSError:  # not ours to read (io of a setuid program)
         return None
+
+
+def zombie(pid: int) -> tuple[bytes, float] | None:
+    """The comm and CPU seconds (its own utime+stime) of a process that has ended, not reaped."""
+    try:
+        stat = read_file(f"/proc/{pid}/stat")
+    except OSError:
+        return None
+    fields = stat.rpartition(b")")[2].split()
+    if len(fields) < 13:
+        return None
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return stat[stat.find(b"(") + 1 : stat.rfind(b")")], cpu
 
 
 def read_file(path: str) -> bytes:

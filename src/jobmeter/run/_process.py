@@ -13,6 +13,8 @@ from typing import IO, Any
 
 from jobmeter.run._launcher import Spawned, process_name
 from jobmeter.run._lifecycle import ReapedUsage
+from jobmeter.run._proc_files import zombie
+from jobmeter.run._processes import Ended
 
 
 class Reaper:
@@ -21,9 +23,13 @@ class Reaper:
     Each process's own rusage gives the largest single-process peak; the
     command's wait status is kept. A command whose process ends under the
     launcher's name never exec'd: ``not_started`` is then its 126 or 127.
+    With ``ended``, each reaped process's name and CPU seconds are read while it
+    is a zombie, for the next sample's ``ended_processes``.
     """
 
-    def __init__(self, spawned: Spawned, usage: ReapedUsage, command: str) -> None:
+    def __init__(
+        self, spawned: Spawned, usage: ReapedUsage, command: str, *, ended: bool = False
+    ) -> None:
         self._spawned = spawned
         self._usage = usage
         # A command named like the launcher cannot be told from it by name.
@@ -31,6 +37,14 @@ class Reaper:
         self._names = names if os.path.basename(command)[:15] not in names else frozenset()
         self.status: int | None = None
         self.not_started: int | None = None
+        self._ended: list[Ended] | None = [] if ended else None
+
+    def take_ended(self) -> list[Ended] | None:
+        """The processes reaped since the last call (None: not asked for)."""
+        ended = self._ended
+        if ended:
+            self._ended = []
+        return ended
 
     @property
     def main_pid(self) -> int:
@@ -52,6 +66,10 @@ class Reaper:
             exited = info.si_code == os.CLD_EXITED
             if pid == main and exited and self._names and process_name(pid) in self._names:
                 self.not_started = 127 if info.si_status == 127 else 126
+            if self._ended is not None:
+                last = zombie(pid)
+                if last is not None:
+                    self._ended.append((pid, *last))
             try:
                 reaped, status, usage = os.wait4(pid, os.WNOHANG)
             except ChildProcessError:

@@ -5,17 +5,20 @@ so "every descendant of the wrapper" is the whole tree: the members of its
 cgroup where it has one, else psutil's scan of /proc. PSS comes from
 /proc/PID/smaps_rollup, so pages that forked workers share are counted once
 in total rather than once per worker. Each process is read from files held
-open between samples (``_proc_files``).
+open between samples (``_proc_files``); the heaviest are listed one by one
+(``_processes``), from the same reads.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from jobmeter.run._proc_files import MAX_HELD, ProcessFiles, read_file
+from jobmeter.run._proc_files import MAX_HELD, Figures, ProcessFiles, read_file
+from jobmeter.run._processes import DEFAULT_PROCESSES, Ended, ProcessView
 
 if TYPE_CHECKING:
     import psutil
@@ -42,6 +45,11 @@ class TreeSample:
     energy_cpu: float | None = None
     energy_dram: float | None = None
     energy_gpu: float | None = None
+    # The heaviest processes by RSS, the others summed, those reaped since the sample before
+    # (``_processes``); None where the per-process view is off (``processes=0``).
+    top_processes: list[dict[str, Any]] | None = None
+    other_processes: dict[str, Any] | None = None
+    ended_processes: list[dict[str, Any]] | None = None
     pids: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -57,7 +65,14 @@ class TreeSampler:
     """Samples the descendants of ``root`` (default: this process, the wrapper)."""
 
     def __init__(
-        self, root: int | None = None, procs_file: str | None = None, include_root: bool = False
+        self,
+        root: int | None = None,
+        procs_file: str | None = None,
+        include_root: bool = False,
+        *,
+        processes: int = DEFAULT_PROCESSES,
+        record_args: bool = False,
+        ended: Callable[[], list[Ended] | None] | None = None,
     ) -> None:
         self._root_pid = root if root is not None else os.getpid()
         self._root: psutil.Process | None = None  # for the scan, where there is no cgroup
@@ -68,6 +83,9 @@ class TreeSampler:
         # list it made first for as long as it is read again within a second.
         self._procs = procs_file
         self._known: dict[int, ProcessFiles] = {}
+        # The per-process view: none at all with processes=0 (nothing kept, nothing listed).
+        self._view = ProcessView(processes, record_args) if processes else None
+        self._ended = ended  # the processes reaped since the last sample (jobmeter run's reaper)
 
     def _pids(self) -> list[int]:
         if self._procs is not None:
@@ -103,10 +121,14 @@ class TreeSampler:
     def sample(self) -> TreeSample:
         """Read every live descendant now."""
         sample = TreeSample(t=time.time())
+        view = self._view
+        read: list[tuple[int, Figures]] = []
         for files in self._members():
             figures = files.read()
             if figures is None:
                 continue
+            if view is not None:
+                read.append((files.pid, figures))
             sample.processes += 1
             sample.pids.append(files.pid)
             sample.rss += figures.rss
@@ -118,6 +140,11 @@ class TreeSampler:
             sample.threads += figures.threads
             sample.open_files += figures.fds
             sample.hwm = max(sample.hwm, figures.hwm)
+        if view is not None:
+            ended = self._ended() if self._ended is not None else None
+            sample.top_processes, sample.other_processes, sample.ended_processes = view.build(
+                read, ended or ()
+            )
         return sample
 
     def close(self) -> None:

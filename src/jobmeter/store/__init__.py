@@ -9,6 +9,12 @@ report = store.report(run)               # figures from run.json, checked agains
 print(report.figures["peak_memory_bytes"], report.source)
 ```
 
+On shared storage (NFS, a mounted bucket), many hosts write one store at
+once: finished runs are listed from its index (``<root>/.index``, Parquet read
+by DuckDB), each host writing only files of its own (``index_run``,
+``compact_index``); ``operations_of(runs)`` gives their operations and query
+shapes. See docs/run-store.md#the-index.
+
 Damage is tolerated: unreadable lines of usage.jsonl are skipped with one
 warning (logger ``jobmeter``), and a run whose run.json still says
 ``"running"`` while its wrapper is gone is reported as ``"incomplete"``, with
@@ -22,7 +28,12 @@ from jobmeter._rundata.layout import runs_root
 from jobmeter._rundata.summary import FIGURES
 from jobmeter.store._advise import Advice, advise, export_parquet
 from jobmeter.store._cost import Cost, Prices, cost_of, held_of, prices
+from jobmeter.store._figures import figures_of
 from jobmeter.store._gc import gc
+from jobmeter.store._index_compact import Compaction
+from jobmeter.store._index_operations import operations_of
+from jobmeter.store._index_write import compact_index, index_run
+from jobmeter.store._operation_advice import PartAdvice, advise_operations
 from jobmeter.store._plot.render import PlotDependencyError, plot_run
 from jobmeter.store._runs import (
     EmptyStoreError,
@@ -39,8 +50,10 @@ from jobmeter.store._runs import (
 __all__ = [
     "FIGURES",
     "Advice",
+    "Compaction",
     "Cost",
     "EmptyStoreError",
+    "PartAdvice",
     "PlotDependencyError",
     "Prices",
     "RunReport",
@@ -48,11 +61,16 @@ __all__ = [
     "StoredRun",
     "UnknownRunError",
     "advise",
+    "advise_operations",
+    "compact_index",
     "cost_of",
     "export_parquet",
+    "figures_of",
     "gc",
     "held_of",
+    "index_run",
     "list_runs",
+    "operations_of",
     "percentile",
     "plot_run",
     "prices",

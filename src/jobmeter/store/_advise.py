@@ -15,7 +15,8 @@ from jobmeter._rundata.records import compact
 from jobmeter._rundata.schema import USAGE_COLUMNS
 from jobmeter._rundata.usage import usage_source
 from jobmeter.store._cost import cost_of, held_of, prices
-from jobmeter.store._runs import StoredRun, StoreError, percentile, report
+from jobmeter.store._figures import figures_of
+from jobmeter.store._runs import StoredRun, StoreError, percentile
 
 MEMORY_STEP = 256 * 2**20
 CPU_STEP = 0.5
@@ -128,7 +129,8 @@ def advise(runs: Sequence[StoredRun], percentile: float = 95.0, headroom: float 
     runs = [run for run in runs if run.started]
     if not runs:
         raise StoreError("no run that started to advise from")
-    figures = [report(run).figures for run in runs]
+    # The index's figures where the run was listed from it: no file of the run is read.
+    figures = figures_of(runs)
 
     def by_memory(value: float) -> float:
         return round_up(value, MEMORY_STEP)

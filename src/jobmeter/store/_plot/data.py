@@ -164,3 +164,47 @@ def rates(times: Sequence[float], counters: Sequence[float]) -> list[float]:
 def summary_of(run: RunData) -> dict[str, Any]:
     summary = run.record.get("summary")
     return summary if isinstance(summary, dict) else {}
+
+
+#: Processes drawn in the RSS-by-process panel: the heaviest by peak RSS.
+PLOTTED_PROCESSES = 5
+
+
+@dataclass(frozen=True)
+class ProcessLine:
+    """One process's RSS at each sample (NaN where the sample does not list it)."""
+
+    pid: int
+    name: str
+    peak: float
+    rss: list[float]
+
+
+def process_lines(run: RunData, top: int = PLOTTED_PROCESSES) -> list[ProcessLine]:
+    """The ``top`` heaviest processes of the samples' ``top_processes``; none for one process.
+
+    A process is its pid (its name the last one listed: an exec keeps the pid). A
+    single process's RSS is the memory panel's already, so one pid gives no lines.
+    """
+    by_pid: dict[int, list[float]] = {}
+    names: dict[int, str] = {}
+    count = len(run.samples)
+    for index, sample in enumerate(run.samples):
+        listed = sample.get("top_processes")
+        if not isinstance(listed, list):
+            continue
+        for process in listed:
+            if not isinstance(process, dict):
+                continue
+            pid, rss = process.get("pid"), number_of(process.get("rss"))
+            if not isinstance(pid, int) or isinstance(pid, bool) or rss is None:
+                continue
+            values = by_pid.setdefault(pid, [math.nan] * count)
+            values[index] = rss
+            names[pid] = str(process.get("name") or "?")
+    if len(by_pid) < 2:
+        return []
+    lines = [ProcessLine(pid, names[pid], max(v for v in values if not math.isnan(v)), values)
+             for pid, values in by_pid.items()]  # fmt: skip
+    lines.sort(key=lambda line: (-line.peak, line.pid))
+    return lines[:top]

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from jobmeter._core.format import byte_unit, format_bytes
-from jobmeter.store._plot.data import Operation, RunData, number_of, rates, series, summary_of
+from jobmeter.store._plot.data import (
+    Operation,
+    RunData,
+    number_of,
+    process_lines,
+    rates,
+    series,
+    summary_of,
+)
 from jobmeter.store._plot.labels import PAD_POINTS, LaneLabel
 
 if TYPE_CHECKING:
@@ -28,6 +36,8 @@ _READ = "#17becf"
 _WRITE = "#d62728"
 _GPU = "#ff7f0e"
 _SPAN = "#7f7f7f"
+# The processes' lines, heaviest first (matplotlib's colour-blind-friendly "tab" order).
+_PROCESSES = ("#9467bd", "#2ca02c", "#ff7f0e", "#17becf", "#8c564b")
 
 
 def _annotate_peak(ax: Axes, x: float, y: float, text: str, colour: str, x_end: float) -> None:
@@ -108,6 +118,24 @@ def memory_panel(ax: Axes, run: RunData, times: list[float]) -> None:
         )
     ax.set_ylim(0, max(sampled, headline if show_headline else 0.0, 1.0) / size * 1.2)
     ax.set_ylabel(f"Memory ({unit})")
+    ax.legend(loc="upper left", fontsize=8)
+
+
+def has_processes(run: RunData) -> bool:
+    """Whether the samples list more than one process (``top_processes``)."""
+    return bool(process_lines(run, top=1))
+
+
+def processes_panel(ax: Axes, run: RunData, times: list[float]) -> None:
+    """The RSS of the heaviest few processes, one line each (a gap where a sample lacks it)."""
+    lines = process_lines(run)
+    unit, size = byte_unit(max(max(line.peak for line in lines), 1.0))
+    for line, colour in zip(lines, _PROCESSES, strict=False):
+        label = f"{line.name} {line.pid} (peak {format_bytes(line.peak, significant=3)})"
+        ax.plot(times, [v / size for v in line.rss], color=colour, linewidth=1.2,
+                marker=".", markersize=3, label=label, gid="process")  # fmt: skip
+    ax.set_ylim(0, max(line.peak for line in lines) / size * 1.25)
+    ax.set_ylabel(f"RSS by process ({unit})")
     ax.legend(loc="upper left", fontsize=8)
 
 

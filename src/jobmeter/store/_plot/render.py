@@ -9,6 +9,8 @@ since the run started):
 - Memory: the tree's PSS and RSS, in KiB, MiB, GiB or TiB chosen from the data, the
   PSS peak marked; the headline peak of run.json as a dashed line when it is
   above every sample (a short spike between samples that the kernel saw).
+- RSS by process, when the samples list more than one (``top_processes``): the
+  heaviest five by peak RSS, one line each, a gap where a sample lacks one.
 - Disk I/O: read and write rates from the differences of the cumulative
   ``read_bytes``/``write_bytes`` over ``t``. The counters are those of the live
   processes, so they drop when a process ends: a drop counts as no I/O, never
@@ -52,11 +54,13 @@ from jobmeter.store._plot.panels import (
     cpu_panel,
     gpu_panel,
     has_gpu,
+    has_processes,
     io_panel,
     memory_panel,
     operation_rows,
     operation_spans,
     operations_strip,
+    processes_panel,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +107,8 @@ def render(run: RunData) -> Figure:
     """The figure of one run: stacked panels sharing the time axis.
 
     Panels, top to bottom: the operations (only with ``operations.jsonl``), CPU,
-    memory, disk I/O, and GPU memory when a sample has it. The figure has an Agg
+    memory, RSS by process when the samples list several, disk I/O, and GPU
+    memory when a sample has it. The figure has an Agg
     canvas and belongs to no pyplot state.
 
     Raises:
@@ -115,6 +120,8 @@ def render(run: RunData) -> Figure:
     start = run.start
     times = [run.relative(float(s["t"])) for s in run.samples]
     drawers = [cpu_panel, memory_panel, io_panel]
+    if has_processes(run):
+        drawers.insert(2, processes_panel)
     if has_gpu(run):
         drawers.append(gpu_panel)
     ratios = [1.0] * len(drawers)
