@@ -14,7 +14,8 @@ MIB = 2**20
 START = 1_793_606_400.0
 
 
-def _stats(prefix: str, values: list[float]) -> dict[str, Any]:
+def record_stats(prefix: str, values: list[float]) -> dict[str, Any]:
+    """A record's ``<prefix>_sum/min/max/p50/p95/sketch`` columns of these values."""
     ordered = sorted(values)
     sketch = Sketch()
     sketch.add_sorted(ordered)
@@ -29,9 +30,10 @@ def _operation(t: float, name: str, attributes: dict[str, str], durations: list[
     n = len(durations)
     return {"t": t, "pid": 4242, "collector": "etl", "operation": name,
             "attributes": json.dumps(attributes, separators=(",", ":")), "error_type": error,
-            "count": n, "resources_count": n, **_stats("duration", durations),
-            **_stats("cpu", [d * 0.8 for d in durations]), **_stats("memory", [peak] * n),
-            **_stats("peak", [peak] * n),
+            "count": n, "resources_count": n, **record_stats("duration", durations),
+            **record_stats("cpu", [d * 0.8 for d in durations]),
+            **record_stats("memory", [peak] * n),
+            **record_stats("peak", [peak] * n),
             # The machine's joules during the blocks: 85 W over their time (none in failures).
             "energy_joules": None if error else round(sum(durations) * 85.0, 3)}  # fmt: skip
 
@@ -42,7 +44,7 @@ def _query(
     return {"t": t, "pid": 4242, "namespace": "warehouse", "operation": summary.split()[0],
             "summary": summary, "shape": summary + " WHERE id = ?", "shape_hash": shape_hash,
             "error_type": None, "count": len(durations), "rows": rows, "rows_max": rows,
-            **_stats("duration", durations)}  # fmt: skip
+            **record_stats("duration", durations)}  # fmt: skip
 
 
 def _processes(i: int, peak: int) -> list[dict[str, Any]]:

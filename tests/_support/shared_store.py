@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _support.golden_store import record_stats
 from jobmeter import store
-from jobmeter._rundata.sketch import Sketch
 from jobmeter._rundata.summary import FIGURES, energy_figures
 from jobmeter.store import _summary
 from jobmeter.store._index_compact import compact
@@ -74,14 +74,13 @@ class GeneratedRun:
         return sorted(self.cpu_samples)[19]
 
 
-def _stats(prefix: str, values: list[float]) -> dict[str, Any]:
+def percentile(values: list[float], q: float) -> float:
+    """numpy.percentile's default (linear) method, written out."""
     ordered = sorted(values)
-    sketch = Sketch()
-    sketch.add_sorted(ordered)
-    figures = {"sum": sum(ordered), "min": ordered[0], "max": ordered[-1],
-               "p50": sketch.quantile(0.5), "p95": sketch.quantile(0.95),
-               "sketch": sketch.to_json()}  # fmt: skip
-    return {f"{prefix}_{name}": value for name, value in figures.items()}
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _records(rng: random.Random, t: float, peak: int) -> tuple[list[dict[str, Any]], ...]:
@@ -91,9 +90,10 @@ def _records(rng: random.Random, t: float, peak: int) -> tuple[list[dict[str, An
         operations.append({
             "t": t, "pid": 4242, "collector": "etl", "operation": name, "attributes": "{}",
             "error_type": None, "count": len(durations), "resources_count": len(durations),
-            **_stats("duration", durations), **_stats("cpu", [d * 0.5 for d in durations]),
-            **_stats("memory", [peak // 2] * len(durations)),
-            **_stats("peak", [peak] * len(durations)),
+            **record_stats("duration", durations),
+            **record_stats("cpu", [d * 0.5 for d in durations]),
+            **record_stats("memory", [peak // 2] * len(durations)),
+            **record_stats("peak", [peak] * len(durations)),
             "energy_joules": round(sum(durations) * 40.0, 3),
             "io_read_bytes": 4096 * len(durations), "io_write_bytes": None,
         })  # fmt: skip
@@ -102,7 +102,7 @@ def _records(rng: random.Random, t: float, peak: int) -> tuple[list[dict[str, An
         "t": t, "pid": 4242, "namespace": "warehouse", "operation": "SELECT",
         "summary": "SELECT orders", "shape": "SELECT * FROM orders WHERE id = ?",
         "shape_hash": "1dd2c5037966", "error_type": None, "count": len(durations),
-        "rows": len(durations), "rows_max": 1, **_stats("duration", durations),
+        "rows": len(durations), "rows_max": 1, **record_stats("duration", durations),
     }]  # fmt: skip
     return operations, queries
 

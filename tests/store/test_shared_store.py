@@ -85,15 +85,6 @@ def _same_listing(root: Path) -> list[store.StoredRun]:
     return indexed
 
 
-def _percentile(values: list[float], q: float) -> float:
-    """numpy.percentile's default (linear) method, written out."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _index_rows(root: Path) -> list[tuple[Any, ...]]:
     """(writer folder, writer, host_name, run_dir) of every compacted row, read by DuckDB."""
     return duckdb.execute(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from _support.shared_store import GeneratedRun, generate
+from _support.shared_store import GeneratedRun, generate, percentile
 from jobmeter import store
 from jobmeter.cli import app
 
@@ -33,15 +33,6 @@ def _json(root: Path, *args: str) -> Any:
     result = CliRunner().invoke(app, [*args, "--dir", str(root), "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """numpy.percentile's default (linear) method, written out."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def test_the_store_is_what_was_generated(big_store: tuple[Path, list[GeneratedRun]]) -> None:
@@ -122,17 +113,17 @@ def test_advise_is_the_percentile_over_every_run_of_a_name(
     runs = [g for g in generated if g.name == name and g.state not in ("running", "not_started")]
     advice = _json(root, "advise", "--name", name)
     assert advice["runs"] == [g.id for g in runs]
-    memory = _percentile([g.peak_memory_bytes for g in runs], 95)
+    memory = percentile([g.peak_memory_bytes for g in runs], 95)
     assert advice["memory_bytes"]["observed"] == pytest.approx(memory)
     request = -(-memory * 1.2 // MEMORY_STEP) * MEMORY_STEP
     assert advice["memory_bytes"]["request"] == request
-    assert advice["cpus"]["observed"] == pytest.approx(_percentile([g.cpu_p95 for g in runs], 95))
+    assert advice["cpus"]["observed"] == pytest.approx(percentile([g.cpu_p95 for g in runs], 95))
     # The killed runs' samples metered no energy: they are left out of its percentile.
-    energy = _percentile([g.energy_joules for g in runs if g.end is not None], 95)
+    energy = percentile([g.energy_joules for g in runs if g.end is not None], 95)
     assert advice["energy_joules"]["observed"] == pytest.approx(energy)
     last = _json(root, "advise", "--name", name, "--last", "10", "--percentile", "50")
     assert last["memory_bytes"]["observed"] == pytest.approx(
-        _percentile([g.peak_memory_bytes for g in runs[-10:]], 50)
+        percentile([g.peak_memory_bytes for g in runs[-10:]], 50)
     )
 
 
