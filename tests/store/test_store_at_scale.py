@@ -127,6 +127,29 @@ def test_advise_is_the_percentile_over_every_run_of_a_name(
     )
 
 
+def test_advise_text_over_2000_runs_names_their_range_not_each(
+    big_store: tuple[Path, list[GeneratedRun]],
+) -> None:
+    """The last line gives the first and the last run of 2,000 (--json lists them all), and
+    calls per run are rounded to one decimal."""
+    root, generated = big_store
+    runs = [g for g in generated if g.name == "train" and g.state not in ("running", "not_started")]
+    result = CliRunner().invoke(app, ["advise", "--name", "train", "--dir", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    based = [line for line in lines if line.startswith("Based on")]
+    first, last = runs[0].id, runs[-1].id
+    assert based == [f"Based on {len(runs)} runs, {first} to {last} (--json lists them)"]
+    header = next(i for i, line in enumerate(lines) if line.startswith("operation "))
+    shown = {line.split()[0]: line.split()[2] for line in lines[header + 1 : header + 4]}
+    counts: dict[str, list[int]] = {}
+    for g in runs:
+        for label, (count, _) in g.operations.items():
+            counts.setdefault(label, []).append(count)
+    assert shown == {label: f"{sum(counts[label]) / len(counts[label]):.1f}"
+                     for label in ("extract", "transform", "load")}  # fmt: skip
+
+
 def test_operations_of_many_runs_come_from_the_index(
     big_store: tuple[Path, list[GeneratedRun]],
 ) -> None:

@@ -15,6 +15,8 @@ from jobmeter.cli._tables import seconds
 SKIPPED_STATES = ("running", "not_started")
 #: Operations and query shapes shown in each table; --json has them all.
 PARTS_SHOWN = 10
+#: Runs named one by one in the last line; more are given as a range.
+RUNS_NAMED = 5
 
 
 def _request(value: float) -> str:
@@ -80,8 +82,20 @@ def advise(
                  f"{money(advised)} ({_saving(now, advised)}).")  # fmt: skip
     out.line()
     _parts(out, parts, percentile)
-    out.line(f"Based on runs: {', '.join(advice.runs)}")
+    out.line(_based_on(advice.runs))
     out.line(f"Advice {advice.basis}.")
+
+
+def _based_on(runs: list[str]) -> str:
+    """The runs advised from: each by id when few, else the first and the last."""
+    if len(runs) <= RUNS_NAMED:
+        return f"Based on runs: {', '.join(runs)}"
+    return f"Based on {len(runs)} runs, {runs[0]} to {runs[-1]} (--json lists them)"
+
+
+def _calls(value: float) -> str:
+    """Calls per run: whole, else to one decimal (3.49 calls are 3.5)."""
+    return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
 
 
 def _held_text(held: dict[str, Any], kind: str) -> str:
@@ -149,7 +163,7 @@ def _parts(out: Output, parts: list[store.PartAdvice], percentile: float) -> Non
         for part in operations[:PARTS_SHOWN]:
             memory = part.peak_memory_bytes
             table.add_row(
-                part.label, str(part.runs), f"{part.calls_per_run:g}",
+                part.label, str(part.runs), _calls(part.calls_per_run),
                 seconds(part.duration_p95_seconds),
                 "-" if memory is None else format_bytes(memory.observed),
                 "-" if memory is None else _request(memory.request),
@@ -164,7 +178,7 @@ def _parts(out: Output, parts: list[store.PartAdvice], percentile: float) -> Non
         ))  # fmt: skip
         for part in queries[:PARTS_SHOWN]:
             table.add_row(part.label, part.namespace or "-", str(part.runs),
-                          f"{part.calls_per_run:g}",
+                          _calls(part.calls_per_run),
                           seconds(part.duration_p95_seconds))  # fmt: skip
         _more(table, len(queries), "query shapes")
         out.table(table)

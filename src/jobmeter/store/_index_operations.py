@@ -69,18 +69,20 @@ def operations_of(runs: Sequence[StoredRun]) -> list[dict[str, Any]]:
         if not complete:
             incomplete.add(base)
     rows: list[dict[str, Any]] = []
-    for run in runs:
-        if run.entry is not None and run.entry in found:
-            rows += found[run.entry]
-        elif run.entry is not None and run.directory.parent not in incomplete:
-            continue  # every file was read: the entry had no operation and no query
-        else:  # from its records (a damaged index file was skipped with a warning)
-            rows += operation_rows(run, run.entry or "", _summarized(run.directory))
+    with records.Reader() as reader:
+        for run in runs:
+            if run.entry is not None and run.entry in found:
+                rows += found[run.entry]
+            elif run.entry is not None and run.directory.parent not in incomplete:
+                continue  # every file was read: the entry had no operation and no query
+            else:  # from its records (a damaged index file was skipped with a warning)
+                summary = _summarized(reader, run.directory)
+                rows += operation_rows(run, run.entry or "", summary)
     return rows
 
 
-def _summarized(directory: Path) -> RecordSummary:
+def _summarized(reader: records.Reader, directory: Path) -> RecordSummary:
     """A run's operations and query shapes as ``report`` summarizes them (not its failures
     and backfills: half the reads)."""
-    return RecordSummary(_operations(records.read(directory, "operations").rows),
-                         _queries(records.read(directory, "queries").rows))  # fmt: skip
+    return RecordSummary(_operations(reader.read(directory, "operations").rows),
+                         _queries(reader.read(directory, "queries").rows))  # fmt: skip

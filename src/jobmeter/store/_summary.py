@@ -162,10 +162,11 @@ def summarize(directory: Path) -> RecordSummary:
         "failures": _failures,
         "progress": _backfills,
     }
-    for kind, summarize_kind in parts.items():  # spans are for plots only
-        found = records.read(directory, kind)
-        if found.skipped:
-            summary.skipped[kind] = found.skipped
-        values = summarize_kind(found.rows)
-        setattr(summary, "backfills" if kind == "progress" else kind, values)
+    with records.Reader() as reader:
+        for kind, summarize_kind in parts.items():  # spans are for plots only
+            found = reader.read(directory, kind)
+            if found.skipped:
+                summary.skipped[kind] = found.skipped
+            values = summarize_kind(found.rows)
+            setattr(summary, "backfills" if kind == "progress" else kind, values)
     return summary
