@@ -7,19 +7,22 @@ truncated last line, garbage) comes back as a row of NULLs: those are counted as
 skipped.
 
 Each sample also lists the tree's heaviest processes (``top_processes``), which
-``read_processes`` folds into one row per process for ``jobmeter report``.
+``read_usage`` folds into one row per process for ``jobmeter report``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from jobmeter._rundata.schema import SAMPLE_COLUMNS, USAGE_COLUMNS, columns_sql
 
-#: The processes ``read_processes`` returns at most, the heaviest first.
+#: The processes ``read_usage`` returns at most, the heaviest first.
 PROCESSES_KEPT: Final = 20
+#: The first sample's line is read up to this to see whether the run listed its processes.
+_FIRST_LINE_MAX: Final = 1 << 20
 
 
 def usage_source(path: Path, columns: dict[str, str] = USAGE_COLUMNS) -> str:
@@ -135,16 +138,41 @@ _PROCESS_KEYS: Final = (
 )  # fmt: skip
 
 
-def read_processes(path: Path, limit: int = PROCESSES_KEPT) -> ProcessRows:
-    """The run's heaviest processes by peak RSS, over every sample of one usage.jsonl."""
+def read_usage(path: Path, limit: int = PROCESSES_KEPT) -> tuple[SampleFigures, ProcessRows]:
+    """``read_figures`` of one usage.jsonl and its heaviest processes by peak RSS over every
+    sample, parsing the file once (parsing is most of either: 0.45 s a million samples)."""
     if not path.is_file() or path.stat().st_size == 0:
-        return ProcessRows()
+        return SampleFigures(), ProcessRows()
+    if not _lists_processes(path):
+        return read_figures(path), ProcessRows()  # streamed: a third faster than a table
     import duckdb
 
-    columns = {name: USAGE_COLUMNS[name] for name in ("t", "top_processes", "ended_processes")}
-    query = _PROCESSES.format(source=usage_source(path, columns), limit=int(limit))
     with duckdb.connect() as connection:
-        found = connection.execute(query, {"path": str(path)}).fetchall()
+        connection.execute(
+            f"CREATE TEMP TABLE usage AS SELECT * FROM {usage_source(path)}", {"path": str(path)}
+        )
+        row = connection.execute(_AGGREGATES.format(source="usage")).fetchone()
+        found = connection.execute(_PROCESSES.format(source="usage", limit=int(limit))).fetchall()
+    assert row is not None
+    return SampleFigures(*row), _process_rows(found)
+
+
+def _lists_processes(path: Path) -> bool:
+    """Whether the run listed its processes: every sample of such a run does (the first lists
+    the command, or it as ended); a run with ``--processes 0``, or of an earlier version, none.
+    A first line that does not parse says yes: the whole file is read to be sure."""
+    with open(path, "rb") as handle:
+        first = handle.readline(_FIRST_LINE_MAX)
+    try:
+        sample = json.loads(first)
+    except ValueError:
+        return True
+    if not isinstance(sample, dict):
+        return True
+    return any(sample.get(key) is not None for key in ("top_processes", "ended_processes"))
+
+
+def _process_rows(found: list[tuple[Any, ...]]) -> ProcessRows:
     rows = []
     for row in found:
         process = dict(zip(_PROCESS_KEYS, row[:-1], strict=True))

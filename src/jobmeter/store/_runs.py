@@ -11,7 +11,7 @@ from typing import Any
 
 from jobmeter._rundata.layout import USAGE, runs_root
 from jobmeter._rundata.sketch import quantile_of
-from jobmeter._rundata.usage import ProcessRows, read_processes
+from jobmeter._rundata.usage import ProcessRows, read_usage
 from jobmeter.store._cost import Cost, cost_of, held_of, prices
 from jobmeter.store._figures import run_figures
 from jobmeter.store._index_read import Entry, read_entries
@@ -168,13 +168,13 @@ def report(run: StoredRun) -> RunReport:
     A run without a summary (incomplete, or still running) gets every figure from
     its samples. Unreadable lines of usage.jsonl are skipped with one warning.
     """
-    found = run_figures(run)
+    samples, processes = read_usage(run.directory / USAGE)
+    found = run_figures(run, samples=samples)
     for warning in found.warnings:
         _log.warning("jobmeter store: %s", warning)
     return RunReport(
         run, found.figures, found.source, found.samples, found.skipped_lines, found.warnings,
-        found.records, cost_of(found.figures, held_of(run.record), prices()),
-        read_processes(run.directory / USAGE),
+        found.records, cost_of(found.figures, held_of(run.record), prices()), processes,
     )  # fmt: skip
 
 
