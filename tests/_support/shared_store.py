@@ -34,9 +34,9 @@ from _support.golden_store import record_stats
 from jobmeter import store
 from jobmeter._rundata.summary import FIGURES, energy_figures
 from jobmeter.store import _summary
-from jobmeter.store._index_compact import compact
-from jobmeter.store._index_schema import INDEX_DIR, operation_rows, run_row
-from jobmeter.store._index_write import write_entry
+from jobmeter.store._index.compact import compact
+from jobmeter.store._index.schema import INDEX_DIR, operation_rows, run_row
+from jobmeter.store._index.write import write_entry
 
 MIB = 2**20
 #: 2026-11-02T08:00:00Z: the first run's start.

@@ -28,8 +28,8 @@ import pytest
 from _support.shared_store import GeneratedRun, generate
 from jobmeter import store
 from jobmeter._rundata.layout import new_run_id
-from jobmeter.store import _index_compact
-from jobmeter.store._index_schema import ANONYMOUS, ENTRY_FILE, INDEX_DIR, writer_name
+from jobmeter.store._index import compact as _index_compact
+from jobmeter.store._index.schema import ANONYMOUS, ENTRY_FILE, INDEX_DIR, writer_name
 
 TESTS = Path(__file__).resolve().parents[1]
 RUN_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{16}")

@@ -30,9 +30,9 @@ from jobmeter.store._advise import Advice, advise, export_parquet
 from jobmeter.store._cost import Cost, Prices, cost_of, held_of, prices
 from jobmeter.store._figures import figures_of
 from jobmeter.store._gc import gc
-from jobmeter.store._index_compact import Compaction
-from jobmeter.store._index_operations import operations_of
-from jobmeter.store._index_write import compact_index, index_run
+from jobmeter.store._index.compact import Compaction
+from jobmeter.store._index.operations import operations_of
+from jobmeter.store._index.write import compact_index, index_run
 from jobmeter.store._operation_advice import PartAdvice, advise_operations
 from jobmeter.store._plot.render import PlotDependencyError, plot_run
 from jobmeter.store._runs import (

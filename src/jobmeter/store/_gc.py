@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from jobmeter.store._index_write import compact_index
+from jobmeter.store._index.write import compact_index
 from jobmeter.store._runs import StoredRun, list_runs, start_order
 
 _log = logging.getLogger("jobmeter")

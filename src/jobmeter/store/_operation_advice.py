@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobmeter.store._advise import MEMORY_STEP, Resource, round_up
-from jobmeter.store._index_operations import operations_of
+from jobmeter.store._index.operations import operations_of
 from jobmeter.store._runs import StoredRun, StoreError
 from jobmeter.store._runs import percentile as _percentile
 

@@ -14,8 +14,8 @@ from jobmeter._rundata.sketch import quantile_of
 from jobmeter._rundata.usage import ProcessRows, read_usage
 from jobmeter.store._cost import Cost, cost_of, held_of, prices
 from jobmeter.store._figures import run_figures
-from jobmeter.store._index_read import Entry, read_entries
-from jobmeter.store._index_write import COMPACT_AFTER, compact_quietly
+from jobmeter.store._index.read import Entry, read_entries
+from jobmeter.store._index.write import COMPACT_AFTER, compact_quietly
 from jobmeter.store._liveness import Liveness
 from jobmeter.store._stored import (
     EmptyStoreError,

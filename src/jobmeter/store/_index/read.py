@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jobmeter._rundata.layout import warn_once
-from jobmeter.store._index_schema import (
+from jobmeter.store._index.schema import (
     ENTRY_FILE,
     FORMAT,
     INDEX_DIR,

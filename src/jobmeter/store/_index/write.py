@@ -20,9 +20,9 @@ from typing import Any, Final
 
 from jobmeter._rundata.layout import runs_root, warn_once, write_atomic
 from jobmeter.store._figures import run_figures
-from jobmeter.store._index_compact import Compaction, compact
-from jobmeter.store._index_read import list_index
-from jobmeter.store._index_schema import (
+from jobmeter.store._index.compact import Compaction, compact
+from jobmeter.store._index.read import list_index
+from jobmeter.store._index.schema import (
     ENTRY_FILE,
     FORMAT,
     INDEX_DIR,

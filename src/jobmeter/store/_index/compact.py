@@ -31,7 +31,7 @@ from jobmeter._rundata.layout import (
 )
 from jobmeter._rundata.schema import columns_sql
 from jobmeter.store._figures import read_samples, run_figures
-from jobmeter.store._index_read import (
+from jobmeter.store._index.read import (
     ENTRY_COLUMNS,
     Entry,
     Folder,
@@ -41,7 +41,7 @@ from jobmeter.store._index_read import (
     read_entry_file,
     read_segments,
 )
-from jobmeter.store._index_schema import (
+from jobmeter.store._index.schema import (
     OPERATION_COLUMNS,
     OPERATIONS_PREFIX,
     RUN_COLUMNS,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from jobmeter._rundata import records
-from jobmeter.store._index_read import list_index, read_entry_file, read_segments
-from jobmeter.store._index_schema import OPERATION_COLUMNS, operation_rows, segment_files
+from jobmeter.store._index.read import list_index, read_entry_file, read_segments
+from jobmeter.store._index.schema import OPERATION_COLUMNS, operation_rows, segment_files
 from jobmeter.store._stored import StoredRun
 from jobmeter.store._summary import RecordSummary, _operations, _queries
 
