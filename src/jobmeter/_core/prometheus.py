@@ -29,6 +29,7 @@ from prometheus_client import (
     make_wsgi_app,
 )
 
+from jobmeter._core import threads
 from jobmeter._core.config import Settings
 from jobmeter._core.default_registry import DefaultRegistry, Served
 from jobmeter._core.family_names import ClashError
@@ -167,7 +168,7 @@ class PrometheusEndpoint:
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="jobmeter-prometheus", daemon=True
         )
-        self._thread.start()
+        threads.start(self._thread)
 
     def close(self) -> None:
         """Stop serving; idempotent."""

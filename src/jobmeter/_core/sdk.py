@@ -14,7 +14,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
 
-from jobmeter._core import fork, otel_private, reset, signals
+from jobmeter._core import fork, otel_private, reset, signals, threads
 from jobmeter._core.config import Settings, resolve
 from jobmeter._core.endpoint_reservation import Reservation
 from jobmeter._core.environment import reject
@@ -182,8 +182,10 @@ def _build(
     try:
         for name in settings.exporters:
             if name in ("otlp", "console"):
-                exporter = push_exporter(name, settings)
-                reader = periodic_reader(exporter, settings)
+                with threads.masked():  # the reader's export thread, gRPC's own
+                    exporter = push_exporter(name, settings)
+                    reader = periodic_reader(exporter, settings)
+                threads.mask_threads_across_fork()  # after the reader's fork hook
                 push.append((exporter, reader))
                 readers.append(reader)
         readers.extend(extra_readers)

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Final
 
-from jobmeter._core import otel_private
+from jobmeter._core import otel_private, threads
 from jobmeter._core.config import Settings
 from jobmeter._core.default_registry import text_with_registry
 from jobmeter._core.environment import env_value
@@ -95,7 +95,7 @@ class SharedMember:
         self._thread = threading.Thread(
             target=self._serve, args=(self._listener,), name="jobmeter-prometheus", daemon=True
         )
-        self._thread.start()
+        threads.start(self._thread)
 
     def _serve(self, listener: socket.socket) -> None:
         while True:

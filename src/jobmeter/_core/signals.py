@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from jobmeter._core import waits
+from jobmeter._core import sigterm_watch, waits
 
 _log = logging.getLogger("jobmeter")
 
@@ -54,16 +54,28 @@ def on_sigterm(callback: Callable[[], object], order: int) -> bool:
     if threading.current_thread() is not threading.main_thread():
         return is_our_sigterm_handler(signal.getsignal(signal.SIGTERM))
     current = signal.getsignal(signal.SIGTERM)
-    if current is _on_sigterm:
-        return True
-    if current is not signal.SIG_DFL:
-        return False
-    _previous = current
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    if current is not _on_sigterm:
+        if current is not signal.SIG_DFL:
+            return False
+        _previous = current
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    # A SIGTERM that comes just as the main thread starts a wait must still end it.
+    sigterm_watch.watch(lambda: _handling, _ours)
     return True
 
 
+def _ours() -> bool:
+    return is_our_sigterm_handler(signal.getsignal(signal.SIGTERM))
+
+
+_handling = False
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _handling
+    if _handling:
+        return  # sent again while the handler runs: it ends the process when done
+    _handling = True
     for callback, _ in sorted(_callbacks.items(), key=lambda item: item[1]):
         waits.quietly(callback)
     signal.signal(signum, signal.SIG_DFL)
@@ -77,6 +89,8 @@ def is_our_sigterm_handler(handler: object) -> bool:
 
 def remove_sigterm_handler() -> None:
     """Put the default SIGTERM handler back and forget the callbacks (tests' reset)."""
+    global _handling
+    _handling = False
     _callbacks.clear()
     if is_our_sigterm_handler(signal.getsignal(signal.SIGTERM)):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

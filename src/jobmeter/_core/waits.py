@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from jobmeter._core import threads
+
 _log = logging.getLogger("jobmeter")
 
 T = TypeVar("T")
@@ -63,7 +65,7 @@ def bounded(action: Callable[[], T], timeout_s: float, name: str) -> Outcome[T]:
         finally:
             done.set()
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    threads.start(threading.Thread(target=run, name=name, daemon=True))
     if not done.wait(timeout_s):
         return Outcome(False)
     if errors:

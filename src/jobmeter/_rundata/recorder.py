@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from jobmeter._core import fork, signals
+from jobmeter._core import fork, signals, threads
 from jobmeter._rundata import routing
 from jobmeter._rundata.aggregates import OperationAggregate, QueryAggregate, attributes_text
 from jobmeter._rundata.layout import open_private, records_file, warn_once
@@ -246,7 +246,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jobmeter-run-recorder",
                                         daemon=True)  # fmt: skip
-        self._thread.start()
+        threads.start(self._thread)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
+from jobmeter._core import threads
 from jobmeter.backfill._rate import format_duration, format_rate, plural
 from jobmeter.backfill._snapshot import Snapshot
 
@@ -128,7 +129,8 @@ class RichBar:
         self._progress = _live_progress(self._sync, stream)
         self._task = self._progress.add_task(name, total=None, count="", rate="", eta="",
                                              extra="")  # fmt: skip
-        self._progress.start()
+        with threads.masked():  # rich's refresh thread
+            self._progress.start()
 
     def _sync(self) -> None:
         if self._task is None or self._failed:  # rich renders once while being built

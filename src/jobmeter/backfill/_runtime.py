@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from jobmeter._core import fork, reset, sdk, signals
+from jobmeter._core import fork, reset, sdk, signals, threads
 from jobmeter.backfill import _metrics
 
 _log = logging.getLogger("jobmeter")
@@ -40,7 +40,7 @@ class Ticker:
                                         daemon=True)  # fmt: skip
 
     def start(self) -> None:
-        self._thread.start()
+        threads.start(self._thread)
 
     def _run(self) -> None:
         now = time.monotonic()

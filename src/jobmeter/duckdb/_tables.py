@@ -36,6 +36,7 @@ import duckdb
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
+from jobmeter._core import threads
 from jobmeter._core.instruments import Instrument, observe
 from jobmeter.duckdb import _quality as quality
 from jobmeter.duckdb._watched import TableFigures, WatchedDatabase
@@ -236,7 +237,7 @@ class TableMetrics:
             db.cursor = cursor
         timer = threading.Timer(self._timeout_s, watchdog)
         timer.daemon = True
-        timer.start()
+        threads.start(timer)
         try:
             self._read(db, run)
         except (duckdb.Error, _StopError) as error:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobmeter._core import threads
 from jobmeter._core.variables import RUN as RUN_ENV
 from jobmeter._rundata.layout import STDERR_LOG, STDOUT_LOG
 from jobmeter._rundata.metadata import command_record
@@ -147,7 +148,7 @@ def run_command(
             on_error = functools.partial(recording.directory.log_failed, name)
             thread = threading.Thread(target=pump, args=(source, sink.buffer, log, on_error),
                                       daemon=True)  # fmt: skip
-            thread.start()
+            threads.start(thread)
             pumps.append((thread, log))
 
     forwarded: list[str] = recording.result.signals_forwarded

@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 
 from jobmeter import _energy
-from jobmeter._core import gpus, signals
+from jobmeter._core import gpus, signals, threads
 from jobmeter._rundata import routing
 from jobmeter._rundata.metadata import command_record
 from jobmeter._rundata.recorder import Recorder
@@ -198,7 +198,7 @@ class _SelfSampler:
         self.sample()  # the figures at the start
         self._thread = threading.Thread(target=self._loop, name="jobmeter-run-sampler",
                                         daemon=True)  # fmt: skip
-        self._thread.start()
+        threads.start(self._thread)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):

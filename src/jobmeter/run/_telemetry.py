@@ -20,6 +20,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from jobmeter._core import threads
 from jobmeter._core.config import Settings, resolve
 from jobmeter._core.endpoint_reservation import reserve
 from jobmeter._core.environment import read
@@ -86,7 +87,7 @@ class WrapperTelemetry:
             self._thread = threading.Thread(
                 target=self._start_later, name="jobmeter-run-telemetry", daemon=True
             )
-            self._thread.start()
+            threads.start(self._thread)
 
     def _start_later(self) -> None:
         self._wake.wait(START_AFTER_S)
