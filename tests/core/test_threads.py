@@ -22,7 +22,7 @@ from pathlib import Path
 
 SCRIPT = textwrap.dedent(
     """
-    import json, multiprocessing, re, signal, sys, threading
+    import json, multiprocessing, os, re, signal, sys, threading
     import jobmeter
 
     def masks():
@@ -34,10 +34,16 @@ SCRIPT = textwrap.dedent(
             found[name] = [bool(blocked >> (s - 1) & 1) for s in (signal.SIGTERM, signal.SIGINT)]
         return found
 
+    def wakeup_fd():
+        # The pipe the wakeup fd writes to, by inode: an fd number may be reused.
+        fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(fd)
+        return os.fstat(fd).st_ino if fd != -1 else -1
+
     def child(queue):
         with ops.measure("in-child"):
             pass
-        queue.put(masks())
+        queue.put({"masks": masks(), "wakeup_fd": wakeup_fd()})
 
     telemetry = jobmeter.configure()
     ops = jobmeter.MetricsCollector("etl")
@@ -46,7 +52,7 @@ SCRIPT = textwrap.dedent(
             pass
         backfill = jobmeter.Backfill("days", total=3, progress=False)
         backfill.done()
-        parent = masks()
+        parent, parent_fd = masks(), wakeup_fd()
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
         worker = context.Process(target=child, args=(queue,))
@@ -55,7 +61,8 @@ SCRIPT = textwrap.dedent(
         worker.join(30)
         backfill.close()
     telemetry.shutdown()
-    print(json.dumps({"parent": parent, "child": forked}))
+    print(json.dumps({"parent": parent, "child": forked["masks"],
+                      "fds": [parent_fd, forked["wakeup_fd"]]}))
     """
 )
 
@@ -80,6 +87,12 @@ def test_every_jobmeter_thread_blocks_sigterm_and_sigint_and_the_main_thread_non
         assert any("PeriodicExporting" in name for name in masks), (where, masks)
         assert {name: mask for name, mask in masks.items() if mask != [True, True]} == {}, where
     assert "jobmeter-run-recorder" in found["child"]
+    # Each process has its own wakeup pipe: the child's signals are not the parent's.
+    parent_pipe, child_pipe = found["fds"]
+    assert -1 not in (parent_pipe, child_pipe)
+    assert child_pipe != parent_pipe
+    assert "jobmeter-sigterm" in found["parent"]
+    assert "jobmeter-sigterm" in found["child"]
 
 
 WAITS = textwrap.dedent(

@@ -18,7 +18,8 @@ a SIGTERM, the thread sends SIGTERM again to the main thread alone, which
 interrupts its wait. An application that set the wakeup fd first (asyncio's
 loop) keeps it, and gets no such help. A forked child gets a pipe and a
 thread of its own: one shared with the parent would make the parent act on
-the child's signal.
+the child's signal. SIGTERM is blocked from just before the fork until the
+child has its pipe, so that no child signal is written to the parent's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from jobmeter._core import fork, threads
+from jobmeter._core import threads
 
 #: How long the main thread may take to start the handler before the signal is sent again.
 RESEND_AFTER_S = 0.2
@@ -65,8 +66,11 @@ def watch(handling: Callable[[], bool], ours: Callable[[], bool]) -> None:
             signal.set_wakeup_fd(previous)
             _close(read_fd, write_fd)
             return
-        if _checks is None:
-            fork.on_fork_in_child(_after_fork_in_child)
+        if _checks is None and hasattr(os, "register_at_fork"):
+            # SIGTERM waits from just before the fork until the child has its own pipe:
+            # one written to the parent's would make the parent's thread act on it.
+            os.register_at_fork(before=_block, after_in_parent=_unblock,
+                                after_in_child=_after_fork_in_child)  # fmt: skip
         _watching_pid, _pipe, _checks = os.getpid(), (read_fd, write_fd), (handling, ours)
         main = threading.main_thread().ident
         assert main is not None
@@ -93,17 +97,32 @@ def _resend(
             time.sleep(RESEND_AFTER_S)
 
 
+_held = threading.local()
+
+
+def _block() -> None:
+    _held.mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _unblock() -> None:
+    previous, _held.mask = getattr(_held, "mask", None), None
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _after_fork_in_child() -> None:
     # The wakeup fd is the parent's pipe, and its reader thread is not here: get our own.
     global _watching_pid, _pipe
-    inherited, _pipe, _watching_pid = _pipe, None, None
-    if inherited is None:
-        return
-    with contextlib.suppress(ValueError, OSError):
-        signal.set_wakeup_fd(-1)
-    _close(*inherited)
-    if _checks is not None and _checks[1]():
-        watch(*_checks)
+    try:
+        inherited, _pipe, _watching_pid = _pipe, None, None
+        if inherited is not None:
+            with contextlib.suppress(ValueError, OSError):
+                signal.set_wakeup_fd(-1)
+            _close(*inherited)
+            if _checks is not None and _checks[1]():
+                watch(*_checks)
+    finally:
+        _unblock()
 
 
 def _close(*fds: int) -> None:
