@@ -177,8 +177,9 @@ def test_a_slow_profile_is_interrupted_once_and_keeps_last_values(
     con.execute("CREATE TABLE big AS SELECT range AS i FROM range(3)")
     tables.watch(con, "slow")
     assert collect(recorded)[DISTINCT] == {("big", "i"): 3}
-    # The first profile had all the time it needed; from now on, 50 ms.
-    tables._timeout_s = 0.05
+    # The first profile had all the time it needed; from now on, 1 ms (20M rows can take
+    # under 50 ms on a fast machine: the budget must be far below any profile's time).
+    tables._timeout_s = 0.001
     con.execute("INSERT INTO big SELECT range FROM range(20000000)")
     caplog.set_level(logging.WARNING, logger="jobmeter")
 
@@ -190,7 +191,7 @@ def test_a_slow_profile_is_interrupted_once_and_keeps_last_values(
 
     (warning,) = warnings(caplog)
     assert "'slow'" in warning
-    assert "took longer than table_timeout_s=0.05 and were interrupted" in warning
+    assert "took longer than table_timeout_s=0.001 and were interrupted" in warning
     assert "profile_tables" in warning
 
 
