@@ -9,11 +9,9 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from jobmeter._core import sigterm_watch, waits
+from jobmeter._core import sigterm_watch, threads, waits
 
 _log = logging.getLogger("jobmeter")
-
-_DEFERRED = {signal.SIGTERM, signal.SIGINT}
 
 
 @contextlib.contextmanager
@@ -27,11 +25,8 @@ def deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
-    try:
+    with threads.masked():
         yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # Callbacks run by jobmeter's SIGTERM handler, by order: backfills close (0), the
