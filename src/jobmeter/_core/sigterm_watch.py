@@ -69,7 +69,8 @@ def watch(handling: Callable[[], bool], ours: Callable[[], bool]) -> None:
         if _checks is None and hasattr(os, "register_at_fork"):
             # SIGTERM waits from just before the fork until the child has its own pipe:
             # one written to the parent's would make the parent's thread act on it.
-            os.register_at_fork(before=_block, after_in_parent=_unblock,
+            os.register_at_fork(before=threads.block_for_fork,
+                                after_in_parent=threads.restore_after_fork,
                                 after_in_child=_after_fork_in_child)  # fmt: skip
         _watching_pid, _pipe, _checks = os.getpid(), (read_fd, write_fd), (handling, ours)
         main = threading.main_thread().ident
@@ -97,19 +98,6 @@ def _resend(
             time.sleep(RESEND_AFTER_S)
 
 
-_held = threading.local()
-
-
-def _block() -> None:
-    _held.mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-
-
-def _unblock() -> None:
-    previous, _held.mask = getattr(_held, "mask", None), None
-    if previous is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
 def _after_fork_in_child() -> None:
     # The wakeup fd is the parent's pipe, and its reader thread is not here: get our own.
     global _watching_pid, _pipe
@@ -122,7 +110,7 @@ def _after_fork_in_child() -> None:
             if _checks is not None and _checks[1]():
                 watch(*_checks)
     finally:
-        _unblock()
+        threads.restore_after_fork()
 
 
 def _close(*fds: int) -> None:

@@ -52,15 +52,25 @@ def start(thread: threading.Thread) -> threading.Thread:
     return thread
 
 
-def _mask_before_fork() -> None:
-    _saved.mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+def block_for_fork() -> None:
+    """A fork hook's ``before``: block SIGTERM and SIGINT until ``restore_after_fork``.
+
+    Each call saves the mask it found on a stack of this thread's. Fork hooks run
+    ``before`` in the reverse order of registration and ``after`` in the order of
+    registration, so every pair of hooks restores what it saved.
+    """
+    if _CAN_MASK:
+        _saved.__dict__.setdefault("masks", []).append(
+            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        )
 
 
-def _unmask_after_fork() -> None:
-    previous = getattr(_saved, "mask", None)
-    if previous is not None:
-        _saved.mask = None
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+def restore_after_fork() -> None:
+    """A fork hook's ``after_in_parent`` or ``after_in_child``: the mask of the matching
+    ``block_for_fork``."""
+    masks = _saved.__dict__.get("masks")
+    if masks:
+        signal.pthread_sigmask(signal.SIG_SETMASK, masks.pop())
 
 
 def mask_threads_across_fork() -> None:
@@ -78,7 +88,7 @@ def mask_threads_across_fork() -> None:
         return
     _fork_hooks_installed = True
     os.register_at_fork(
-        before=_mask_before_fork,
-        after_in_parent=_unmask_after_fork,
-        after_in_child=_unmask_after_fork,
+        before=block_for_fork,
+        after_in_parent=restore_after_fork,
+        after_in_child=restore_after_fork,
     )
